@@ -1,0 +1,588 @@
+/*
+ * serve.c: turn a configuration into a running server (DESIGN.md
+ * "Processes and threads"): bind every listener's services on the reactor,
+ * load TLS key pairs, drop root privileges, start the ctl socket, wait for
+ * SIGTERM/SIGINT or "mox stop", then shut down gracefully (connections get
+ * SERVE_GRACE_MS, spec/config.md section 11).
+ *
+ * Protocols register here as they arrive. Until a protocol module exists
+ * for a service, its listener answers with that protocol's standard
+ * "service not available" reply (RFC 5321 3.8 421 for SMTP, an untagged
+ * BYE for IMAP per RFC 9051 7.1.5, 503 for HTTP) and closes, so a client
+ * gets a clear answer instead of a hanging connection.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <gnutls/crypto.h>
+#include <gnutls/gnutls.h>
+
+#include "moxbuild.h"
+#include "cli.h"
+#include "config/config.h"
+#include "ctl/ctl.h"
+#include "lib/buf.h"
+#include "lib/io.h"
+#include "lib/log.h"
+#include "lib/span.h"
+#include "lib/xmalloc.h"
+#include "net/net.h"
+#include "serve.h"
+#include "tls/tls.h"
+#include "lib/banned.h"
+
+#define SERVE_GRACE_MS 3000
+
+enum svc_tls {
+	SVC_PLAIN,    /* no TLS */
+	SVC_STARTTLS, /* plaintext, upgraded by STARTTLS when TLS is configured */
+	SVC_IMPLICIT, /* TLS from the first byte */
+};
+
+enum svc_proto {
+	SVC_SMTP,
+	SVC_IMAP,
+	SVC_HTTP,
+};
+
+struct svc_def {
+	const char *name;   /* config field name */
+	size_t off;         /* struct config_service in struct config_listener */
+	enum svc_proto proto;
+	enum svc_tls tls;
+	enum tls_sni_mode sni;
+};
+
+#define SVC(field, nm, p, t, s) \
+	{ nm, offsetof(struct config_listener, field), p, t, s }
+
+static const struct svc_def svc_defs[] = {
+	SVC(smtp, "SMTP", SVC_SMTP, SVC_STARTTLS, TLS_SNI_FALLBACK),
+	SVC(submission, "Submission", SVC_SMTP, SVC_STARTTLS, TLS_SNI_STRICT),
+	SVC(submissions, "Submissions", SVC_SMTP, SVC_IMPLICIT, TLS_SNI_STRICT),
+	SVC(imap, "IMAP", SVC_IMAP, SVC_STARTTLS, TLS_SNI_STRICT),
+	SVC(imaps, "IMAPS", SVC_IMAP, SVC_IMPLICIT, TLS_SNI_STRICT),
+	SVC(account_http, "AccountHTTP", SVC_HTTP, SVC_PLAIN, TLS_SNI_STRICT),
+	SVC(account_https, "AccountHTTPS", SVC_HTTP, SVC_IMPLICIT,
+	    TLS_SNI_STRICT),
+	SVC(admin_http, "AdminHTTP", SVC_HTTP, SVC_PLAIN, TLS_SNI_STRICT),
+	SVC(admin_https, "AdminHTTPS", SVC_HTTP, SVC_IMPLICIT, TLS_SNI_STRICT),
+	SVC(webmail_http, "WebmailHTTP", SVC_HTTP, SVC_PLAIN, TLS_SNI_STRICT),
+	SVC(webmail_https, "WebmailHTTPS", SVC_HTTP, SVC_IMPLICIT,
+	    TLS_SNI_STRICT),
+	SVC(webapi_http, "WebAPIHTTP", SVC_HTTP, SVC_PLAIN, TLS_SNI_STRICT),
+	SVC(webapi_https, "WebAPIHTTPS", SVC_HTTP, SVC_IMPLICIT,
+	    TLS_SNI_STRICT),
+	SVC(metrics_http, "MetricsHTTP", SVC_HTTP, SVC_PLAIN, TLS_SNI_STRICT),
+	SVC(pprof_http, "PprofHTTP", SVC_HTTP, SVC_PLAIN, TLS_SNI_STRICT),
+	SVC(autoconfig_https, "AutoconfigHTTPS", SVC_HTTP, SVC_IMPLICIT,
+	    TLS_SNI_STRICT),
+	SVC(mtasts_https, "MTASTSHTTPS", SVC_HTTP, SVC_IMPLICIT, TLS_SNI_STRICT),
+	SVC(webserver_http, "WebserverHTTP", SVC_HTTP, SVC_PLAIN,
+	    TLS_SNI_STRICT),
+	SVC(webserver_https, "WebserverHTTPS", SVC_HTTP, SVC_IMPLICIT,
+	    TLS_SNI_STRICT),
+};
+
+/* What a placeholder session needs: fixed for the listener. */
+struct svc_arg {
+	enum svc_proto proto;
+	char *hostname;
+	struct tls_server *starttls; /* unused until the protocol exists */
+};
+
+/* One bound (ip, port): the first service configured on it decides. */
+struct bound {
+	char *ip;
+	int64_t port;
+	const char *svc;
+};
+
+struct server {
+	struct config *cfg;
+	struct net_reactor *net;
+	struct ctl_server *ctl;
+	struct tls_server **tls; /* owned, one per listener and SNI mode */
+	size_t ntls;
+	struct svc_arg **args;   /* owned */
+	size_t nargs;
+	struct bound *bound;
+	size_t nbound;
+	struct log_ctx log;
+	char *datadir;
+	bool localserve;
+};
+
+static void *
+unavail_start(struct net_conn *c, void *arg)
+{
+	const struct svc_arg *a = arg;
+
+	switch (a->proto) {
+	case SVC_SMTP:
+		net_conn_printf(c,
+		    "421 4.3.2 %s SMTP service not available from this server "
+		    "version\r\n",
+		    a->hostname);
+		break;
+	case SVC_IMAP:
+		net_conn_puts(c, "* BYE [UNAVAILABLE] IMAP service not available "
+				 "from this server version\r\n");
+		break;
+	case SVC_HTTP:
+		net_conn_puts(c,
+		    "HTTP/1.1 503 Service Unavailable\r\nContent-Type: "
+		    "text/plain\r\nContent-Length: 52\r\nConnection: close\r\n"
+		    "\r\nHTTP service not available from this server version\n");
+		break;
+	}
+	log_debug(net_conn_log(c), "new connection",
+	    LF_STR("remote", net_conn_remote_ip(c)),
+	    LF_STR("listener", net_conn_listener(c)));
+	net_conn_close(c);
+	return xcalloc(1, 1);
+}
+
+static void
+unavail_event(struct net_conn *c, void *sess, unsigned events)
+{
+	net_conn_close(c);
+	(void)sess;
+	(void)events;
+}
+
+static void
+unavail_end(struct net_conn *c, void *sess)
+{
+	free(sess);
+	(void)c;
+}
+
+static const struct net_proto unavail_smtp = { "smtpserver", unavail_start,
+	unavail_event, unavail_end };
+static const struct net_proto unavail_imap = { "imapserver", unavail_start,
+	unavail_event, unavail_end };
+static const struct net_proto unavail_http = { "http", unavail_start,
+	unavail_event, unavail_end };
+
+static const struct net_proto *
+proto_for(enum svc_proto p)
+{
+	switch (p) {
+	case SVC_SMTP:
+		return &unavail_smtp;
+	case SVC_IMAP:
+		return &unavail_imap;
+	case SVC_HTTP:
+		return &unavail_http;
+	}
+	return NULL;
+}
+
+static struct tls_server *
+listener_tls(struct server *s, const char *lname,
+    const struct config_listener *l, enum tls_sni_mode sni, struct buf *err)
+{
+	struct tls_keycert *kc;
+	struct tls_server_params p;
+	struct tls_server *t;
+	char **paths;
+
+	if (l->tls == NULL) {
+		buf_addf(err, "listener %s: a TLS service needs "
+			      "Listeners.%s.TLS.KeyCerts\n",
+		    lname, lname);
+		return NULL;
+	}
+	if (l->tls->key_certs.n == 0) {
+		buf_addf(err, "listener %s: TLS.ACME is not supported yet; "
+			      "configure Listeners.%s.TLS.KeyCerts\n",
+		    lname, lname);
+		return NULL;
+	}
+	kc = xcalloc(l->tls->key_certs.n, sizeof(*kc));
+	paths = xcalloc(2 * l->tls->key_certs.n, sizeof(*paths));
+	for (size_t i = 0; i < l->tls->key_certs.n; i++) {
+		paths[2 * i] = config_path(s->cfg, l->tls->key_certs.v[i].cert_file);
+		paths[2 * i + 1] =
+		    config_path(s->cfg, l->tls->key_certs.v[i].key_file);
+		kc[i].cert_file = paths[2 * i];
+		kc[i].key_file = paths[2 * i + 1];
+	}
+	p.keycerts = kc;
+	p.nkeycerts = l->tls->key_certs.n;
+	p.min_version = l->tls->min_version;
+	p.sni = sni;
+	t = tls_server_new(&p, err);
+	for (size_t i = 0; i < 2 * l->tls->key_certs.n; i++)
+		free(paths[i]);
+	free(paths);
+	free(kc);
+	if (t == NULL) {
+		buf_addf(err, " (listener %s, Listeners.%s.TLS.KeyCerts)\n", lname,
+		    lname);
+		return NULL;
+	}
+	s->tls = xreallocarray(s->tls, s->ntls + 1, sizeof(*s->tls));
+	s->tls[s->ntls++] = t;
+	return t;
+}
+
+static int
+listen_service(struct server *s, const char *lname,
+    const struct config_listener *l, const struct svc_def *d, struct buf *err)
+{
+	const struct config_service *svc =
+	    (const struct config_service *)((const char *)l + d->off);
+	struct tls_server *implicit = NULL, *starttls = NULL;
+	struct svc_arg *arg;
+
+	if (!svc->enabled)
+		return 0;
+	if (d->tls == SVC_IMPLICIT && !(d->proto == SVC_HTTP && svc->non_tls)) {
+		implicit = listener_tls(s, lname, l, d->sni, err);
+		if (implicit == NULL)
+			return -1;
+	} else if (d->tls == SVC_STARTTLS && l->tls != NULL) {
+		starttls = listener_tls(s, lname, l, d->sni, err);
+		if (starttls == NULL)
+			return -1;
+	}
+	arg = xcalloc(1, sizeof(*arg));
+	arg->proto = d->proto;
+	arg->hostname = xstrdup(l->hostname != NULL ? l->hostname
+						    : s->cfg->st->hostname);
+	arg->starttls = starttls;
+	s->args = xreallocarray(s->args, s->nargs + 1, sizeof(*s->args));
+	s->args[s->nargs++] = arg;
+
+	for (size_t i = 0; i < l->ips.n; i++) {
+		struct net_listen_params lp = { 0 };
+		const char *ip = l->ips.v[i];
+		bool shared = false;
+
+		/* HTTP services share ports: bind each (ip, port) once. */
+		for (size_t k = 0; k < s->nbound; k++)
+			if (s->bound[k].port == svc->port &&
+			    strcmp(s->bound[k].ip, ip) == 0)
+				shared = true;
+		if (shared)
+			continue;
+		lp.name = lname;
+		lp.ip = ip;
+		lp.port = (uint16_t)svc->port;
+		lp.proto = proto_for(d->proto);
+		lp.proto_arg = arg;
+		lp.implicit_tls = implicit;
+		if (net_listen(s->net, &lp, NULL, err) == -1) {
+			buf_addf(err, " (Listeners.%s.%s.Port %lld on %s)\n", lname,
+			    d->name, (long long)svc->port, ip);
+			return -1;
+		}
+		log_info(&s->log, "listening", LF_STR("listener", lname),
+		    LF_STR("service", d->name), LF_STR("ip", ip),
+		    LF_I64("port", svc->port), LF_BOOL("tls", implicit != NULL));
+		s->bound = xreallocarray(s->bound, s->nbound + 1, sizeof(*s->bound));
+		s->bound[s->nbound].ip = xstrdup(ip);
+		s->bound[s->nbound].port = svc->port;
+		s->bound[s->nbound].svc = d->name;
+		s->nbound++;
+	}
+	return 0;
+}
+
+static int
+apply_log_levels(const struct config *cfg, struct buf *err)
+{
+	const struct config_static *st = cfg->st;
+	enum log_level l;
+
+	if (!cli.loglevel_set && st->log_level != NULL) {
+		if (log_level_parse(st->log_level, &l) == -1) {
+			buf_addf(err, "LogLevel: unknown level \"%s\"\n",
+			    st->log_level);
+			return -1;
+		}
+		log_set_level(NULL, l);
+	}
+	for (size_t i = 0; i < st->package_log_levels.n; i++) {
+		if (log_level_parse(st->package_log_levels.vals[i], &l) == -1) {
+			buf_addf(err, "PackageLogLevels.%s: unknown level \"%s\"\n",
+			    st->package_log_levels.keys[i],
+			    st->package_log_levels.vals[i]);
+			return -1;
+		}
+		log_set_level(st->package_log_levels.keys[i], l);
+	}
+	return 0;
+}
+
+/* ctl commands. */
+
+static int
+ctl_stop(struct ctl_conn *c, void *arg)
+{
+	struct server *s = arg;
+
+	log_info(&s->log, "stop requested over ctl");
+	ctl_write_line(c, "ok");
+	kill(getpid(), SIGTERM);
+	/* Keep the connection: the client waits for it to close when the
+	 * server exits. */
+	return -1;
+}
+
+static int
+ctl_loglevels(struct ctl_conn *c, void *arg)
+{
+	struct buf out;
+
+	buf_init(&out, 1 << 16);
+	log_levels_describe(&out);
+	ctl_write_line(c, "ok");
+	ctl_write_stream(c, out.data, out.len);
+	buf_release(&out);
+	(void)arg;
+	return 0;
+}
+
+static int
+ctl_setloglevels(struct ctl_conn *c, void *arg)
+{
+	struct server *s = arg;
+	struct buf pkg, level;
+	enum log_level l;
+	int rc = -1;
+
+	buf_init(&pkg, CTL_LINE_MAX);
+	buf_init(&level, CTL_LINE_MAX);
+	if (ctl_read_line(c, &pkg) == -1 || ctl_read_line(c, &level) == -1)
+		goto out;
+	if (level.len == 0) {
+		if (pkg.len == 0) {
+			ctl_write_line(c, "an empty level needs a package");
+			goto out;
+		}
+		log_clear_level(pkg.data);
+	} else if (log_level_parse(level.data, &l) == -1) {
+		ctl_write_line(c, "unknown log level");
+		goto out;
+	} else if (log_set_level(pkg.len ? pkg.data : NULL, l) == -1) {
+		ctl_write_line(c, "too many packages");
+		goto out;
+	}
+	log_info(&s->log, "log level changed", LF_STR("pkg", pkg.data),
+	    LF_STR("level", level.data));
+	ctl_write_line(c, "ok");
+	rc = 0;
+out:
+	buf_release(&pkg);
+	buf_release(&level);
+	return rc;
+}
+
+static const struct ctl_command ctl_cmds[] = {
+	{ "stop", ctl_stop },
+	{ "loglevels", ctl_loglevels },
+	{ "setloglevels", ctl_setloglevels },
+};
+
+/* Root only to bind and read keys (STYLE.md 11): then become User. */
+static int
+drop_privileges(struct server *s, struct buf *err)
+{
+	const char *user = s->cfg->st->user != NULL ? s->cfg->st->user : "mox";
+	struct passwd pw, *res = NULL;
+	char pwbuf[4096];
+	uid_t uid;
+	gid_t gid;
+
+	if (getpwnam_r(user, &pw, pwbuf, sizeof(pwbuf), &res) == 0 &&
+	    res != NULL) {
+		uid = pw.pw_uid;
+		gid = pw.pw_gid;
+	} else {
+		uint64_t n;
+
+		if (span_u64(span_of_cstr(user), UINT32_MAX - 1, &n) == -1) {
+			buf_addf(err, "User: no such user \"%s\" (create it, or "
+				      "set User in mox.conf)\n",
+			    user);
+			return -1;
+		}
+		uid = (uid_t)n;
+		gid = (gid_t)n;
+	}
+	if (!s->cfg->st->no_fix_permissions) {
+		if (chown(s->datadir, uid, 0) == -1 && errno != EPERM)
+			log_error(&s->log, "fixing data dir owner",
+			    LF_ERRNO(errno), LF_STR("path", s->datadir));
+		chmod(s->datadir, 02750);
+	}
+	if (setgroups(1, &gid) == -1 || setgid(gid) == -1 || setuid(uid) == -1) {
+		buf_addf(err, "dropping privileges to %s: %s\n", user,
+		    log_strerror(errno));
+		return -1;
+	}
+	if (uid != 0 && setuid(0) != -1) {
+		buf_adds(err, "privileges could be regained after the drop\n");
+		return -1;
+	}
+	log_info(&s->log, "starting as unprivileged user",
+	    LF_STR("user", user), LF_U64("uid", uid), LF_U64("gid", gid));
+	return 0;
+}
+
+static int
+ensure_receivedid_key(struct server *s, struct buf *err)
+{
+	struct buf path;
+	unsigned char key[24];
+	int rc = 0;
+
+	buf_init(&path, 4096);
+	io_path_join(&path, s->datadir, "receivedid.key");
+	if (access(path.data, F_OK) != 0) {
+		if (gnutls_rnd(GNUTLS_RND_KEY, key, sizeof(key)) != 0 ||
+		    io_write_file_atomic(path.data, key, sizeof(key), 0640, err) ==
+			-1) {
+			buf_addf(err, "creating %s\n", path.data);
+			rc = -1;
+		}
+		explicit_bzero(key, sizeof(key));
+	}
+	buf_release(&path);
+	return rc;
+}
+
+static void
+server_free(struct server *s)
+{
+	net_free(s->net);
+	for (size_t i = 0; i < s->ntls; i++)
+		tls_server_free(s->tls[i]);
+	free(s->tls);
+	for (size_t i = 0; i < s->nargs; i++) {
+		free(s->args[i]->hostname);
+		free(s->args[i]);
+	}
+	free(s->args);
+	for (size_t i = 0; i < s->nbound; i++)
+		free(s->bound[i].ip);
+	free(s->bound);
+	free(s->datadir);
+}
+
+int
+serve_run(struct config *cfg, const struct serve_opts *o)
+{
+	struct server s = { 0 };
+	struct net_params np = { 0 };
+	struct buf err, tmpdir;
+	sigset_t sigs;
+	int sig = 0, rc = 1;
+	unsigned forced;
+
+	buf_init(&err, 1 << 16);
+	buf_init(&tmpdir, 4096);
+	s.cfg = cfg;
+	s.localserve = o->localserve;
+	s.log = log_ctx_init("serve", 0);
+	log_set_format(LOG_FORMAT_LOGFMT);
+	config_set_current(cfg);
+	if (apply_log_levels(cfg, &err) == -1)
+		goto out;
+	s.datadir = config_path(cfg, cfg->st->data_dir);
+	io_path_join(&tmpdir, s.datadir, "tmp");
+	if (io_mkdir_p(tmpdir.data, 0770) == -1) {
+		buf_addf(&err, "creating %s: %s (check DataDir in mox.conf)\n",
+		    tmpdir.data, log_strerror(errno));
+		goto out;
+	}
+	if (ensure_receivedid_key(&s, &err) == -1)
+		goto out;
+	log_info(&s.log, "starting", LF_STR("version", PACKAGE_VERSION),
+	    LF_I64("pid", getpid()), LF_STR("config", cfg->path));
+
+	/* Block the stop signals in every thread; main waits for them. */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	np.workers = (unsigned)cfg->st->worker_pool_size;
+	s.net = net_start(&np, &err);
+	if (s.net == NULL)
+		goto out;
+	for (size_t i = 0; i < cfg->st->listeners.n; i++) {
+		const char *lname = cfg->st->listeners.keys[i];
+		const struct config_listener *l = &cfg->st->listeners.vals[i];
+
+		for (size_t k = 0; k < ARRAY_LEN(svc_defs); k++)
+			if (listen_service(&s, lname, l, &svc_defs[k], &err) == -1)
+				goto stop;
+	}
+	if (!o->localserve && getuid() == 0 && drop_privileges(&s, &err) == -1)
+		goto stop;
+	if (!o->localserve && getuid() == 0) {
+		buf_adds(&err, "refusing to serve as root\n");
+		goto stop;
+	}
+	s.ctl = ctl_server_start(s.datadir, ctl_cmds, ARRAY_LEN(ctl_cmds), &s,
+	    &err);
+	if (s.ctl == NULL)
+		goto stop;
+	log_info(&s.log, "ready to serve", LF_U64("workers",
+	    net_worker_count(s.net)));
+	while (sigwait(&sigs, &sig) != 0)
+		;
+	log_info(&s.log, "shutting down", LF_STR("signal",
+	    sig == SIGINT ? "SIGINT" : "SIGTERM"));
+	rc = 0;
+stop:
+	forced = net_stop(s.net, SERVE_GRACE_MS);
+	if (forced > 0)
+		log_info(&s.log, "closed connections at shutdown",
+		    LF_U64("forced", forced));
+	ctl_server_stop(s.ctl);
+	if (rc == 0)
+		log_info(&s.log, "stopped");
+out:
+	if (err.len > 0)
+		fprintf(stderr, "%s: %s", cli.prog, err.data);
+	server_free(&s);
+	config_set_current(NULL);
+	buf_release(&err);
+	buf_release(&tmpdir);
+	return rc;
+}
+
+int
+cmd_serve(int argc, char **argv)
+{
+	struct config *cfg = NULL;
+	struct serve_opts o = { 0 };
+	struct buf err;
+
+	if (argc != 1)
+		return cli_usage("serve", "");
+	buf_init(&err, CONFIG_ERR_MAX);
+	if (config_load(cli.config_path, &cfg, &err) == -1) {
+		cli_errorf("loading config %s:\n%s", cli.config_path, err.data);
+		buf_release(&err);
+		return 1;
+	}
+	buf_release(&err);
+	(void)argv;
+	return serve_run(cfg, &o);
+}
