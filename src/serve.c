@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <gnutls/crypto.h>
@@ -336,9 +337,8 @@ ctl_stop(struct ctl_conn *c, void *arg)
 	log_info(&s->log, "stop requested over ctl");
 	ctl_write_line(c, "ok");
 	kill(getpid(), SIGTERM);
-	/* Keep the connection: the client waits for it to close when the
-	 * server exits. */
-	return -1;
+	/* The client waits for this connection to close at exit. */
+	return CTL_HOLD;
 }
 
 static int
@@ -544,8 +544,17 @@ serve_run(struct config *cfg, const struct serve_opts *o)
 		goto stop;
 	log_info(&s.log, "ready to serve", LF_U64("workers",
 	    net_worker_count(s.net)));
-	while (sigwait(&sigs, &sig) != 0)
-		;
+	/* Wait for a stop signal; meanwhile look at domains.conf every
+	 * second so a change is loaded (and logged) even when no session
+	 * asks for the configuration. */
+	for (;;) {
+		struct timespec ts = { 1, 0 };
+
+		sig = sigtimedwait(&sigs, NULL, &ts);
+		if (sig == SIGTERM || sig == SIGINT)
+			break;
+		config_put(config_get());
+	}
 	log_info(&s.log, "shutting down", LF_STR("signal",
 	    sig == SIGINT ? "SIGINT" : "SIGTERM"));
 	rc = 0;

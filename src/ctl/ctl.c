@@ -20,6 +20,7 @@
 
 #include "ctl/ctl.h"
 #include "lib/buf.h"
+#include "lib/compat.h"
 #include "lib/io.h"
 #include "lib/log.h"
 #include "lib/span.h"
@@ -44,6 +45,8 @@ struct ctl_server {
 	size_t ncmds;
 	void *arg;
 	struct log_ctx log;
+	int held[4]; /* CTL_HOLD connections; closed by process exit */
+	size_t nheld;
 };
 
 static struct ctl_conn *
@@ -192,10 +195,12 @@ sock_path(const char *datadir, struct sockaddr_un *sa, struct buf *path,
 	return 0;
 }
 
-static void
+/* Returns true when the connection is held open (CTL_HOLD). */
+static bool
 serve_conn(struct ctl_server *s, struct ctl_conn *c)
 {
 	struct buf word;
+	bool hold = false;
 
 	buf_init(&word, CTL_LINE_MAX);
 	if (ctl_write_line(c, CTL_GREETING) == -1)
@@ -211,11 +216,19 @@ serve_conn(struct ctl_server *s, struct ctl_conn *c)
 			ctl_write_line(c, "unknown command");
 			break;
 		}
-		if (cmd->fn(c, s->arg) == -1)
+		int rc = cmd->fn(c, s->arg);
+
+		if (rc == CTL_HOLD && s->nheld < ARRAY_LEN(s->held)) {
+			s->held[s->nheld++] = c->fd;
+			hold = true;
+			break;
+		}
+		if (rc != 0)
 			break;
 	}
 out:
 	buf_release(&word);
+	return hold;
 }
 
 static void *
@@ -240,8 +253,10 @@ server_main(void *arg)
 		if (fd < 0)
 			continue;
 		c = conn_new(fd);
-		serve_conn(s, c);
-		ctl_close(c);
+		if (serve_conn(s, c))
+			free(c); /* fd kept in s->held */
+		else
+			ctl_close(c);
 	}
 	return NULL;
 }

@@ -29,9 +29,12 @@ int ctl_write_stream(struct ctl_conn *c, const void *p, size_t len);
 /* Read a whole chunk stream into out (bounded by out's max). */
 int ctl_read_stream(struct ctl_conn *c, struct buf *out);
 
-/* A server-side command handler. params: the lines after the command word
- * the handler reads itself via ctl_read_line(). It writes its replies.
- * Return 0 to keep the connection, -1 to close it. */
+/* A server-side command handler. It reads its parameters (the lines after
+ * the command word) with ctl_read_line() and writes its replies. Return 0
+ * to serve the next command, -1 to close the connection, or CTL_HOLD to
+ * keep the connection open, unserved, until the process exits (so a
+ * client of "stop" learns from the close that the server is gone). */
+#define CTL_HOLD 1
 typedef int ctl_handler_fn(struct ctl_conn *c, void *arg);
 
 struct ctl_command {
