@@ -1,0 +1,159 @@
+/*
+ * store_int.h: what the store_*.c files share privately: the account
+ * structure, its connections and write lock, transactions, modseq, counts
+ * and change collection.
+ */
+#ifndef MAILDIR_STORE_INT_H
+#define MAILDIR_STORE_INT_H
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+
+#include "lib/buf.h"
+#include "lib/lock.h"
+#include "store.h"
+
+#define STORE_SCHEMA_VERSION 1
+#define STORE_BUSY_MS 30000 /* spec/store.md 2.2: busy timeout >= 5 s */
+#define STORE_POOL_MAX 16   /* idle read connections kept per account */
+#define STORE_PATH_MAX 4096
+#define STORE_BATCH_MAX 256 /* deliveries in one group commit */
+
+struct store {
+	char *datadir;          /* absolute or as given; immutable */
+	struct lock lock;       /* LOCK_ORDER_ACCOUNTS: guards accounts */
+	struct store_account *accounts; /* open accounts, linked */
+	unsigned long tmpseq;   /* temp names; guarded by lock */
+};
+
+struct store_deliv; /* a queued delivery (store_message.c) */
+
+struct store_account {
+	struct store *store;
+	char *name;
+	char *dir;              /* <datadir>/accounts/<name> */
+	int refs;               /* guarded by store->lock */
+	struct store_account *next; /* guarded by store->lock */
+
+	struct lock wlock;      /* LOCK_ORDER_ACCOUNT: serialises writes */
+	sqlite3 *wdb;           /* used only while wlock is held */
+
+	struct lock plock;      /* LOCK_ORDER_CHANGES, leaf: read pool */
+	sqlite3 *pool[STORE_POOL_MAX];
+	size_t npool;
+
+	struct lock hlock;      /* LOCK_ORDER_CHANGES, leaf: subscribers */
+	struct store_sub *subs;
+
+	struct lock qlock;      /* LOCK_ORDER_CHANGES, leaf: delivery queue */
+	pthread_cond_t qcond;
+	struct store_deliv *qhead, *qtail;
+	bool leader;            /* a thread is committing a group */
+};
+
+/* Changes collected during a write, broadcast after the commit. */
+struct store_chg {
+	struct store_change c;
+	char *s1, *s2;          /* owned strings behind c pointers */
+	uint32_t *uids;         /* owned */
+	const void *origin;     /* subscriber that must not receive it */
+};
+
+struct store_txn {
+	struct store_account *a;
+	sqlite3 *db;
+	struct store_chg *chg;
+	size_t nchg, capchg;
+	const void *origin;
+	int64_t modseq;          /* assigned for this transaction, 0 before */
+	char **unlink_after;     /* files removed after commit */
+	size_t nunlink;
+	struct store_undo *undo; /* file operations reverted on abort */
+	size_t nundo, capundo;
+};
+
+/* A file operation to revert when the transaction does not commit: from
+ * NULL means unlink(to), else rename(to, from). */
+struct store_undo {
+	char *from;
+	char *to;
+};
+
+/* store_account.c */
+void store_errf(struct store_err *err, enum store_code code, const char *fmt,
+    ...) PRINTF_LIKE(3, 4);
+void store_err_db(struct store_err *err, sqlite3 *db, const char *what);
+sqlite3 *store_db_get(struct store_account *a, struct store_err *err);
+void store_db_put(struct store_account *a, sqlite3 *db);
+int store_exec(sqlite3 *db, const char *sql, struct store_err *err);
+int store_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st,
+    struct store_err *err);
+/* Take the write lock and BEGIN IMMEDIATE. */
+int store_txn_begin(struct store_account *a, struct store_txn *t,
+    struct store_err *err);
+/* COMMIT, broadcast, unlink, release. On failure rolls back. */
+int store_txn_commit(struct store_txn *t, struct store_err *err);
+/* ROLLBACK and release (drops collected changes). */
+void store_txn_abort(struct store_txn *t);
+/* The transaction's modseq, assigned on first use. */
+int store_txn_modseq(struct store_txn *t, int64_t *out,
+    struct store_err *err);
+struct store_change *store_txn_change(struct store_txn *t,
+    enum store_change_type type, int64_t mailbox_id);
+void store_chg_set_str(struct store_chg *c, const char *s1, const char *s2);
+void store_txn_unlink_after(struct store_txn *t, const char *path);
+void store_txn_undo_add(struct store_txn *t, const char *from,
+    const char *to);
+/* Revert file operations recorded after mark (an earlier t->nundo). */
+void store_txn_undo_to(struct store_txn *t, size_t mark);
+/* Drop changes recorded after mark (an earlier t->nchg). */
+void store_txn_chg_to(struct store_txn *t, size_t mark);
+void store_txn_broadcast(struct store_txn *t);
+const void *store_origin_current(void);
+/* Adjust a mailbox's counts by the contribution of one message. */
+int store_counts_apply(struct store_txn *t, int64_t mbid, uint32_t flags,
+    int64_t size, int sign, struct store_err *err);
+int store_counts_changed(struct store_txn *t, int64_t mbid,
+    struct store_err *err);
+int store_disk_add(struct store_txn *t, int64_t delta, struct store_err *err);
+void store_mb_dir(struct store_account *a, int64_t mbid, const char *sub,
+    struct buf *out);
+int store_mb_dirs_create(struct store_account *a, int64_t mbid,
+    struct store_err *err);
+int store_rmtree_mb(struct store_account *a, int64_t mbid);
+int store_fsync_path(const char *path);
+int64_t store_now_ns(void);
+
+/* store_mailbox.c */
+int store_mb_lookup(sqlite3 *db, const char *canon, int64_t *id_out,
+    struct store_err *err);
+int store_mb_create_txn(struct store_txn *t, const char *canon,
+    unsigned special, int64_t *id_out, struct store_err *err);
+int store_mb_ensure_txn(struct store_txn *t, const char *canon,
+    int64_t *id_out, struct store_err *err);
+int store_mb_read(sqlite3 *db, int64_t id, struct store_mailbox *out,
+    struct store_err *err);
+int store_uidvalidity_next(struct store_txn *t, uint32_t *out,
+    struct store_err *err);
+int store_create_default_mailboxes(struct store_txn *t,
+    struct store_err *err);
+
+/* store_keywords (in store_mailbox.c) */
+/* Validate and normalise a space-separated keyword list into out (sorted,
+ * unique, lower case). */
+int store_kw_norm(const char *in, struct buf *out, const char **why);
+/* out = a union b (both normalised). */
+void store_kw_union(const char *a, const char *b, struct buf *out);
+/* out = a minus b. */
+void store_kw_minus(const char *a, const char *b, struct buf *out);
+int store_mb_kw_merge(struct store_txn *t, int64_t mbid, const char *kw,
+    struct store_err *err);
+
+/* store_message.c */
+int store_msg_reindex_txn(struct store_txn *t, int64_t mbid, int64_t id,
+    const char *path, struct store_err *err);
+int store_move_txn(struct store_txn *t, int64_t src, const uint32_t *uids,
+    size_t n, int64_t dst, struct store_uidmap *out, struct store_err *err);
+
+#endif

@@ -1,0 +1,195 @@
+/*
+ * net.h: the network runtime: listeners, one epoll reactor thread with a
+ * timer heap, a worker pool, and buffered non-blocking connections that
+ * protocols drive as state machines (DESIGN.md "Processes and threads").
+ *
+ * Thread rule (STYLE.md 8): a connection and its session belong to one
+ * thread at a time. While a connection waits it belongs to the reactor and
+ * holds no thread; when an event arrives one worker runs the protocol's
+ * event() callback. All net_conn_* functions below, unless marked
+ * otherwise, may only be called from inside the protocol callbacks of
+ * that connection. Other threads use net_conn_get/put/notify only.
+ */
+#ifndef NET_NET_H
+#define NET_NET_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lib/compat.h"
+#include "lib/log.h"
+#include "lib/span.h"
+
+struct buf;
+struct tls_server;
+struct tls_session;
+
+struct net_reactor; /* opaque; the runtime */
+struct net_conn;    /* opaque; one accepted connection */
+
+/* Results of the incremental input functions (STYLE.md 4: 1/0/-1). */
+#define NET_OK 1
+#define NET_AGAIN 0
+#define NET_TOOLONG (-1)
+#define NET_EOF (-2)
+#define NET_ERROR (-3)
+
+/* Event bits delivered to struct net_proto.event(). */
+#define NET_EV_READ 0x01     /* input may be available */
+#define NET_EV_TIMER 0x02    /* the protocol timer fired */
+#define NET_EV_IDLE 0x04     /* idle timeout; closed unless handled */
+#define NET_EV_NOTIFY 0x08   /* net_conn_notify() was called */
+#define NET_EV_SHUTDOWN 0x10 /* the server stops: say goodbye and close */
+#define NET_EV_TLS 0x20      /* a STARTTLS handshake completed */
+
+#define NET_ADDR_MAX 46       /* INET6_ADDRSTRLEN */
+#define NET_WRITE_HIGH 65536  /* buffered output that triggers a flush */
+#define NET_OUT_MAX (64 * 1024 * 1024) /* one connection's pending output */
+
+struct net_proto {
+	const char *name; /* log package, e.g. "imapserver" */
+	/* New connection (after accept, before any TLS handshake completes;
+	 * output written here is sent once an implicit TLS handshake is
+	 * done). Returns the session, or NULL to close at once. */
+	void *(*start)(struct net_conn *c, void *arg);
+	/* One or more NET_EV_* bits. Handle input until a read returns
+	 * NET_AGAIN (or pause input); never sleep. */
+	void (*event)(struct net_conn *c, void *sess, unsigned events);
+	/* The connection is being closed: free the session. No output. */
+	void (*end)(struct net_conn *c, void *sess);
+};
+
+struct net_params {
+	unsigned workers;             /* pool size; 0 = 8 */
+	unsigned handshake_timeout_ms; /* TLS handshake bound; 0 = 60000 */
+	unsigned write_timeout_ms;    /* bound of a blocked write; 0 = 30000 */
+};
+
+struct net_listen_params {
+	const char *name;  /* listener name for logs and net_conn_listener() */
+	const char *ip;    /* "127.0.0.1", "::1", "0.0.0.0", "::" */
+	uint16_t port;     /* 0: the kernel picks, see *port_out */
+	int fd;            /* > 0: a socket bound and listening already; ip and
+			    * port are then ignored and the fd is owned by net */
+	const struct net_proto *proto;
+	void *proto_arg;   /* passed to start(); must outlive the reactor */
+	struct tls_server *implicit_tls; /* non-NULL: TLS from the first byte */
+	unsigned max_per_ip; /* concurrent connections per remote IP; 0 = none */
+	const char *reject_msg; /* sent, best effort, when max_per_ip is hit */
+};
+
+/* Start the reactor and worker threads. Returns NULL with the reason
+ * appended to err. Call from one thread; then the other functions. */
+struct net_reactor *net_start(const struct net_params *p, struct buf *err);
+/* Bind (unless lp->fd > 0) and start accepting. The port in use is
+ * stored in *port_out when not NULL. Returns 0, or -1 with the reason
+ * appended to err. Thread-safe; blocking only for bind(). */
+int net_listen(struct net_reactor *r, const struct net_listen_params *lp,
+    uint16_t *port_out, struct buf *err);
+/* Stop: close the listeners, deliver NET_EV_SHUTDOWN to every connection,
+ * wait up to grace_ms for them to close, close the rest (their end() is
+ * still called), and join all threads. Blocks; call once, from a thread
+ * that is not a worker or the reactor. Returns the number of connections
+ * that had to be closed by force. */
+unsigned net_stop(struct net_reactor *r, unsigned grace_ms);
+/* Free everything after net_stop(). All handles from net_conn_get() must
+ * have been put. NULL-safe. */
+void net_free(struct net_reactor *r);
+/* Open connections now (any thread; a snapshot). */
+unsigned net_conn_count(struct net_reactor *r);
+/* Worker threads started. */
+unsigned net_worker_count(struct net_reactor *r);
+
+/* References: another thread that needs to wake a connection later takes
+ * a handle while it runs on the connection's worker (or holds one given
+ * to it) and puts it when done. Thread-safe. */
+void net_conn_get(struct net_conn *c);
+void net_conn_put(struct net_conn *c);
+/* Deliver NET_EV_NOTIFY to the connection soon (coalesced). Thread-safe,
+ * never blocks; a no-op once the connection closed. */
+void net_conn_notify(struct net_conn *c);
+
+/* Line mode. Return the next line (without its CRLF or LF) in *line_out,
+ * valid until the next input call; *bare_lf_out (may be NULL) tells
+ * whether it ended in a bare LF. max bounds the line including its
+ * terminator. NET_OK, NET_AGAIN (no complete line yet; the handler
+ * returns and is called again on input), NET_TOOLONG (max bytes without a
+ * line end; call net_conn_skip_line() to drop the line, or close),
+ * NET_EOF (peer closed; a partial last line is dropped) or NET_ERROR. */
+int net_conn_read_line(struct net_conn *c, size_t max, struct span *line_out,
+    bool *bare_lf_out);
+/* Drop input up to and including the next LF, now and from input still
+ * to come, before the next line is returned. */
+void net_conn_skip_line(struct net_conn *c);
+
+/* Bulk mode. Make buffered input available in *data_out (at most what is
+ * buffered plus one socket read). NET_OK with data_out->len > 0,
+ * NET_AGAIN, NET_EOF or NET_ERROR. Consume what was used with
+ * net_conn_consume(). */
+int net_conn_read(struct net_conn *c, struct span *data_out);
+void net_conn_consume(struct net_conn *c, size_t n);
+/* Copy input to fd (a temp file) until *left is 0, decrementing it; only
+ * a socket read's worth is in memory at a time. NET_OK when done,
+ * NET_AGAIN, NET_EOF, or NET_ERROR (also for a failed write to fd, with
+ * errno kept). */
+int net_conn_copy_to_fd(struct net_conn *c, int fd, uint64_t *left);
+/* Stream input through fn: it gets the buffered bytes, returns how many
+ * it used and sets *done to stop. NET_OK once done, NET_AGAIN, NET_EOF,
+ * NET_ERROR (fn returned SIZE_MAX). */
+typedef size_t net_stream_fn(void *arg, struct span in, bool *done);
+int net_conn_stream(struct net_conn *c, net_stream_fn *fn, void *arg);
+/* Bytes of input already buffered (plaintext, not yet returned). */
+size_t net_conn_buffered(const struct net_conn *c);
+
+/* Output, buffered; sent when the handler returns. Past NET_WRITE_HIGH
+ * buffered bytes a flush may block the worker up to the write timeout.
+ * A failed write marks the connection for closing; later writes are
+ * dropped. */
+void net_conn_write(struct net_conn *c, const void *p, size_t n);
+void net_conn_puts(struct net_conn *c, const char *s);
+void net_conn_printf(struct net_conn *c, const char *fmt, ...)
+    PRINTF_LIKE(2, 3);
+/* Send all buffered output now, blocking up to the write timeout. Returns
+ * 0 or -1 (the connection will close). */
+int net_conn_flush(struct net_conn *c);
+/* Close after the handler returns (pending output is sent first, within
+ * the write timeout). end() follows. */
+void net_conn_close(struct net_conn *c);
+bool net_conn_is_closing(const struct net_conn *c);
+
+/* Timers. The idle timeout (0 = none) is restarted by every input and
+ * fires NET_EV_IDLE; the protocol timer fires NET_EV_TIMER once after ms
+ * (0 cancels). */
+void net_conn_set_idle_timeout(struct net_conn *c, unsigned ms);
+void net_conn_set_timer(struct net_conn *c, unsigned ms);
+/* While paused the connection is not woken for input (used with the
+ * protocol timer for delays such as the auth-failure slowdown). */
+void net_conn_pause_input(struct net_conn *c, bool paused);
+
+/* Start TLS on this connection (STARTTLS, RFC 3207 / RFC 9051 6.2.1):
+ * flushes pending output (the "go ahead" reply), then the handshake runs
+ * in the background and NET_EV_TLS arrives when it completed; a failed
+ * handshake closes the connection. Returns -1 (and changes nothing) when
+ * TLS is already active or plaintext input is buffered after the
+ * command: RFC 3207 6 / CVE-2011-0411 command injection. */
+int net_conn_starttls(struct net_conn *c, struct tls_server *srv);
+bool net_conn_tls_active(const struct net_conn *c);
+/* The TLS session (NULL without TLS), for channel binding and
+ * describing; borrowed while the connection lives. */
+struct tls_session *net_conn_tls(struct net_conn *c);
+
+/* Facts of the connection; strings borrowed while it lives. */
+const char *net_conn_remote_ip(const struct net_conn *c);
+uint16_t net_conn_remote_port(const struct net_conn *c);
+const char *net_conn_local_ip(const struct net_conn *c);
+uint16_t net_conn_local_port(const struct net_conn *c);
+bool net_conn_is_loopback(const struct net_conn *c);
+uint64_t net_conn_cid(const struct net_conn *c);
+const struct log_ctx *net_conn_log(const struct net_conn *c);
+const char *net_conn_listener(const struct net_conn *c);
+/* True once net_stop() began (any thread). */
+bool net_conn_stopping(const struct net_conn *c);
+
+#endif

@@ -1,0 +1,151 @@
+/*
+ * net_int.h: what net.c (reactor, pool, listeners) and net_conn.c
+ * (connection I/O and the per-connection run loop) share. Private to
+ * src/net.
+ */
+#ifndef NET_NET_INT_H
+#define NET_NET_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "lib/buf.h"
+#include "lib/lock.h"
+#include "lib/log.h"
+#include "net/net.h"
+#include "net/net_timer.h"
+
+/* First member of everything registered with epoll. */
+enum net_kind {
+	NET_KIND_CONN = 1,
+	NET_KIND_LISTENER,
+	NET_KIND_WAKE,
+};
+
+/*
+ * The connection's ownership word: the state in the low bits, events not
+ * yet handled above them. Whoever raises an event on a WAITING connection
+ * moves it to QUEUED and enqueues it; otherwise the bit is only added and
+ * the running worker picks it up before it lets go (net_conn_run()).
+ */
+#define NET_CS_MASK 0x3u
+#define NET_CS_WAITING 0u
+#define NET_CS_QUEUED 1u
+#define NET_CS_RUNNING 2u
+#define NET_CS_CLOSED 3u
+#define NET_CB_READ (1u << 4)
+#define NET_CB_WRITE (1u << 5)
+#define NET_CB_DEADLINE (1u << 6)
+#define NET_CB_NOTIFY (1u << 7)
+#define NET_CB_SHUTDOWN (1u << 8)
+#define NET_CB_START (1u << 9)
+#define NET_CB_FORCE (1u << 10)
+
+#define NET_IPTAB_SIZE 1024 /* buckets of a listener's per-IP table */
+#define NET_READ_CHUNK 16384 /* one socket read */
+
+struct net_ipcount {
+	struct net_ipcount *next;
+	unsigned n;
+	char ip[NET_ADDR_MAX];
+};
+
+struct net_listener {
+	enum net_kind kind;
+	int fd;
+	struct net_reactor *r;
+	struct net_listener *next; /* r->listeners; guarded by r->lock */
+	char *name;
+	const struct net_proto *proto;
+	void *proto_arg;
+	struct tls_server *implicit_tls;
+	unsigned max_per_ip;
+	char *reject_msg;
+	struct net_ipcount **ips; /* NET_IPTAB_SIZE buckets; r->lock */
+};
+
+struct net_conn {
+	enum net_kind kind;
+	int fd;
+	_Atomic uint32_t state; /* NET_CS_* | NET_CB_* */
+	_Atomic uint32_t refs;
+	struct net_reactor *r;
+	struct net_listener *l;
+	void *sess;
+	struct tls_session *tls;
+	struct buf in;       /* received plaintext; freed when idle */
+	size_t inpos;        /* bytes of in already returned */
+	struct buf out;      /* pending output; freed when idle */
+	struct net_timer timer; /* earliest deadline; r->tlock */
+	int64_t idle_at, timer_at, io_at; /* deadlines (mono ns), 0 = none */
+	unsigned idle_ms;
+	struct net_conn *qnext;  /* pool FIFO; r->plock */
+	struct net_conn *prev, *next; /* r->conns; r->lock */
+	struct log_ctx log;
+	char rip[NET_ADDR_MAX], lip[NET_ADDR_MAX];
+	uint16_t rport, lport;
+	bool started : 1;
+	bool closing : 1;    /* close once output is sent */
+	bool dead : 1;       /* close now */
+	bool eof : 1;
+	bool paused : 1;
+	bool skipping : 1;   /* dropping input up to the next LF */
+	bool handshaking : 1;
+	bool hs_starttls : 1;
+	bool starved : 1;    /* a read hit EAGAIN during this handler call */
+	bool in_epoll : 1;
+	bool io_failed : 1;
+	bool loopback : 1;
+	bool idle_rearmed : 1;
+};
+
+struct net_reactor {
+	enum net_kind kind; /* NET_KIND_WAKE: the eventfd's epoll tag */
+	int epfd;
+	int evfd;
+	unsigned workers_n;
+	int64_t hs_timeout_ns, write_timeout_ns;
+	pthread_t reactor_thread;
+	bool reactor_started;
+	pthread_t *workers;
+	unsigned workers_started;
+	struct log_ctx log;
+
+	struct lock lock;     /* LOCK_ORDER_NET: the fields below */
+	pthread_cond_t cv;    /* conns closing, listeners closed */
+	struct net_listener *listeners;
+	struct net_conn *conns;
+	unsigned nconns;
+	struct net_conn *freelist; /* refs 0, freed by the reactor */
+	bool close_listeners;  /* request to the reactor */
+	bool listeners_closed;
+
+	struct lock tlock;    /* LOCK_ORDER_TIMER */
+	struct net_theap heap;
+
+	struct lock plock;    /* LOCK_ORDER_POOL */
+	pthread_cond_t pcv;
+	struct net_conn *qhead, *qtail;
+	bool pool_stop;
+
+	atomic_bool stopping;
+	atomic_bool reactor_stop;
+	int64_t accept_paused_until; /* reactor thread only */
+};
+
+/* Raise event bits on c (any thread). */
+void net_conn_raise(struct net_conn *c, uint32_t bits);
+/* Worker: run c after taking it from the queue. */
+void net_conn_run(struct net_conn *c);
+/* Wake the reactor (any thread). */
+void net_reactor_wake(struct net_reactor *r);
+/* Hand a QUEUED connection to the pool (any thread). */
+void net_pool_enqueue(struct net_reactor *r, struct net_conn *c);
+/* Unlink c from the reactor's books (list, per-IP count). */
+void net_conn_unlink(struct net_conn *c);
+/* Free a connection whose references are gone (reactor or net_free). */
+void net_conn_destroy(struct net_conn *c);
+
+#endif
