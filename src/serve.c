@@ -146,9 +146,6 @@ unavail_start(struct net_conn *c, void *arg)
 		    "\r\nHTTP service not available from this server version\n");
 		break;
 	}
-	log_debug(net_conn_log(c), "new connection",
-	    LF_STR("remote", net_conn_remote_ip(c)),
-	    LF_STR("listener", net_conn_listener(c)));
 	net_conn_close(c);
 	return xcalloc(1, 1);
 }

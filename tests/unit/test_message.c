@@ -464,9 +464,24 @@ test_limits(void **state)
 		if (((p->flags & MESSAGE_PART_TRUNCATED) != 0) !=
 		    cases[i].truncated)
 			fail_msg("depth %d: flags %x", cases[i].depth, p->flags);
-		if (tree_depth(p) > MESSAGE_DEPTH_MAX + 1)
+		/* Levels 0..MESSAGE_DEPTH_MAX, plus the empty part a cut
+		 * multipart gets. */
+		if (tree_depth(p) > MESSAGE_DEPTH_MAX + 2)
 			fail_msg("depth %d: tree depth %zu", cases[i].depth,
 			    tree_depth(p));
+		{
+			struct buf ser;
+			struct message_part *q = NULL;
+
+			buf_init(&ser, MESSAGE_SERIAL_MAX);
+			assert_int_equal(message_serialise(p, &ser), 0);
+			if (message_deserialise(span_of_buf(&ser), b.len, &q,
+				&why) == -1 || !message_part_equal(p, q))
+				fail_msg("depth %d: round trip: %s",
+				    cases[i].depth, why);
+			message_part_free(q);
+			buf_release(&ser);
+		}
 		message_part_free(p);
 		buf_release(&b);
 	}
