@@ -72,6 +72,23 @@ chk_pop(struct chk *c, size_t len)
 	buf_truncate(&c->path, len);
 }
 
+static void PRINTF_LIKE(4, 0)
+chk_verr(struct chk *c, unsigned line, const char *field, const char *fmt,
+    va_list ap)
+{
+	c->nerr++;
+	if (line > 0)
+		buf_addf(c->err, "%s:%u: ", c->file, line);
+	else
+		buf_addf(c->err, "%s: ", c->file);
+	if (c->path.len > 0 || field != NULL)
+		buf_addf(c->err, "%s%s%s: ", c->path.data,
+		    c->path.len > 0 && field != NULL ? "." : "",
+		    field != NULL ? field : "");
+	buf_vaddf(c->err, fmt, ap);
+	buf_addc(c->err, '\n');
+}
+
 /* Error about field (NULL: the struct itself) of the struct at pos. */
 static void PRINTF_LIKE(4, 5)
 chk_err(struct chk *c, const struct sconf_pos *pos, const char *field,
@@ -82,16 +99,24 @@ chk_err(struct chk *c, const struct sconf_pos *pos, const char *field,
 				    : 0;
 	va_list ap;
 
-	c->nerr++;
-	buf_addf(c->err, "%s:%u: ", c->file, line);
-	if (c->path.len > 0 || field != NULL)
-		buf_addf(c->err, "%s%s%s: ", c->path.data,
-		    c->path.len > 0 && field != NULL ? "." : "",
-		    field != NULL ? field : "");
 	va_start(ap, fmt);
-	buf_vaddf(c->err, fmt, ap);
+	chk_verr(c, line, field, fmt, ap);
 	va_end(ap);
-	buf_addc(c->err, '\n');
+}
+
+/* Error about item i of list or map field of the struct at pos, at the
+ * item's own line when known. */
+static void PRINTF_LIKE(6, 7)
+chk_erri(struct chk *c, const struct sconf_pos *pos, const char *field,
+    const unsigned *lines, size_t i, const char *fmt, ...)
+{
+	unsigned line = lines != NULL && lines[i] != 0 ? lines[i]
+						       : sconf_line(pos, field);
+	va_list ap;
+
+	va_start(ap, fmt);
+	chk_verr(c, line, field, fmt, ap);
+	va_end(ap);
 }
 
 /* ---------------------------------------------------------------------
@@ -181,6 +206,22 @@ check_domain(struct chk *c, const struct sconf_pos *pos, const char *field,
 	free(canon);
 }
 
+/* Domain names in a list; with dot_prefix a leading "." is allowed. */
+static void
+check_domains(struct chk *c, const struct sconf_pos *pos, const char *field,
+    const struct sconf_strlist *l, bool dot_prefix)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		const char *d = l->v[i], *why = NULL;
+		char *cd = config_domain_canon(
+		    dot_prefix && d[0] == '.' ? d + 1 : d, &why);
+
+		if (cd == NULL)
+			chk_erri(c, pos, field, l->lines, i, "%s: %s", why, d);
+		free(cd);
+	}
+}
+
 static bool
 ip_parse(const char *s, bool *v6, bool *loopback, bool *unspec)
 {
@@ -212,10 +253,10 @@ check_ips(struct chk *c, const struct sconf_pos *pos, const char *field,
 		bool v6, lo, un;
 
 		if (!ip_parse(l->v[i], &v6, &lo, &un))
-			chk_err(c, pos, field, "invalid IP address %s",
-			    l->v[i]);
+			chk_erri(c, pos, field, l->lines, i,
+			    "invalid IP address %s", l->v[i]);
 		else if (public_only && (lo || un))
-			chk_err(c, pos, field,
+			chk_erri(c, pos, field, l->lines, i,
 			    "IP address %s must not be loopback or "
 			    "unspecified", l->v[i]);
 	}
@@ -383,6 +424,19 @@ check_mailbox(struct chk *c, const struct sconf_pos *pos, const char *field,
 				break;
 			}
 		}
+	}
+}
+
+static void
+check_mailboxes(struct chk *c, const struct sconf_pos *pos, const char *field,
+    const struct sconf_strlist *l)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		struct sconf_pos lp = { .line = l->lines != NULL
+			    ? l->lines[i]
+			    : sconf_line(pos, field) };
+
+		check_mailbox(c, &lp, field, l->v[i]);
 	}
 }
 
@@ -566,9 +620,7 @@ check_listener(struct chk *c, const struct config_static *st,
 			chk_err(c, &s->pos, "FirstTimeSenderDelay",
 			    "must not be negative");
 		if (strcmp(services[i].name, "SMTP") == 0)
-			for (size_t j = 0; j < s->dnsbls.n; j++)
-				check_domain(c, &s->pos, "DNSBLs",
-				    s->dnsbls.v[j]);
+			check_domains(c, &s->pos, "DNSBLs", &s->dnsbls, false);
 		chk_pop(c, q);
 	}
 	if (l->pprof_http.enabled) {
@@ -620,11 +672,13 @@ check_transport_smtp(struct chk *c, const char *name,
 
 		for (size_t i = 0; i < m->n; i++) {
 			if (!str_in(m->v[i], mechs, ARRAY_LEN(mechs)))
-				chk_err(c, &t->auth->pos, "Mechanisms",
-				    "unknown mechanism %s", m->v[i]);
+				chk_erri(c, &t->auth->pos, "Mechanisms",
+				    m->lines, i, "unknown mechanism %s",
+				    m->v[i]);
 			for (size_t j = 0; j < i; j++)
 				if (strcmp(m->v[i], m->v[j]) == 0)
-					chk_err(c, &t->auth->pos, "Mechanisms",
+					chk_erri(c, &t->auth->pos,
+					    "Mechanisms", m->lines, i,
 					    "duplicate mechanism %s", m->v[i]);
 		}
 		chk_pop(c, q);
@@ -716,16 +770,14 @@ check_initial_mailboxes(struct chk *c, struct config_static *st)
 	}
 	chk_pop(c, p);
 	p = chk_push(c, "InitialMailboxes");
-	for (size_t i = 0; i < im->regular.n; i++) {
-		check_mailbox(c, &im->pos, "Regular", im->regular.v[i]);
+	check_mailboxes(c, &im->pos, "Regular", &im->regular);
+	for (size_t i = 0; i < im->regular.n; i++)
 		if (is_inbox(im->regular.v[i]))
-			chk_err(c, &im->pos, "Regular",
+			chk_erri(c, &im->pos, "Regular", im->regular.lines, i,
 			    "Inbox is always created");
-	}
 	chk_pop(c, p);
-	for (size_t i = 0; i < st->default_mailboxes.n; i++)
-		check_mailbox(c, &st->pos, "DefaultMailboxes",
-		    st->default_mailboxes.v[i]);
+	check_mailboxes(c, &st->pos, "DefaultMailboxes",
+	    &st->default_mailboxes);
 	/* store.md section 12: default when nothing was configured. */
 	if (st->default_mailboxes.n == 0 && im->regular.n == 0 &&
 	    empty(su->sent) && empty(su->archive) && empty(su->trash) &&
@@ -763,7 +815,8 @@ config_check_static(struct config_static *st, const char *file,
 		    -1) {
 			size_t p = chk_push(&c, "PackageLogLevels");
 
-			chk_err(&c, &st->pos, st->package_log_levels.keys[i],
+			chk_erri(&c, &st->pos, st->package_log_levels.keys[i],
+			    st->package_log_levels.lines, i,
 			    "unknown log level %s",
 			    st->package_log_levels.vals[i]);
 			chk_pop(&c, p);
@@ -861,7 +914,8 @@ config_check_static(struct config_static *st, const char *file,
 		    "must not be negative");
 	for (size_t i = 0; i < st->dns_resolvers.n; i++)
 		if (hostport_ip(st->dns_resolvers.v[i], &why) == -1)
-			chk_err(&c, &st->pos, "DNSResolvers", "%s: %s", why,
+			chk_erri(&c, &st->pos, "DNSResolvers",
+			    st->dns_resolvers.lines, i, "%s: %s", why,
 			    st->dns_resolvers.v[i]);
 	if (sconf_present(&st->pos, "WorkerPoolSize") &&
 	    (st->worker_pool_size < 1 || st->worker_pool_size > 4096))
@@ -918,18 +972,9 @@ check_routes(struct chk *c, const struct config_static *st,
 	for (size_t i = 0; i < n; i++) {
 		size_t p = chk_push(c, "%s[%zu]", what, i);
 
-		for (size_t j = 0; j < r[i].from_domain.n; j++) {
-			const char *d = r[i].from_domain.v[j];
-
-			check_domain(c, &r[i].pos, "FromDomain",
-			    d[0] == '.' ? d + 1 : d);
-		}
-		for (size_t j = 0; j < r[i].to_domain.n; j++) {
-			const char *d = r[i].to_domain.v[j];
-
-			check_domain(c, &r[i].pos, "ToDomain",
-			    d[0] == '.' ? d + 1 : d);
-		}
+		check_domains(c, &r[i].pos, "FromDomain", &r[i].from_domain,
+		    true);
+		check_domains(c, &r[i].pos, "ToDomain", &r[i].to_domain, true);
 		if (r[i].minimum_attempts < 0)
 			chk_err(c, &r[i].pos, "MinimumAttempts",
 			    "must not be negative");
@@ -1014,8 +1059,8 @@ check_dkim(struct chk *c, struct config_dkim *dk)
 	for (size_t i = 0; i < dk->sign.n; i++)
 		if (find_key(dk->selectors.keys, dk->selectors.n,
 			dk->sign.v[i]) < 0)
-			chk_err(c, &dk->pos, "Sign", "unknown selector %s",
-			    dk->sign.v[i]);
+			chk_erri(c, &dk->pos, "Sign", dk->sign.lines, i,
+			    "unknown selector %s", dk->sign.v[i]);
 	chk_pop(c, p);
 }
 
@@ -1073,10 +1118,14 @@ check_domain_conf(struct chk *c, const struct config_static *st,
 		if (m->max_age <= 0)
 			chk_err(c, &m->pos, "MaxAge", "must be positive");
 		for (size_t i = 0; i < m->mx.n; i++) {
-			const char *mx = m->mx.v[i];
+			const char *mx = m->mx.v[i], *mwhy = NULL;
+			char *cd = config_domain_canon(
+			    strncmp(mx, "*.", 2) == 0 ? mx + 2 : mx, &mwhy);
 
-			check_domain(c, &m->pos, "MX",
-			    strncmp(mx, "*.", 2) == 0 ? mx + 2 : mx);
+			if (cd == NULL)
+				chk_erri(c, &m->pos, "MX", m->mx.lines, i,
+				    "%s: %s", mwhy, mx);
+			free(cd);
 		}
 		if (!any_mtasts_listener(st))
 			chk_err(c, &m->pos, NULL,
@@ -1109,14 +1158,19 @@ check_ruleset(struct chk *c, const struct config_ruleset *r)
 		const char *v = r->headers_regexp.vals[i];
 		size_t p = chk_push(c, "HeadersRegexp");
 
+		unsigned line = r->headers_regexp.lines != NULL
+		    ? r->headers_regexp.lines[i]
+		    : sconf_line(&r->pos, "HeadersRegexp");
+		struct sconf_pos lp = { .line = line };
+
 		for (const char *s = k; *s != '\0'; s++)
 			if (*s >= 'A' && *s <= 'Z') {
-				chk_err(c, &r->pos, k,
+				chk_err(c, &lp, k,
 				    "header regexp must be lower case");
 				break;
 			}
-		check_regexp(c, &r->pos, k, k);
-		check_regexp(c, &r->pos, k, v);
+		check_regexp(c, &lp, k, k);
+		check_regexp(c, &lp, k, v);
 		chk_pop(c, p);
 	}
 	if (r->is_forward && (empty(r->smtp_mail_from_regexp) ||
@@ -1401,8 +1455,8 @@ check_account(struct chk *c, const struct config_static *st,
 		check_url(c, &w->pos, "URL", w->url, false);
 		for (size_t i = 0; i < w->events.n; i++)
 			if (!str_in(w->events.v[i], events, ARRAY_LEN(events)))
-				chk_err(c, &w->pos, "Events",
-				    "unknown event %s", w->events.v[i]);
+				chk_erri(c, &w->pos, "Events", w->events.lines,
+				    i, "unknown event %s", w->events.v[i]);
 		chk_pop(c, q);
 	}
 	if (a->incoming_webhook != NULL) {
@@ -1432,8 +1486,14 @@ check_fromid(struct chk *c, struct config_dynamic *dyn, size_t ai,
 
 	for (size_t i = 0; i < a->from_id_login_addresses.n; i++) {
 		const char *s = a->from_id_login_addresses.v[i];
-		char *addr = canon_address(c, dyn, &a->pos,
-		    "FromIDLoginAddresses", s, NULL);
+		struct sconf_pos lp = { .line = sconf_line(&a->pos,
+					    "FromIDLoginAddresses") };
+		char *addr;
+
+		if (a->from_id_login_addresses.lines != NULL)
+			lp.line = a->from_id_login_addresses.lines[i];
+		addr = canon_address(c, dyn, &lp, "FromIDLoginAddresses", s,
+		    NULL);
 		const char *at = strrchr(s, '@');
 		bool found = false;
 		ssize_t di;
@@ -1445,11 +1505,11 @@ check_fromid(struct chk *c, struct config_dynamic *dyn, size_t ai,
 			    strcmp(addrs[j].addr, addr) == 0)
 				found = true;
 		if (!found)
-			chk_err(c, &a->pos, "FromIDLoginAddresses",
+			chk_err(c, &lp, "FromIDLoginAddresses",
 			    "%s is not an address of this account", s);
 		di = at != NULL ? find_domain(dyn, at + 1) : -1;
 		if (di >= 0 && separator_of(&dyn->domains.vals[di], 0) == NULL)
-			chk_err(c, &a->pos, "FromIDLoginAddresses",
+			chk_err(c, &lp, "FromIDLoginAddresses",
 			    "domain of %s has no catchall separator", s);
 		free(addr);
 	}
@@ -1481,7 +1541,10 @@ check_aliases(struct chk *c, struct config_dynamic *dyn, size_t di,
 			chk_err(c, &al->pos, "Addresses",
 			    "at least one address required");
 		for (size_t j = 0; j < al->addresses.n; j++) {
-			char *m = canon_address(c, dyn, &al->pos, "Addresses",
+			struct sconf_pos mp = { .line = al->addresses.lines
+				    ? al->addresses.lines[j]
+				    : sconf_line(&al->pos, "Addresses") };
+			char *m = canon_address(c, dyn, &mp, "Addresses",
 			    al->addresses.v[j], NULL);
 			bool found = false;
 
@@ -1490,7 +1553,7 @@ check_aliases(struct chk *c, struct config_dynamic *dyn, size_t di,
 				    (*addrs)[k].addr[0] != '@')
 					found = true;
 			if (m != NULL && !found)
-				chk_err(c, &al->pos, "Addresses",
+				chk_err(c, &mp, "Addresses",
 				    "%s is not an address of a local account",
 				    al->addresses.v[j]);
 			free(m);
@@ -1583,7 +1646,8 @@ build_addrs(struct chk *c, struct config *cfg, struct addr_src *v, size_t n)
 {
 	size_t i, out = 0;
 
-	qsort(v, n, sizeof(v[0]), cmp_addr_src);
+	if (n > 0)
+		qsort(v, n, sizeof(v[0]), cmp_addr_src);
 	for (i = 1; i < n; i++)
 		if (strcmp(v[i].addr, v[i - 1].addr) == 0) {
 			const struct sconf_pos pos = { .line = v[i].line };
@@ -1651,12 +1715,14 @@ config_check_dynamic(struct config *cfg, const char *static_file,
 	for (size_t i = 0; i < dyn->web_domain_redirects.n; i++) {
 		const char *from = dyn->web_domain_redirects.keys[i];
 		const char *to = dyn->web_domain_redirects.vals[i];
+		const unsigned *lines = dyn->web_domain_redirects.lines;
+		struct sconf_pos lp = { .line = lines != NULL ? lines[i] : 0 };
 		size_t p = chk_push(&c, "WebDomainRedirects");
 
-		check_domain(&c, &dyn->pos, "WebDomainRedirects", from);
-		check_domain(&c, &dyn->pos, "WebDomainRedirects", to);
+		check_domain(&c, &lp, from, from);
+		check_domain(&c, &lp, from, to);
 		if (strcasecmp(from, to) == 0)
-			chk_err(&c, &dyn->pos, from,
+			chk_err(&c, &lp, from,
 			    "domain cannot redirect to itself");
 		chk_pop(&c, p);
 	}
@@ -1667,9 +1733,8 @@ config_check_dynamic(struct config *cfg, const char *static_file,
 		chk_pop(&c, p);
 	}
 	check_routes(&c, st, dyn->routes.v, dyn->routes.n, "Routes");
-	for (size_t i = 0; i < dyn->monitor_dnsbls.n; i++)
-		check_domain(&c, &dyn->pos, "MonitorDNSBLs",
-		    dyn->monitor_dnsbls.v[i]);
+	check_domains(&c, &dyn->pos, "MonitorDNSBLs", &dyn->monitor_dnsbls,
+	    false);
 	build_addrs(&c, cfg, addrs, naddrs);
 	free(addrs);
 

@@ -38,12 +38,14 @@ const struct sconf_type sconf_type_bytes = { SCONF_BYTES,
 struct list_raw {
 	void *v;
 	size_t n;
+	unsigned *lines;
 };
 
 struct map_raw {
 	char **keys;
 	void *vals;
 	size_t n;
+	unsigned *lines;
 };
 
 /* ---------------------------------------------------------------------
@@ -335,7 +337,10 @@ bind_err(struct bind *b, unsigned line, const char *fmt, ...)
 		buf_addf(b->err, "%s: too many errors\n", b->name);
 		return;
 	}
-	buf_addf(b->err, "%s:%u: ", b->name, line);
+	if (line > 0)
+		buf_addf(b->err, "%s:%u: ", b->name, line);
+	else
+		buf_addf(b->err, "%s: ", b->name);
 	if (b->path.len > 0)
 		buf_addf(b->err, "%s: ", b->path.data);
 	va_start(ap, fmt);
@@ -480,10 +485,13 @@ bind_list(struct bind *b, const struct sconf_type *t, void *v,
 		return;
 	l.n = n->nkids;
 	l.v = xcalloc(l.n, et->size);
+	l.lines = xcalloc(l.n, sizeof(unsigned));
 	memcpy(v, &l, sizeof(l));
 	for (size_t i = 0; i < n->nkids; i++) {
 		const struct sconf_node *k = n->kids[i];
 		void *ev = (char *)l.v + i * et->size;
+
+		l.lines[i] = k->line;
 
 		buf_addf(&b->path, "[%zu]", i);
 		if (!k->item)
@@ -515,6 +523,7 @@ bind_map(struct bind *b, const struct sconf_type *t, void *v,
 	m.n = 0;
 	m.keys = xcalloc(n->nkids, sizeof(char *));
 	m.vals = xcalloc(n->nkids, et->size);
+	m.lines = xcalloc(n->nkids, sizeof(unsigned));
 	for (size_t i = 0; i < n->nkids; i++) {
 		const struct sconf_node *k = n->kids[i];
 		void *ev = (char *)m.vals + m.n * et->size;
@@ -529,6 +538,8 @@ bind_map(struct bind *b, const struct sconf_type *t, void *v,
 			if (strcmp(m.keys[j], k->key) == 0)
 				break;
 		buf_addf(&b->path, "%s%s", plen > 0 ? "." : "", k->key);
+		if (j >= m.n)
+			m.lines[m.n] = k->line;
 		if (j < m.n)
 			bind_err(b, k->line, "duplicate key");
 		else if (!kind_is_scalar(et->kind) &&
@@ -674,6 +685,7 @@ release_value(const struct sconf_type *t, void *v)
 		for (size_t i = 0; i < l.n; i++)
 			release_value(t->elem, (char *)l.v + i * t->elem->size);
 		free(l.v);
+		free(l.lines);
 		memset(v, 0, sizeof(l));
 		return;
 	case SCONF_MAP:
@@ -685,6 +697,7 @@ release_value(const struct sconf_type *t, void *v)
 		}
 		free(m.keys);
 		free(m.vals);
+		free(m.lines);
 		memset(v, 0, sizeof(m));
 		return;
 	}
@@ -1121,7 +1134,7 @@ describe_struct(const struct sconf_type *t, int indent, struct buf *out)
 	for (size_t f = 0; f < t->nfields; f++) {
 		const struct sconf_field *fd = &t->fields[f];
 
-		if (out->len > 0)
+		if (f > 0 || (indent == 0 && out->len > 0))
 			buf_addc(out, '\n');
 		describe_doc(out, indent, fd->doc, fd->optional);
 		describe_value(fd->name, fd->type, indent, out);

@@ -68,9 +68,10 @@ void sconf_doc_free(struct sconf_doc *doc);
  *   BYTES struct sconf_bytes  (base64 in the file)
  *   STRUCT the struct itself, embedded
  *   PTR   pointer to the struct (elem), NULL when absent
- *   LIST  struct { T *v; size_t n; }          (SCONF_LIST_OF)
- *   MAP   struct { char **keys; T *vals; size_t n; }  (SCONF_MAP_OF),
- *         keys in file order
+ *   LIST  struct { T *v; size_t n; unsigned *lines; }  (SCONF_LIST_OF)
+ *   MAP   struct { char **keys; T *vals; size_t n; unsigned *lines; }
+ *         (SCONF_MAP_OF), keys in file order
+ * lines holds the line number of each list item or map entry.
  * Every STRUCT type has a struct sconf_pos member at pos_offset that the
  * binder fills with line numbers, so checks after binding can name lines.
  */
@@ -104,24 +105,28 @@ struct sconf_pos {
 	struct { \
 		T *v; \
 		size_t n; \
+		unsigned *lines; /* per item; NULL when not from a file */ \
 	}
 #define SCONF_MAP_OF(T) \
 	struct { \
 		char **keys; \
 		T *vals; \
 		size_t n; \
+		unsigned *lines; /* per entry; NULL when not from a file */ \
 	}
 
 /* The string list and string map shapes, named because they are common. */
 struct sconf_strlist {
 	char **v;
 	size_t n;
+	unsigned *lines; /* per item; NULL when not from a file */
 };
 
 struct sconf_strmap {
 	char **keys;
 	char **vals;
 	size_t n;
+	unsigned *lines; /* per entry; NULL when not from a file */
 };
 
 struct sconf_field;

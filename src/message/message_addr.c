@@ -263,6 +263,8 @@ read_angle(struct lex *lx, struct message_addr_list *l, char *name,
 		} else if (t.c == '.') {
 			buf_addc(&lp, '.');
 		} else if (t.c == '@') {
+			/* INTEROP: "<a@b@c>": the last domain wins. */
+			free(host);
 			host = read_domain(lx);
 		} else if (t.c == '>') {
 			break;

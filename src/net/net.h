@@ -39,7 +39,9 @@ struct net_conn;    /* opaque; one accepted connection */
 /* Event bits delivered to struct net_proto.event(). */
 #define NET_EV_READ 0x01     /* input may be available */
 #define NET_EV_TIMER 0x02    /* the protocol timer fired */
-#define NET_EV_IDLE 0x04     /* idle timeout; closed unless handled */
+#define NET_EV_IDLE 0x04     /* idle timeout; the connection closes after
+			      * the handler unless it calls
+			      * net_conn_set_idle_timeout() again */
 #define NET_EV_NOTIFY 0x08   /* net_conn_notify() was called */
 #define NET_EV_SHUTDOWN 0x10 /* the server stops: say goodbye and close */
 #define NET_EV_TLS 0x20      /* a STARTTLS handshake completed */
@@ -81,7 +83,9 @@ struct net_listen_params {
 };
 
 /* Start the reactor and worker threads. Returns NULL with the reason
- * appended to err. Call from one thread; then the other functions. */
+ * appended to err. The threads inherit the caller's signal mask: block
+ * SIGTERM/SIGINT (and wait for them with sigwait()) before calling. The
+ * runtime installs no signal handlers and never raises SIGPIPE. */
 struct net_reactor *net_start(const struct net_params *p, struct buf *err);
 /* Bind (unless lp->fd > 0) and start accepting. The port in use is
  * stored in *port_out when not NULL. Returns 0, or -1 with the reason
@@ -137,7 +141,7 @@ void net_conn_consume(struct net_conn *c, size_t n);
 int net_conn_copy_to_fd(struct net_conn *c, int fd, uint64_t *left);
 /* Stream input through fn: it gets the buffered bytes, returns how many
  * it used and sets *done to stop. NET_OK once done, NET_AGAIN, NET_EOF,
- * NET_ERROR (fn returned SIZE_MAX). */
+ * NET_ERROR (fn returned SIZE_MAX, or used nothing of 1 MiB). */
 typedef size_t net_stream_fn(void *arg, struct span in, bool *done);
 int net_conn_stream(struct net_conn *c, net_stream_fn *fn, void *arg);
 /* Bytes of input already buffered (plaintext, not yet returned). */

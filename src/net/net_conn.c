@@ -29,6 +29,7 @@
 
 #define NET_HANDLER_ROUNDS 64 /* handler calls for buffered input per run */
 #define NET_SEND_CHUNK 16384
+#define NET_STREAM_HOLD_MAX (1024 * 1024) /* input a stream fn may leave */
 
 void
 net_conn_raise(struct net_conn *c, uint32_t bits)
@@ -423,7 +424,9 @@ net_conn_stream(struct net_conn *c, net_stream_fn *fn, void *arg)
 		if (done)
 			return NET_OK;
 		if (used == 0 && !done) {
-			/* fn needs more than is buffered: read more. */
+			/* fn needs more than is buffered: read more, bounded. */
+			if (avail(c) >= NET_STREAM_HOLD_MAX)
+				return NET_ERROR;
 			rc = fill(c);
 			if (rc != NET_OK)
 				return rc;
@@ -689,8 +692,16 @@ process(struct net_conn *c, uint32_t bits)
 	if (c->eof && !c->closing)
 		c->closing = true;
 	if (c->closing && !c->dead) {
-		if (c->handshaking || c->eof || flush_some(c) != NET_AGAIN)
+		/* A peer that only half-closed still gets its replies. A
+		 * closing implicit-TLS connection first completes its
+		 * handshake (bounded by the handshake timeout) so the
+		 * goodbye written in start() reaches the peer. */
+		if (c->handshaking) {
+			if (c->tls == NULL)
+				c->dead = true;
+		} else if (flush_some(c) != NET_AGAIN) {
 			c->dead = true;
+		}
 		else if (c->io_at == 0)
 			c->io_at = time_mono_ns() + c->r->write_timeout_ns;
 	}
@@ -729,7 +740,7 @@ arm(struct net_conn *c)
 		if (!c->closing && !c->paused && !c->eof &&
 		    c->out.len < NET_WRITE_HIGH)
 			want |= EPOLLIN;
-		if (c->closing && c->tls == NULL)
+		if (c->closing && c->tls == NULL && !c->eof)
 			want |= EPOLLIN; /* notice a peer that goes away */
 		if (c->out.len == 0 && !c->closing)
 			c->io_at = 0;

@@ -5,7 +5,7 @@ set -eu
 : "${MOX_SRCDIR:?}" "${MOX_BUILDDIR:?}"
 bin="$MOX_BUILDDIR/tests/fuzz/fuzz_message"
 corpus="$MOX_SRCDIR/../shared/testdata/mime"
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/fuzz_message.XXXXXX")
+tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
 # Hostile inputs: empty, NUL bytes, bare CR, deep nesting, unterminated

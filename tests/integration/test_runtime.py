@@ -3,8 +3,9 @@
 driven through tests/integration/testproto_server.
 
 Checks: 1,000 concurrent connections each sending its line byte by byte,
-line length limits (exact maximum, one over, very long), idle timeout,
-per-IP connection limit, input pause, STARTTLS with certificate
+line length limits (exact maximum, one over, very long), replies to a
+half-closed peer, idle timeout, per-IP connection limit, input pause,
+implicit TLS, forced close after the shutdown grace, STARTTLS with certificate
 verification (TLS 1.3 and 1.2, channel binding against python's
 tls-unique), refusal of plaintext pipelined after STARTTLS, and a clean
 shutdown on SIGTERM with connections open: each reads "BYE shutdown" and
@@ -198,6 +199,53 @@ def test_lines(srv):
     r.expect("OK bye", "quit")
     r.eof("quit")
     s.close()
+    # A peer that half-closes after its command still gets the reply.
+    s = srv.connect()
+    r = Lines(s)
+    r.expect("OK testproto", "half-close greeting")
+    s.sendall(b"ECHO half\r\nECHO partial")
+    s.shutdown(socket.SHUT_WR)
+    r.expect("ECHO half", "half-close reply")
+    r.eof("half-close")
+    s.close()
+
+
+def test_implicit_tls(cafile, keyfile):
+    srv = Server("-c", cafile, "-k", keyfile, "-t")
+    s = srv.connect()
+    t = tls_context(cafile).wrap_socket(s, server_hostname="localhost")
+    r = Lines(t)
+    r.expect("OK testproto", "implicit tls greeting")
+    t.sendall(b"TLS?\r\nSTARTTLS\r\nQUIT\r\n")
+    r.expect("TLS yes", "implicit tls active")
+    r.expect("ERR no starttls", "starttls on implicit tls")
+    r.expect("OK bye", "implicit tls quit")
+    t.close()
+    # Plaintext to an implicit TLS listener fails the handshake.
+    s = srv.connect()
+    s.sendall(b"ECHO plain\r\n")
+    try:
+        d = s.recv(100)
+        if d.startswith(b"OK"):
+            fail("implicit tls: plaintext answered")
+    except (ConnectionResetError, socket.timeout):
+        pass
+    s.close()
+    srv.stop("implicit tls server")
+
+
+def test_forced_close():
+    srv = Server("-G", "500")
+    s = srv.connect()
+    r = Lines(s)
+    r.expect("OK testproto", "stuck greeting")
+    s.sendall(b"STUCK\r\n")
+    r.expect("OK stuck", "stuck")
+    t = srv.stop("forced-close server", bound=10)
+    if t is not None and (t < 0.4 or t > 5):
+        fail("forced close after %.2fs, want about 0.5s" % t)
+    r.eof("forced close")
+    s.close()
 
 
 def tls_context(cafile, maxv=None):
@@ -218,6 +266,7 @@ def test_starttls(srv, cafile):
     r.expect("OK begin TLS", "starttls reply")
     t = tls_context(cafile).wrap_socket(s, server_hostname="localhost")
     r = Lines(t)
+    r.expect("OK tls", "tls event")
     t.sendall(b"TLS?\r\nECHO secret\r\n")
     r.expect("TLS yes", "after starttls")
     r.expect("ECHO secret", "echo over tls")
@@ -239,6 +288,7 @@ def test_starttls(srv, cafile):
     t2 = tls_context(cafile, ssl.TLSVersion.TLSv1_2).wrap_socket(
         s2, server_hostname="localhost")
     r2 = Lines(t2)
+    r2.expect("OK tls", "tls12 event")
     t2.sendall(b"CB\r\n")
     want = "CB tls-unique " + t2.get_channel_binding("tls-unique").hex()
     r2.expect(want, "tls-unique binding")
@@ -371,6 +421,8 @@ def main():
         test_lines(srv)
         tlssock = test_starttls(srv, cert)
         test_idle(cert, key)
+        test_implicit_tls(cert, key)
+        test_forced_close()
         test_max_per_ip()
         test_shutdown(srv, socks, tlssock)
     if failures:

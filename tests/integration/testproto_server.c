@@ -3,10 +3,12 @@
  * tests/integration/test_runtime.py and tests/bench/bench_idle.py.
  *
  *   testproto_server [-p port] [-w workers] [-i idle_ms] [-m max_per_ip]
- *       [-G grace_ms] [-c cert.pem -k key.pem [-g]]
+ *       [-G grace_ms] [-c cert.pem -k key.pem [-g] [-t]]
  *
  * Prints "port N" on stdout once listening on 127.0.0.1. -g first writes
- * a self-signed certificate for "localhost" to the -c/-k paths. Commands
+ * a self-signed certificate for "localhost" to the -c/-k paths; -t makes
+ * the listener implicit TLS. After STARTTLS the server sends "OK tls" over
+ * the new session. "STUCK" makes the session ignore shutdown. Commands
  * (one per line, at most 1000 bytes): "ECHO x" -> "ECHO x", "STARTTLS" ->
  * "OK begin TLS" then the handshake, "TLS?" -> "TLS yes|no", "CB" -> "CB
  * <type> <hex>" (channel binding), "PAUSE ms" -> input paused, then "OK
@@ -40,6 +42,7 @@ struct tp_conf {
 
 struct tp_sess {
 	const struct tp_conf *conf;
+	bool stuck; /* ignores NET_EV_SHUTDOWN (tests the forced close) */
 };
 
 static void *
@@ -114,6 +117,9 @@ tp_command(struct net_conn *c, struct tp_sess *s, struct span line)
 		net_conn_pause_input(c, true);
 		net_conn_set_timer(c, (unsigned)n);
 		return false;
+	} else if (span_eq_ci(line, "STUCK")) {
+		s->stuck = true;
+		net_conn_puts(c, "OK stuck\r\n");
 	} else if (span_eq_ci(line, "NOTIFY")) {
 		net_conn_notify(c);
 	} else if (scan_lit_ci(&sc, "BIG ") == 0 &&
@@ -137,7 +143,7 @@ tp_event(struct net_conn *c, void *sess, unsigned events)
 {
 	struct tp_sess *s = sess;
 
-	if (events & NET_EV_SHUTDOWN) {
+	if ((events & NET_EV_SHUTDOWN) && !s->stuck) {
 		net_conn_puts(c, "BYE shutdown\r\n");
 		net_conn_close(c);
 		return;
@@ -149,6 +155,8 @@ tp_event(struct net_conn *c, void *sess, unsigned events)
 	}
 	if (events & NET_EV_NOTIFY)
 		net_conn_puts(c, "OK notified\r\n");
+	if (events & NET_EV_TLS)
+		net_conn_puts(c, "OK tls\r\n");
 	if (events & NET_EV_TIMER) {
 		net_conn_pause_input(c, false);
 		net_conn_puts(c, "OK resumed\r\n");
@@ -202,7 +210,7 @@ usage(void)
 {
 	fprintf(stderr, "usage: testproto_server [-p port] [-w workers] "
 	    "[-i idle_ms] [-m max_per_ip] [-G grace_ms] "
-	    "[-c cert -k key [-g]]\n");
+	    "[-c cert -k key [-g] [-t]]\n");
 	exit(2);
 }
 
@@ -211,7 +219,7 @@ main(int argc, char **argv)
 {
 	unsigned port = 0, workers = 4, grace = 3000, max_per_ip = 0;
 	const char *cert = NULL, *key = NULL;
-	bool gen = false;
+	bool gen = false, implicit = false;
 	struct tp_conf conf = { NULL, 0 };
 	struct net_reactor *r = NULL;
 	struct buf err;
@@ -219,7 +227,7 @@ main(int argc, char **argv)
 	uint16_t bound = 0;
 	int opt, sig = 0, rc = 1;
 
-	while ((opt = getopt(argc, argv, "p:w:i:m:G:c:k:g")) != -1) {
+	while ((opt = getopt(argc, argv, "p:w:i:m:G:c:k:gt")) != -1) {
 		switch (opt) {
 		case 'p':
 			if (num_arg(optarg, 65535, &port) == -1)
@@ -250,11 +258,15 @@ main(int argc, char **argv)
 		case 'g':
 			gen = true;
 			break;
+		case 't':
+			implicit = true;
+			break;
 		default:
 			usage();
 		}
 	}
-	if ((cert == NULL) != (key == NULL) || (gen && cert == NULL))
+	if ((cert == NULL) != (key == NULL) || ((gen || implicit) &&
+	    cert == NULL))
 		usage();
 
 	log_init();
@@ -284,6 +296,7 @@ main(int argc, char **argv)
 			.proto = &tp_proto,
 			.proto_arg = &conf,
 			.max_per_ip = max_per_ip,
+			.implicit_tls = implicit ? conf.tls : NULL,
 			.reject_msg = "BYE too many connections\r\n",
 		};
 

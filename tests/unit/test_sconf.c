@@ -201,8 +201,8 @@ static const struct {
 	{ "minimal", "S: x\n", NULL },
 	{ "no final newline", "S: x", NULL },
 	{ "empty string", "S:\n", NULL },
-	{ "empty file", "", "t.conf:0: S: missing required field\n" },
-	{ "only comments", "# x\n\n#y\n", "t.conf:0: S: missing required field\n" },
+	{ "empty file", "", "t.conf: S: missing required field\n" },
+	{ "only comments", "# x\n\n#y\n", "t.conf: S: missing required field\n" },
 	{ "space indent", "S: x\nSub:\n    On: true\n",
 	    "t.conf:3: space in indent (mixed tab/space indenting?); indent "
 	    "with tabs only\n" },
@@ -222,7 +222,7 @@ static const struct {
 	{ "unknown nested field", "S: x\nSub:\n\tOn: true\n\tOff: true\n",
 	    "t.conf:4: Sub.Off: unknown field\n" },
 	{ "case-sensitive key", "s: x\n",
-	    "t.conf:1: s: unknown field\nt.conf:0: S: missing required "
+	    "t.conf:1: s: unknown field\nt.conf: S: missing required "
 	    "field\n" },
 	{ "duplicate key", "S: x\nS: y\n",
 	    "t.conf:2: S: duplicate field (first on line 1)\n" },
@@ -265,7 +265,8 @@ static const struct {
 	{ "key in list", "S: x\nStrs:\n\ta: b\n",
 	    "t.conf:3: Strs[0]: expected list item \"- value\"\n" },
 	{ "item in struct", "S: x\nSub:\n\t- On\n",
-	    "t.conf:3: expected \"Key: value\", not a list item\n" },
+	    "t.conf:3: Sub: expected \"Key: value\", not a list item\n"
+	    "t.conf:2: Sub.On: missing required field\n" },
 	{ "bare dash for scalar", "S: x\nStrs:\n\t-\n",
 	    "t.conf:3: Strs[0]: expected a value on the same line\n" },
 	{ "value on struct item", "S: x\nItems:\n\t- a\n",

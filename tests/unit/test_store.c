@@ -1,0 +1,1092 @@
+/*
+ * test_store.c: unit tests of the account store (maildir/store.h): names,
+ * mailboxes, deliver/append/copy/move/flags/expunge, tombstones, modseq,
+ * change broadcast, passwords, new/ indexing, concurrency, verify, backup,
+ * and damaged data (missing files, truncated database). Every test that
+ * touches an account ends with the consistency checker.
+ */
+#include <fcntl.h>
+#include <ftw.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <nettle/hmac.h>
+
+#include "lib/buf.h"
+#include "lib/compat.h"
+#include "lib/io.h"
+#include "lib/log.h"
+#include "maildir/store.h"
+#include "lib/banned.h"
+
+struct fx {
+	char dir[64];
+	struct store *s;
+	struct store_account *a;
+};
+
+static int
+rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *f)
+{
+	(void)sb;
+	(void)flag;
+	(void)f;
+	return remove(p);
+}
+
+static void
+rm_rf(const char *dir)
+{
+	(void)nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static int
+setup(void **state)
+{
+	struct fx *fx = calloc(1, sizeof(*fx));
+	struct store_err err;
+
+	snprintf(fx->dir, sizeof(fx->dir), "/tmp/test_store.XXXXXX");
+	assert_non_null(mkdtemp(fx->dir));
+	fx->s = store_new(fx->dir, &err);
+	assert_non_null(fx->s);
+	if (store_account_get(fx->s, "mjl", true, &fx->a, &err) == -1)
+		fail_msg("account: %s", err.text);
+	*state = fx;
+	return 0;
+}
+
+static void
+check_clean(struct store_account *a)
+{
+	struct buf rep;
+
+	buf_init(&rep, BUF_NOMAX);
+	if (store_check(a, false, &rep) == -1)
+		fail_msg("consistency check: %s", rep.data);
+	buf_release(&rep);
+}
+
+static int
+teardown(void **state)
+{
+	struct fx *fx = *state;
+
+	if (fx->a != NULL) {
+		check_clean(fx->a);
+		store_account_put(fx->a);
+	}
+	store_free(fx->s);
+	rm_rf(fx->dir);
+	free(fx);
+	return 0;
+}
+
+static int64_t
+mbid(struct store_account *a, const char *name)
+{
+	struct store_mailbox mb;
+	struct store_err err;
+	int64_t id;
+
+	if (store_mailbox_get(a, name, &mb, &err) == -1)
+		fail_msg("mailbox %s: %s", name, err.text);
+	id = mb.id;
+	store_mailbox_release(&mb);
+	return id;
+}
+
+static struct store_added
+deliver(struct store_account *a, const char *mb, uint32_t flags,
+    const char *kw)
+{
+	static const char msg[] = "Subject: hi\r\n\r\nbody\r\n";
+	struct store_add in = { .data = msg, .len = sizeof(msg) - 1,
+		.flags = flags, .keywords = kw };
+	struct store_added out;
+	struct store_err err;
+	const char *mbs[] = { mb };
+
+	if (store_deliver(a, &in, mbs, 1, &out, &err) == -1)
+		fail_msg("deliver to %s: %s", mb, err.text);
+	return out;
+}
+
+/* ---- names ---- */
+
+static const struct {
+	const char *in;
+	int rc;
+	const char *want;
+} name_cases[] = {
+	{ "Inbox", 0, "Inbox" },
+	{ "INBOX", 0, "Inbox" },
+	{ "inbox/sub", 0, "Inbox/sub" },
+	{ "a/inbox", 0, "a/inbox" },
+	{ "Lists/mox", 0, "Lists/mox" },
+	{ "caf\xc3\xa9", 0, "caf\xc3\xa9" },
+	{ "a%b*c&d#e", 0, "a%b*c&d#e" },
+	{ "", -1, NULL },
+	{ "/a", -1, NULL },
+	{ "a/", -1, NULL },
+	{ "a//b", -1, NULL },
+	{ "..", -1, NULL },
+	{ "a/../b", -1, NULL },
+	{ "./a", -1, NULL },
+	{ "#news", -1, NULL },
+	{ "a\x01" "b", -1, NULL },
+	{ "a\nb", -1, NULL },
+	{ "a\x7f", -1, NULL },
+	{ "a\xc2\x85" "b", -1, NULL },   /* U+0085 */
+	{ "a\xe2\x80\xa8" "b", -1, NULL }, /* U+2028 */
+	{ "\xff\xfe", -1, NULL },
+	{ "\xc0\xaf", -1, NULL },       /* overlong "/" */
+};
+
+static void
+test_names(void **state)
+{
+	struct buf out;
+	char huge[STORE_MAILBOX_NAME_MAX + 2];
+
+	buf_init(&out, BUF_NOMAX);
+	for (size_t i = 0; i < ARRAY_LEN(name_cases); i++) {
+		const char *why = NULL;
+		int rc = store_mailbox_name_check(name_cases[i].in, &out, &why);
+
+		if (rc != name_cases[i].rc ||
+		    (rc == 0 && strcmp(out.data, name_cases[i].want) != 0))
+			fail_msg("case %zu: rc %d out %s why %s", i, rc,
+			    out.data, why ? why : "");
+	}
+	memset(huge, 'x', sizeof(huge) - 1);
+	huge[sizeof(huge) - 1] = '\0';
+	{
+		const char *why;
+
+		assert_int_equal(store_mailbox_name_check(huge, &out, &why),
+		    -1);
+		huge[STORE_MAILBOX_NAME_MAX] = '\0';
+		assert_int_equal(store_mailbox_name_check(huge, &out, &why), 0);
+	}
+	buf_release(&out);
+	assert_false(store_account_name_valid(""));
+	assert_false(store_account_name_valid(".."));
+	assert_false(store_account_name_valid("a/b"));
+	assert_false(store_account_name_valid(".hidden"));
+	assert_false(store_account_name_valid("a\nb"));
+	assert_true(store_account_name_valid("mjl"));
+	(void)state;
+}
+
+/* ---- mailboxes ---- */
+
+static void
+test_default_mailboxes(void **state)
+{
+	struct fx *fx = *state;
+	struct store_mailbox *mbs;
+	size_t n;
+	struct store_err err;
+	char **subs;
+	size_t nsubs;
+	static const struct {
+		const char *name;
+		unsigned special;
+	} want[] = {
+		{ "Archive", STORE_SU_ARCHIVE }, { "Drafts", STORE_SU_DRAFTS },
+		{ "Inbox", 0 }, { "Junk", STORE_SU_JUNK },
+		{ "Sent", STORE_SU_SENT }, { "Trash", STORE_SU_TRASH },
+	};
+
+	assert_int_equal(store_mailbox_list(fx->a, &mbs, &n, &err), 0);
+	assert_int_equal(n, ARRAY_LEN(want));
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(mbs[i].name, want[i].name) != 0 ||
+		    mbs[i].special != want[i].special || !mbs[i].subscribed ||
+		    mbs[i].uidnext != 1 ||
+		    mbs[i].uidvalidity != mbs[0].uidvalidity)
+			fail_msg("mailbox %zu: %s special %u", i, mbs[i].name,
+			    mbs[i].special);
+	}
+	store_mailbox_list_free(mbs, n);
+	assert_int_equal(store_subscriptions(fx->a, &subs, &nsubs, &err), 0);
+	assert_int_equal(nsubs, 6);
+	for (size_t i = 0; i < nsubs; i++)
+		free(subs[i]);
+	free(subs);
+	/* Special-use can be changed. */
+	assert_int_equal(store_mailbox_set_special(fx->a, "Archive", 0, &err),
+	    0);
+}
+
+static void
+test_mailbox_ops(void **state)
+{
+	struct fx *fx = *state;
+	struct store_err err;
+	struct store_mailbox mb;
+	int64_t id;
+	uint32_t uv1;
+
+	assert_int_equal(store_mailbox_create(fx->a, "a/b/c", 0, &id, &err), 0);
+	assert_int_equal(mbid(fx->a, "a"), mbid(fx->a, "a"));
+	assert_int_equal(store_mailbox_create(fx->a, "a/b", 0, NULL, &err), -1);
+	assert_int_equal(err.code, STORE_EEXISTS);
+	assert_int_equal(store_mailbox_create(fx->a, "x/../y", 0, NULL, &err),
+	    -1);
+	assert_int_equal(err.code, STORE_EINVAL);
+	deliver(fx->a, "a/b", STORE_F_SEEN, NULL);
+
+	/* Delete with children is refused (RFC 9051 6.3.5). */
+	assert_int_equal(store_mailbox_delete(fx->a, "a", &err), -1);
+	assert_int_equal(err.code, STORE_EHASCHILDREN);
+	assert_int_equal(store_mailbox_delete(fx->a, "Inbox", &err), -1);
+	assert_int_equal(store_mailbox_delete(fx->a, "nope", &err), -1);
+	assert_int_equal(err.code, STORE_ENOMAILBOX);
+
+	/* Rename renames children and gives them one new UIDVALIDITY. */
+	assert_int_equal(store_mailbox_get(fx->a, "a/b", &mb, &err), 0);
+	uv1 = mb.uidvalidity;
+	id = mb.id;
+	store_mailbox_release(&mb);
+	assert_int_equal(store_mailbox_rename(fx->a, "a", "z/q", &err), 0);
+	assert_int_equal(store_mailbox_get(fx->a, "z/q/b", &mb, &err), 0);
+	assert_int_equal(mb.id, id);
+	assert_true(mb.uidvalidity > uv1);
+	assert_int_equal(mb.counts.total, 1);
+	store_mailbox_release(&mb);
+	assert_int_equal(store_mailbox_get(fx->a, "z/q/b/c", &mb, &err), 0);
+	store_mailbox_release(&mb);
+	assert_int_equal(store_mailbox_get(fx->a, "z", &mb, &err), 0);
+	store_mailbox_release(&mb);
+	assert_int_equal(store_mailbox_get(fx->a, "a/b", &mb, &err), -1);
+	assert_int_equal(err.code, STORE_ENOMAILBOX);
+	/* Rename into its own subtree recreates the vacated names. */
+	assert_int_equal(store_mailbox_rename(fx->a, "z/q/b/c", "z/q/b/c/d/e",
+			     &err),
+	    0);
+	assert_int_equal(store_mailbox_get(fx->a, "z/q/b/c/d", &mb, &err), 0);
+	store_mailbox_release(&mb);
+	/* Collisions and Inbox as destination. */
+	assert_int_equal(store_mailbox_rename(fx->a, "z", "Sent", &err), -1);
+	assert_int_equal(err.code, STORE_EEXISTS);
+	assert_int_equal(store_mailbox_rename(fx->a, "z", "INBOX", &err), -1);
+	assert_int_equal(store_mailbox_rename(fx->a, "missing", "m2", &err),
+	    -1);
+	assert_int_equal(err.code, STORE_ENOMAILBOX);
+
+	/* Delete a leaf with a message. */
+	assert_int_equal(store_mailbox_delete(fx->a, "z/q/b/c/d/e", &err), 0);
+	assert_int_equal(store_mailbox_delete(fx->a, "z/q/b/c/d", &err), 0);
+	assert_int_equal(store_mailbox_delete(fx->a, "z/q/b/c", &err), 0);
+	assert_int_equal(store_mailbox_delete(fx->a, "z/q/b", &err), 0);
+	{
+		int64_t du = -1;
+
+		assert_int_equal(store_disk_usage(fx->a, &du, &err), 0);
+		assert_int_equal(du, 0);
+	}
+}
+
+static void
+test_rename_inbox(void **state)
+{
+	struct fx *fx = *state;
+	struct store_err err;
+	struct store_mailbox mb;
+	struct store_msg_list l;
+
+	deliver(fx->a, "Inbox", 0, "work");
+	deliver(fx->a, "Inbox", STORE_F_SEEN, NULL);
+	assert_int_equal(store_mailbox_create(fx->a, "Inbox/child", 0, NULL,
+			     &err),
+	    0);
+	assert_int_equal(store_mailbox_rename(fx->a, "INBOX", "Old", &err), 0);
+	assert_int_equal(store_mailbox_get(fx->a, "Old", &mb, &err), 0);
+	assert_int_equal(mb.counts.total, 2);
+	assert_int_equal(mb.counts.unseen, 1);
+	assert_string_equal(mb.keywords, "work");
+	store_mailbox_release(&mb);
+	assert_int_equal(store_mailbox_get(fx->a, "Inbox", &mb, &err), 0);
+	assert_int_equal(mb.counts.total, 0);
+	assert_int_equal(mb.uidnext, 3);
+	assert_int_equal(store_list(fx->a, mb.id, &l, &err), 0);
+	assert_int_equal(l.n, 0);
+	store_msg_list_release(&l);
+	/* Tombstones remain for QRESYNC. */
+	assert_int_equal(store_changes_since(fx->a, mb.id, 0, &l, &err), 0);
+	assert_int_equal(l.n, 2);
+	assert_true(l.v[0].expunged && l.v[1].expunged);
+	store_msg_list_release(&l);
+	store_mailbox_release(&mb);
+	assert_int_equal(store_mailbox_get(fx->a, "Inbox/child", &mb, &err), 0);
+	store_mailbox_release(&mb);
+}
+
+static void
+test_subscriptions(void **state)
+{
+	struct fx *fx = *state;
+	struct store_err err;
+	char **v;
+	size_t n;
+
+	assert_int_equal(store_subscribe(fx->a, "NotThere", &err), 0);
+	assert_int_equal(store_subscribe(fx->a, "NotThere", &err), 0);
+	assert_int_equal(store_unsubscribe(fx->a, "NotThere", &err), 0);
+	assert_int_equal(store_unsubscribe(fx->a, "NotThere", &err), -1);
+	assert_int_equal(err.code, STORE_ENOMAILBOX);
+	assert_int_equal(store_unsubscribe(fx->a, "Sent", &err), 0);
+	assert_int_equal(store_unsubscribe(fx->a, "Sent", &err), 0);
+	assert_int_equal(store_subscribe(fx->a, "a\x01", &err), -1);
+	assert_int_equal(store_subscriptions(fx->a, &v, &n, &err), 0);
+	assert_int_equal(n, 5);
+	for (size_t i = 0; i < n; i++) {
+		assert_string_not_equal(v[i], "Sent");
+		free(v[i]);
+	}
+	free(v);
+}
+
+/* ---- messages ---- */
+
+static void
+test_deliver_flags_expunge(void **state)
+{
+	struct fx *fx = *state;
+	struct store_err err;
+	struct store_added a1, a2, a3;
+	struct store_msg_list l;
+	struct store_flags_result fr;
+	struct store_uids rm;
+	struct store_mailbox mb;
+	int64_t inbox = mbid(fx->a, "Inbox"), hms;
+	uint32_t u12[] = { 1, 2, 99 }, u3[] = { 3 };
+
+	a1 = deliver(fx->a, "Inbox", 0, NULL);
+	a2 = deliver(fx->a, "inbox", STORE_F_SEEN, "Work $label1");
+	a3 = deliver(fx->a, "Inbox", STORE_F_DELETED, NULL);
+	assert_int_equal(a1.uid, 1);
+	assert_int_equal(a2.uid, 2);
+	assert_int_equal(a3.uid, 3);
+	assert_true(a1.modseq >= 2);
+	assert_true(a1.modseq < a2.modseq && a2.modseq < a3.modseq);
+
+	assert_int_equal(store_mailbox_get(fx->a, "Inbox", &mb, &err), 0);
+	assert_int_equal(mb.counts.total, 2);
+	assert_int_equal(mb.counts.deleted, 1);
+	assert_int_equal(mb.counts.unread, 1);
+	assert_int_equal(mb.counts.unseen, 2);
+	assert_string_equal(mb.keywords, "$label1 work");
+	assert_int_equal(mb.highestmodseq, a3.modseq);
+	store_mailbox_release(&mb);
+
+	/* Bad keyword, well-known keyword as keyword. */
+	{
+		struct store_add in = { .data = "x\r\n\r\n", .len = 5,
+			.keywords = "a(b" };
+		const char *mbs[] = { "Inbox" };
+		struct store_added o;
+
+		assert_int_equal(store_deliver(fx->a, &in, mbs, 1, &o, &err),
+		    -1);
+		assert_int_equal(err.code, STORE_EINVAL);
+		in.keywords = "$Junk";
+		assert_int_equal(store_deliver(fx->a, &in, mbs, 1, &o, &err),
+		    -1);
+		in.keywords = NULL;
+		mbs[0] = "NoSuch";
+		assert_int_equal(store_deliver(fx->a, &in, mbs, 1, &o, &err),
+		    -1);
+		assert_int_equal(err.code, STORE_ENOMAILBOX);
+		in.create_mailbox = true;
+		mbs[0] = "Lists/new";
+		assert_int_equal(store_deliver(fx->a, &in, mbs, 1, &o, &err),
+		    0);
+		in.create_mailbox = false;
+		in.quota = 10;
+		mbs[0] = "Inbox";
+		assert_int_equal(store_deliver(fx->a, &in, mbs, 1, &o, &err),
+		    -1);
+		assert_int_equal(err.code, STORE_EOVERQUOTA);
+	}
+
+	/* Flags: no-op keeps modseq; UNCHANGEDSINCE. */
+	assert_int_equal(store_flags(fx->a, inbox, u12, 3, STORE_FLAGS_ADD,
+			     STORE_F_SEEN, NULL, -1, &fr, &err),
+	    0);
+	assert_int_equal(fr.n_changed, 1);
+	assert_int_equal(fr.changed[0], 1);
+	hms = fr.modseq;
+	assert_true(hms > a3.modseq);
+	store_flags_result_release(&fr);
+	assert_int_equal(store_flags(fx->a, inbox, u12, 2, STORE_FLAGS_ADD,
+			     STORE_F_FLAGGED, "x", a2.modseq, &fr, &err),
+	    0);
+	assert_int_equal(fr.n_changed, 1);
+	assert_int_equal(fr.changed[0], 2);
+	assert_int_equal(fr.n_modified, 1);
+	assert_int_equal(fr.modified[0], 1);
+	store_flags_result_release(&fr);
+	assert_int_equal(store_flags(fx->a, inbox, u12, 2, STORE_FLAGS_REMOVE,
+			     0, "WORK", -1, &fr, &err),
+	    0);
+	assert_int_equal(fr.n_changed, 1);
+	store_flags_result_release(&fr);
+	assert_int_equal(store_flags(fx->a, inbox, u12, 1, STORE_FLAGS_SET,
+			     STORE_F_SEEN | STORE_F_ANSWERED, "", -1, &fr, &err),
+	    0);
+	store_flags_result_release(&fr);
+	assert_int_equal(store_flags(fx->a, inbox, u12, 1, STORE_FLAGS_SET, 0,
+			     "bad\"kw", -1, &fr, &err),
+	    -1);
+
+	/* Expunge by uid set (only \Deleted), then all. */
+	assert_int_equal(store_expunge(fx->a, inbox, u12, 2, &rm, &err), 0);
+	assert_int_equal(rm.n, 0);
+	store_uids_release(&rm);
+	assert_int_equal(store_flags(fx->a, inbox, u12, 1, STORE_FLAGS_ADD,
+			     STORE_F_DELETED, NULL, -1, &fr, &err),
+	    0);
+	store_flags_result_release(&fr);
+	assert_int_equal(store_expunge(fx->a, inbox, u3, 1, &rm, &err), 0);
+	assert_int_equal(rm.n, 1);
+	assert_int_equal(rm.v[0], 3);
+	store_uids_release(&rm);
+	assert_int_equal(store_expunge(fx->a, inbox, NULL, 0, &rm, &err), 0);
+	assert_int_equal(rm.n, 1);
+	assert_int_equal(rm.v[0], 1);
+	hms = rm.modseq;
+	store_uids_release(&rm);
+
+	/* Listing filters tombstones; changes-since includes them. */
+	assert_int_equal(store_list(fx->a, inbox, &l, &err), 0);
+	assert_int_equal(l.n, 1);
+	assert_int_equal(l.v[0].uid, 2);
+	assert_string_equal(l.v[0].keywords, "$label1 x");
+	assert_int_equal(l.v[0].flags, STORE_F_SEEN | STORE_F_FLAGGED);
+	store_msg_list_release(&l);
+	assert_int_equal(store_changes_since(fx->a, inbox, a3.modseq, &l,
+			     &err),
+	    0);
+	assert_int_equal(l.n, 3);
+	assert_true(l.v[0].expunged && l.v[0].modseq == hms);
+	assert_false(l.v[1].expunged);
+	assert_true(l.v[2].expunged);
+	store_msg_list_release(&l);
+	{
+		struct store_msg m;
+		int fd;
+
+		assert_int_equal(store_msg_get(fx->a, inbox, 1, &m, NULL, &err),
+		    -1);
+		assert_int_equal(err.code, STORE_ENOMSG);
+		assert_int_equal(store_msg_open(fx->a, inbox, 2, &fd, &err), 0);
+		close(fd);
+	}
+	/* A new delivery never reuses an expunged UID. */
+	a1 = deliver(fx->a, "Inbox", 0, NULL);
+	assert_int_equal(a1.uid, 4);
+}
+
+static void
+test_deliver_multi_fields(void **state)
+{
+	struct fx *fx = *state;
+	const char *dk[] = { "example.org", "mail.example.org" };
+	const char *lp[] = { "bob", "" }, *dom[] = { "example.org", "x" };
+	struct store_msg_fields f = {
+		.remote_ip = "192.0.2.77", .ehlo_domain = "mx.example.org",
+		.mailfrom = "a@example.org", .message_id = "id@x",
+		.dkim_domains = dk, .n_dkim_domains = 2,
+		.parsed = "PARSED", .parsed_len = 6,
+		.rcpt_localparts = lp, .rcpt_domains = dom, .n_rcpts = 2,
+	};
+	struct store_add in = { .data = "a: b\r\n\r\nx\r\n", .len = 11,
+		.fields = &f };
+	const char *mbs[] = { "Inbox", "Sent", "Junk" };
+	struct store_added out[3];
+	struct store_err err;
+	struct store_msg m;
+	struct buf parsed;
+
+	assert_int_equal(store_deliver(fx->a, &in, mbs, 3, out, &err), 0);
+	assert_true(out[0].id != out[1].id && out[1].id != out[2].id);
+	buf_init(&parsed, BUF_NOMAX);
+	assert_int_equal(store_msg_get(fx->a, out[1].mailbox_id, out[1].uid, &m,
+			     &parsed, &err),
+	    0);
+	assert_string_equal(parsed.data, "PARSED");
+	assert_int_equal(m.size, 11);
+	free(m.keywords);
+	/* Junk special-use forces $Junk (spec/store.md 9). */
+	assert_int_equal(store_msg_get(fx->a, out[2].mailbox_id, out[2].uid, &m,
+			     NULL, &err),
+	    0);
+	assert_int_equal(m.flags, STORE_F_JUNK);
+	free(m.keywords);
+	buf_release(&parsed);
+	assert_int_equal(store_msg_set_trained(fx->a, out[0].id, 1, &err), 0);
+	assert_int_equal(store_msg_set_trained(fx->a, 999999, 1, &err), -1);
+	/* Path input that does not exist, and a directory. */
+	in.data = NULL;
+	in.len = 0;
+	in.path = "/nonexistent/file";
+	assert_int_equal(store_deliver(fx->a, &in, mbs, 1, out, &err), -1);
+	in.path = "/tmp";
+	assert_int_equal(store_deliver(fx->a, &in, mbs, 1, out, &err), -1);
+	in.path = NULL;
+	assert_int_equal(store_deliver(fx->a, &in, mbs, 1, out, &err), -1);
+}
+
+static void
+test_copy_move(void **state)
+{
+	struct fx *fx = *state;
+	struct store_err err;
+	struct store_uidmap map;
+	struct store_msg_list l;
+	int64_t inbox = mbid(fx->a, "Inbox"), arch = mbid(fx->a, "Archive");
+	int64_t junk = mbid(fx->a, "Junk");
+	uint32_t uids[] = { 3, 1, 2, 1, 77 };
+
+	deliver(fx->a, "Inbox", 0, "k1");
+	deliver(fx->a, "Inbox", STORE_F_SEEN, NULL);
+	deliver(fx->a, "Inbox", STORE_F_NOTJUNK, "k2");
+	assert_int_equal(store_copy(fx->a, inbox, uids, 5, arch, 0, &map, &err),
+	    0);
+	assert_int_equal(map.n, 3);
+	for (uint32_t i = 0; i < 3; i++) {
+		assert_int_equal(map.src[i], i + 1);
+		assert_int_equal(map.dst[i], i + 1);
+	}
+	store_uidmap_release(&map);
+	assert_int_equal(store_copy(fx->a, inbox, uids, 1, arch, 1, &map, &err),
+	    -1);
+	assert_int_equal(err.code, STORE_EOVERQUOTA);
+	assert_int_equal(store_move(fx->a, inbox, uids, 1, junk, &map, &err),
+	    0);
+	assert_int_equal(map.n, 1);
+	assert_int_equal(map.src[0], 3);
+	assert_int_equal(map.dst[0], 1);
+	store_uidmap_release(&map);
+	assert_int_equal(store_list(fx->a, junk, &l, &err), 0);
+	assert_int_equal(l.n, 1);
+	assert_int_equal(l.v[0].flags, STORE_F_JUNK);
+	assert_string_equal(l.v[0].keywords, "k2");
+	store_msg_list_release(&l);
+	assert_int_equal(store_list(fx->a, inbox, &l, &err), 0);
+	assert_int_equal(l.n, 2);
+	store_msg_list_release(&l);
+	assert_int_equal(store_changes_since(fx->a, inbox, 0, &l, &err), 0);
+	assert_int_equal(l.n, 3);
+	assert_true(l.v[2].expunged);
+	store_msg_list_release(&l);
+	assert_int_equal(store_move(fx->a, inbox, uids, 1, inbox, &map, &err),
+	    -1);
+	assert_int_equal(store_move(fx->a, inbox, uids + 4, 1, arch, &map,
+			     &err),
+	    -1);
+	assert_int_equal(err.code, STORE_ENOMSG);
+	{
+		struct store_mailbox mb;
+
+		assert_int_equal(store_mailbox_get(fx->a, "Archive", &mb, &err),
+		    0);
+		assert_string_equal(mb.keywords, "k1 k2");
+		assert_int_equal(mb.counts.total, 3);
+		store_mailbox_release(&mb);
+	}
+}
+
+/* ---- changes ---- */
+
+struct rec {
+	char log[4096];
+	size_t len;
+};
+
+static void
+record(const struct store_change *c, size_t n, void *arg)
+{
+	struct rec *r = arg;
+
+	for (size_t i = 0; i < n; i++) {
+		int k = snprintf(r->log + r->len, sizeof(r->log) - r->len,
+		    "%d:%u:%zu;", (int)c[i].type, c[i].uid, c[i].n_uids);
+
+		if (k > 0 && (size_t)k < sizeof(r->log) - r->len)
+			r->len += (size_t)k;
+	}
+}
+
+static void
+test_changes(void **state)
+{
+	struct fx *fx = *state;
+	struct rec r1, r2;
+	struct store_sub *s1, *s2;
+	struct store_err err;
+	struct store_uids rm;
+	struct store_flags_result fr;
+	int64_t inbox = mbid(fx->a, "Inbox");
+	uint32_t u1 = 1;
+	char want[256];
+
+	memset(&r1, 0, sizeof(r1));
+	memset(&r2, 0, sizeof(r2));
+	s1 = store_sub_new(fx->a, record, &r1);
+	s2 = store_sub_new(fx->a, record, &r2);
+	deliver(fx->a, "Inbox", STORE_F_DELETED, NULL);
+	store_sub_origin(s2); /* s2 makes the next changes itself */
+	assert_int_equal(store_flags(fx->a, inbox, &u1, 1, STORE_FLAGS_ADD,
+			     STORE_F_SEEN, NULL, -1, &fr, &err),
+	    0);
+	store_flags_result_release(&fr);
+	store_sub_origin(NULL);
+	assert_int_equal(store_expunge(fx->a, inbox, NULL, 0, &rm, &err), 0);
+	store_uids_release(&rm);
+	assert_int_equal(store_mailbox_create(fx->a, "New", 0, NULL, &err), 0);
+	assert_int_equal(store_mailbox_rename(fx->a, "New", "New2", &err), 0);
+	assert_int_equal(store_mailbox_delete(fx->a, "New2", &err), 0);
+	assert_int_equal(store_mailbox_set_special(fx->a, "Trash", 0, &err), 0);
+	assert_int_equal(store_subscribe(fx->a, "Ghost", &err), 0);
+	snprintf(want, sizeof(want),
+	    "%d:1:0;%d:0:0;%d:1:0;%d:0:0;%d:0:1;%d:0:0;"
+	    "%d:0:0;%d:0:0;%d:0:0;%d:0:0;%d:0:0;%d:0:0;",
+	    STORE_CHANGE_ADD_UID, STORE_CHANGE_MAILBOX_COUNTS,
+	    STORE_CHANGE_FLAGS, STORE_CHANGE_MAILBOX_COUNTS,
+	    STORE_CHANGE_REMOVE_UIDS, STORE_CHANGE_MAILBOX_COUNTS,
+	    STORE_CHANGE_SUBSCRIPTION_ADD, STORE_CHANGE_MAILBOX_ADD,
+	    STORE_CHANGE_MAILBOX_RENAME, STORE_CHANGE_MAILBOX_REMOVE,
+	    STORE_CHANGE_MAILBOX_SPECIAL_USE, STORE_CHANGE_SUBSCRIPTION_ADD);
+	assert_string_equal(r1.log, want);
+	/* s2 did not get its own flag change. */
+	assert_null(strstr(r2.log, "2:1:0;"));
+	assert_non_null(strstr(r1.log, "2:1:0;"));
+	store_sub_free(s1);
+	store_sub_free(s2);
+}
+
+/* ---- passwords ---- */
+
+static void
+test_passwords(void **state)
+{
+	struct fx *fx = *state;
+	struct store_err err;
+	struct store_crammd5 cm;
+	struct store_scram sc;
+	uint8_t d1[16], d2[16];
+	struct hmac_md5_ctx h;
+	const char *pw = "correct horse battery";
+
+	assert_int_equal(store_password_check(fx->a, pw, &err), -1);
+	assert_int_equal(err.code, STORE_ENOPASSWORD);
+	assert_int_equal(store_password_crammd5(fx->a, &cm, &err), -1);
+	assert_int_equal(store_password_set(fx->a, "short", &err), -1);
+	assert_int_equal(store_password_set(fx->a, "\xff\xfe\xfd\xfc\xfb\xfa\xf9\xf8",
+			     &err),
+	    -1);
+	assert_int_equal(store_password_set(fx->a, pw, &err), 0);
+	assert_int_equal(store_password_check(fx->a, pw, &err), 0);
+	assert_int_equal(store_password_check(fx->a, "wrong password", &err),
+	    -1);
+	assert_int_equal(err.code, STORE_EBADPASSWORD);
+	/* CRAM-MD5 states reproduce HMAC-MD5 (RFC 2195 example challenge). */
+	assert_int_equal(store_password_crammd5(fx->a, &cm, &err), 0);
+	store_crammd5_digest(&cm, "<1896.697170952@postoffice.example.net>",
+	    39, d1);
+	hmac_md5_set_key(&h, strlen(pw), (const uint8_t *)pw);
+	hmac_md5_update(&h, 39,
+	    (const uint8_t *)"<1896.697170952@postoffice.example.net>");
+	hmac_md5_digest(&h, 16, d2);
+	assert_memory_equal(d1, d2, 16);
+	assert_int_equal(store_password_scram(fx->a, STORE_SCRAM_SHA1, &sc,
+			     &err),
+	    0);
+	assert_int_equal(sc.iterations, STORE_SCRAM_SHA1_ITER);
+	assert_int_equal(sc.key_len, 20);
+	assert_int_equal(store_password_scram(fx->a, STORE_SCRAM_SHA256, &sc,
+			     &err),
+	    0);
+	assert_int_equal(sc.iterations, STORE_SCRAM_SHA256_ITER);
+	assert_int_equal(sc.key_len, 32);
+	/* The clear password is nowhere in the database file. */
+	{
+		struct buf db, e;
+		char path[256];
+
+		snprintf(path, sizeof(path), "%s/accounts/mjl/index.db",
+		    fx->dir);
+		buf_init(&db, BUF_NOMAX);
+		buf_init(&e, 256);
+		(void)io_read_file(path, &db, &e);
+		assert_null(memmem(db.data, db.len, pw, strlen(pw)));
+		buf_release(&db);
+		buf_release(&e);
+	}
+}
+
+/* ---- new/ ---- */
+
+static void
+drop_new(const char *dir, int64_t mb, const char *name, const char *text)
+{
+	char p[512];
+	int fd;
+
+	snprintf(p, sizeof(p), "%s/accounts/mjl/maildir/%lld/new/%s", dir,
+	    (long long)mb, name);
+	fd = open(p, O_WRONLY | O_CREAT | O_EXCL, 0640);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+}
+
+static void
+test_scan_new(void **state)
+{
+	struct fx *fx = *state;
+	struct store_err err;
+	struct store_msg_list l;
+	int64_t inbox = mbid(fx->a, "Inbox");
+	struct store_watch *w;
+
+	drop_new(fx->dir, inbox, "1700000000.1.host", "A: b\n\nline\n");
+	drop_new(fx->dir, inbox, "1700000000.2.host:2,SF", "A: b\r\n\r\nx\r\n");
+	assert_int_equal(store_list(fx->a, inbox, &l, &err), 0);
+	assert_int_equal(l.n, 2);
+	/* bare LF converted: 11 bytes become 14 */
+	for (size_t i = 0; i < l.n; i++)
+		if (l.v[i].flags == (STORE_F_SEEN | STORE_F_FLAGGED))
+			assert_int_equal(l.v[i].size, 11);
+		else
+			assert_int_equal(l.v[i].size, 14);
+	store_msg_list_release(&l);
+	w = store_watch_new(fx->a, &err);
+	assert_non_null(w);
+	drop_new(fx->dir, inbox, "1700000000.3.host", "A: c\r\n\r\n");
+	for (int i = 0; i < 100; i++) {
+		struct store_mailbox mb;
+
+		assert_int_equal(store_mailbox_get_id(fx->a, inbox, &mb, &err),
+		    0);
+		store_mailbox_release(&mb);
+		if (mb.counts.total == 3)
+			break;
+		usleep(20000);
+	}
+	store_watch_free(w);
+	{
+		struct store_mailbox mb;
+
+		assert_int_equal(store_mailbox_get_id(fx->a, inbox, &mb, &err),
+		    0);
+		assert_int_equal(mb.counts.total, 3);
+		store_mailbox_release(&mb);
+	}
+}
+
+/* ---- concurrency ---- */
+
+struct worker {
+	struct store_account *a;
+	int64_t inbox;
+	int kind; /* 0 deliver, 1 flags, 2 expunge */
+	int n;
+	uint32_t *uids;
+	int nuids;
+	int errors;
+};
+
+static void *
+worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct store_err err;
+
+	for (int i = 0; i < w->n; i++) {
+		if (w->kind == 0) {
+			struct store_add in = { .data = "S: x\r\n\r\nbody\r\n",
+				.len = 14 };
+			const char *mbs[] = { "Inbox" };
+			struct store_added o;
+
+			if (store_deliver(w->a, &in, mbs, 1, &o, &err) == -1)
+				w->errors++;
+			else
+				w->uids[w->nuids++] = o.uid;
+		} else if (w->kind == 1) {
+			uint32_t u[4] = { (uint32_t)(i % 40) + 1,
+				(uint32_t)(i % 13) + 1, 5, 7 };
+			struct store_flags_result fr;
+
+			if (store_flags(w->a, w->inbox, u, 4,
+				i % 2 ? STORE_FLAGS_ADD : STORE_FLAGS_REMOVE,
+				STORE_F_DELETED | STORE_F_SEEN, "kw", -1, &fr,
+				&err) == -1)
+				w->errors++;
+			store_flags_result_release(&fr);
+		} else {
+			struct store_uids rm;
+
+			if (store_expunge(w->a, w->inbox, NULL, 0, &rm, &err) ==
+			    -1)
+				w->errors++;
+			store_uids_release(&rm);
+		}
+	}
+	return NULL;
+}
+
+static int
+cmp_u32(const void *x, const void *y)
+{
+	uint32_t a = *(const uint32_t *)x, b = *(const uint32_t *)y;
+
+	return a < b ? -1 : a > b;
+}
+
+static void
+test_concurrency(void **state)
+{
+	struct fx *fx = *state;
+	enum { NDELIV = 6, PER = 25 };
+	struct worker w[NDELIV + 3];
+	pthread_t th[NDELIV + 3];
+	uint32_t all[NDELIV * PER];
+	size_t n = 0;
+
+	memset(w, 0, sizeof(w));
+	for (int i = 0; i < NDELIV + 3; i++) {
+		w[i].a = fx->a;
+		w[i].inbox = mbid(fx->a, "Inbox");
+		w[i].kind = i < NDELIV ? 0 : i == NDELIV + 2 ? 2 : 1;
+		w[i].n = i < NDELIV ? PER : 30;
+		w[i].uids = calloc(PER, sizeof(uint32_t));
+		assert_int_equal(pthread_create(&th[i], NULL, worker_main,
+				     &w[i]),
+		    0);
+	}
+	for (int i = 0; i < NDELIV + 3; i++) {
+		pthread_join(th[i], NULL);
+		if (w[i].errors != 0)
+			fail_msg("worker %d: %d errors", i, w[i].errors);
+		/* One thread's uids increase. */
+		for (int k = 1; k < w[i].nuids; k++)
+			assert_true(w[i].uids[k] > w[i].uids[k - 1]);
+		for (int k = 0; k < w[i].nuids; k++)
+			all[n++] = w[i].uids[k];
+		free(w[i].uids);
+	}
+	assert_int_equal(n, NDELIV * PER);
+	qsort(all, n, sizeof(all[0]), cmp_u32);
+	for (size_t i = 1; i < n; i++)
+		assert_true(all[i] != all[i - 1]);
+}
+
+/* ---- damaged data, verify, backup ---- */
+
+static void
+test_missing_file_and_orphan(void **state)
+{
+	struct fx *fx = *state;
+	struct store_added x = deliver(fx->a, "Inbox", 0, NULL);
+	struct store_added y = deliver(fx->a, "Inbox", 0, NULL);
+	struct buf p, rep;
+	char orphan[512];
+	int fd;
+
+	buf_init(&p, BUF_NOMAX);
+	buf_init(&rep, BUF_NOMAX);
+	store_msg_path(fx->a, x.mailbox_id, x.id, &p);
+	assert_int_equal(unlink(p.data), 0);
+	assert_int_equal(store_check(fx->a, false, &rep), -1);
+	assert_non_null(strstr(rep.data, "file missing"));
+	{
+		struct store_err err;
+		int mfd;
+
+		assert_int_equal(store_msg_open(fx->a, x.mailbox_id, x.uid,
+				     &mfd, &err),
+		    -1);
+		assert_int_equal(err.code, STORE_ENOMSG);
+	}
+	/* Remove the broken row, then make an orphan with a fresh id. */
+	{
+		struct store_flags_result fr;
+		struct store_uids rm;
+		struct store_err err;
+
+		assert_int_equal(store_flags(fx->a, x.mailbox_id, &x.uid, 1,
+				     STORE_FLAGS_ADD, STORE_F_DELETED, NULL, -1,
+				     &fr, &err),
+		    0);
+		store_flags_result_release(&fr);
+		assert_int_equal(store_expunge(fx->a, x.mailbox_id, &x.uid, 1,
+				     &rm, &err),
+		    0);
+		store_uids_release(&rm);
+	}
+	snprintf(orphan, sizeof(orphan),
+	    "%s/accounts/mjl/maildir/%lld/cur/%lld:2,", fx->dir,
+	    (long long)y.mailbox_id, (long long)(y.id + 1000));
+	fd = open(orphan, O_WRONLY | O_CREAT | O_EXCL, 0640);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "O: k\r\n\r\n", 8), 8);
+	close(fd);
+	snprintf(orphan, sizeof(orphan), "%s/accounts/mjl/maildir/%lld/cur/junk",
+	    fx->dir, (long long)y.mailbox_id);
+	fd = open(orphan, O_WRONLY | O_CREAT | O_EXCL, 0640);
+	close(fd);
+	buf_reset(&rep);
+	assert_int_equal(store_check(fx->a, false, &rep), -1);
+	assert_non_null(strstr(rep.data, "orphan"));
+	buf_reset(&rep);
+	assert_int_equal(store_check(fx->a, true, &rep), 0);
+	buf_reset(&rep);
+	if (store_check(fx->a, false, &rep) == -1)
+		fail_msg("after fix: %s", rep.data);
+	/* The re-indexed id is not handed out again. */
+	{
+		struct store_added z = deliver(fx->a, "Inbox", 0, NULL);
+
+		assert_true(z.id > y.id + 1000);
+	}
+	buf_release(&p);
+	buf_release(&rep);
+}
+
+static void
+test_truncated_db(void **state)
+{
+	struct fx *fx = *state;
+	struct store_err err;
+	struct store_account *b;
+	struct buf rep;
+	char path[512];
+
+	/* A second account whose index is cut to 100 bytes. */
+	assert_int_equal(store_account_get(fx->s, "other", true, &b, &err), 0);
+	store_account_put(b);
+	snprintf(path, sizeof(path), "%s/accounts/other/index.db", fx->dir);
+	assert_int_equal(truncate(path, 100), 0);
+	snprintf(path, sizeof(path), "%s/accounts/other/index.db-wal", fx->dir);
+	(void)unlink(path);
+	assert_int_equal(store_account_get(fx->s, "other", false, &b, &err),
+	    -1);
+	assert_int_equal(store_account_get(fx->s, "../etc", true, &b, &err),
+	    -1);
+	assert_int_equal(store_account_get(fx->s, "absent", false, &b, &err),
+	    -1);
+	buf_init(&rep, BUF_NOMAX);
+	assert_int_equal(store_verify_datadir(fx->dir, false, &rep), -1);
+	assert_non_null(strstr(rep.data, "other"));
+	buf_release(&rep);
+	snprintf(path, sizeof(path), "%s/accounts/other", fx->dir);
+	rm_rf(path);
+}
+
+struct bk {
+	struct store_account *a;
+	volatile int *stop;
+	int n;
+};
+
+static void *
+bk_deliver(void *arg)
+{
+	struct bk *b = arg;
+
+	for (int i = 0; i < 2000 && !*b->stop; i++) {
+		struct store_add in = { .data = "S: y\r\n\r\nz\r\n", .len = 11 };
+		const char *mbs[] = { i % 2 ? "Inbox" : "Archive" };
+		struct store_added o;
+		struct store_err err;
+
+		if (store_deliver(b->a, &in, mbs, 1, &o, &err) == 0)
+			b->n++;
+	}
+	return NULL;
+}
+
+static void
+test_backup(void **state)
+{
+	struct fx *fx = *state;
+	pthread_t th[4];
+	struct bk b[4];
+	volatile int stop = 0;
+	char dst[128];
+	struct store_err err;
+	struct buf rep;
+
+	for (int i = 0; i < 4; i++) {
+		b[i].a = fx->a;
+		b[i].stop = &stop;
+		b[i].n = 0;
+		assert_int_equal(pthread_create(&th[i], NULL, bk_deliver, &b[i]),
+		    0);
+	}
+	usleep(100000);
+	snprintf(dst, sizeof(dst), "%s/backup", fx->dir);
+	if (store_backup_account(fx->a, dst, &err) == -1)
+		fail_msg("backup: %s", err.text);
+	stop = 1;
+	for (int i = 0; i < 4; i++)
+		pthread_join(th[i], NULL);
+	/* Never overwrite. */
+	assert_int_equal(store_backup_account(fx->a, dst, &err), -1);
+	buf_init(&rep, BUF_NOMAX);
+	if (store_verify_datadir(dst, false, &rep) == -1)
+		fail_msg("backup verify: %s", rep.data);
+	buf_release(&rep);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_names),
+		cmocka_unit_test_setup_teardown(test_default_mailboxes, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_mailbox_ops, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_rename_inbox, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_subscriptions, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_deliver_flags_expunge,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_deliver_multi_fields,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_copy_move, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_changes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_passwords, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_scan_new, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_concurrency, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_missing_file_and_orphan,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_truncated_db, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_backup, setup, teardown),
+	};
+
+	log_init();
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
