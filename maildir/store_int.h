@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 
 #include "lib/buf.h"
 #include "lib/lock.h"
@@ -24,7 +25,7 @@ struct store {
 	char *datadir;          /* absolute or as given; immutable */
 	struct lock lock;       /* LOCK_ORDER_ACCOUNTS: guards accounts */
 	struct store_account *accounts; /* open accounts, linked */
-	unsigned long tmpseq;   /* temp names; guarded by lock */
+	atomic_ulong tmpseq;    /* temp file names */
 };
 
 struct store_deliv; /* a queued delivery (store_message.c) */

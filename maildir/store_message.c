@@ -134,9 +134,7 @@ tmp_write(struct store_account *a, const void *data, size_t len, bool sync,
 	int fd = -1, rc = -1;
 	unsigned long seq;
 
-	lock_take(&a->store->lock);
-	seq = ++a->store->tmpseq;
-	lock_release(&a->store->lock);
+	seq = atomic_fetch_add(&a->store->tmpseq, 1) + 1;
 	buf_reset(path);
 	buf_addf(path, "%s/tmp/store-%ld-%lu", a->store->datadir,
 	    (long)getpid(), seq);

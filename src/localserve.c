@@ -26,11 +26,13 @@
 #include "lib/log.h"
 #include "lib/xmalloc.h"
 #include "localserve.h"
+#include "maildir/store.h"
 #include "serve.h"
 #include "tls/tls.h"
 #include "lib/banned.h"
 
 #define LOCALSERVE_ADMIN_PASSWORD "moxadmin"
+#define LOCALSERVE_PASSWORD "moxmoxmox"
 
 /* Listener ports: 1000 + the standard ones. */
 static const struct {
@@ -211,6 +213,29 @@ out:
 	return rc;
 }
 
+/* DataDir is the localserve directory itself. */
+static int
+set_account_password(const char *dir, const char *account,
+    const char *password, struct buf *err)
+{
+	struct store_err serr;
+	struct store *st = store_new(dir, &serr);
+	struct store_account *a = NULL;
+	int rc = -1;
+
+	if (st == NULL ||
+	    store_account_get(st, account, true, &a, &serr) == -1 ||
+	    store_password_set(a, password, &serr) == -1) {
+		buf_addf(err, "account %s: %s", account, serr.text);
+		goto out;
+	}
+	rc = 0;
+out:
+	store_account_put(a);
+	store_free(st);
+	return rc;
+}
+
 static int
 rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
@@ -248,7 +273,8 @@ localserve_init_dir(const char *dir, const char *const *ips, size_t nips,
 	buf_reset(&text);
 	localserve_write_domainsconf(&text);
 	if (write_file(dir, "domains.conf", text.data, text.len, 0660, err) ==
-	    -1)
+	    -1 ||
+	    set_account_password(dir, "mox", LOCALSERVE_PASSWORD, err) == -1)
 		goto fail;
 	rc = 0;
 	goto out;

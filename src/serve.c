@@ -5,11 +5,7 @@
  * SIGTERM/SIGINT or "mox stop", then shut down gracefully (connections get
  * SERVE_GRACE_MS, spec/config.md section 11).
  *
- * Protocols register here as they arrive. Until a protocol module exists
- * for a service, its listener answers with that protocol's standard
- * "service not available" reply (RFC 5321 3.8 421 for SMTP, an untagged
- * BYE for IMAP per RFC 9051 7.1.5, 503 for HTTP) and closes, so a client
- * gets a clear answer instead of a hanging connection.
+ * Each protocol's wiring lives in serve_<proto>.c (serve_proto.h).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -38,6 +34,8 @@
 #include "lib/xmalloc.h"
 #include "net/net.h"
 #include "serve.h"
+#include "serve_proto.h"
+#include "maildir/store.h"
 #include "tls/tls.h"
 #include "lib/banned.h"
 
@@ -94,13 +92,6 @@ static const struct svc_def svc_defs[] = {
 	    TLS_SNI_STRICT),
 };
 
-/* What a placeholder session needs: fixed for the listener. */
-struct svc_arg {
-	enum svc_proto proto;
-	char *hostname;
-	struct tls_server *starttls; /* unused until the protocol exists */
-};
-
 /* One bound (ip, port): the first service configured on it decides. */
 struct bound {
 	char *ip;
@@ -108,13 +99,19 @@ struct bound {
 	const char *svc;
 };
 
+struct svc_arg {
+	enum svc_proto proto;
+	void *arg;
+};
+
 struct server {
 	struct config *cfg;
+	struct store *store;
 	struct net_reactor *net;
 	struct ctl_server *ctl;
 	struct tls_server **tls; /* owned, one per listener and SNI mode */
 	size_t ntls;
-	struct svc_arg **args;   /* owned */
+	struct svc_arg *args;    /* protocol arguments, freed after net_stop */
 	size_t nargs;
 	struct bound *bound;
 	size_t nbound;
@@ -122,69 +119,6 @@ struct server {
 	char *datadir;
 	bool localserve;
 };
-
-static void *
-unavail_start(struct net_conn *c, void *arg)
-{
-	const struct svc_arg *a = arg;
-
-	switch (a->proto) {
-	case SVC_SMTP:
-		net_conn_printf(c,
-		    "421 4.3.2 %s SMTP service not available from this server "
-		    "version\r\n",
-		    a->hostname);
-		break;
-	case SVC_IMAP:
-		net_conn_puts(c, "* BYE [UNAVAILABLE] IMAP service not available "
-				 "from this server version\r\n");
-		break;
-	case SVC_HTTP:
-		net_conn_puts(c,
-		    "HTTP/1.1 503 Service Unavailable\r\nContent-Type: "
-		    "text/plain\r\nContent-Length: 52\r\nConnection: close\r\n"
-		    "\r\nHTTP service not available from this server version\n");
-		break;
-	}
-	net_conn_close(c);
-	return xcalloc(1, 1);
-}
-
-static void
-unavail_event(struct net_conn *c, void *sess, unsigned events)
-{
-	net_conn_close(c);
-	(void)sess;
-	(void)events;
-}
-
-static void
-unavail_end(struct net_conn *c, void *sess)
-{
-	free(sess);
-	(void)c;
-}
-
-static const struct net_proto unavail_smtp = { "smtpserver", unavail_start,
-	unavail_event, unavail_end };
-static const struct net_proto unavail_imap = { "imapserver", unavail_start,
-	unavail_event, unavail_end };
-static const struct net_proto unavail_http = { "http", unavail_start,
-	unavail_event, unavail_end };
-
-static const struct net_proto *
-proto_for(enum svc_proto p)
-{
-	switch (p) {
-	case SVC_SMTP:
-		return &unavail_smtp;
-	case SVC_IMAP:
-		return &unavail_imap;
-	case SVC_HTTP:
-		return &unavail_http;
-	}
-	return NULL;
-}
 
 static struct tls_server *
 listener_tls(struct server *s, const char *lname,
@@ -242,7 +176,9 @@ listen_service(struct server *s, const char *lname,
 	const struct config_service *svc =
 	    (const struct config_service *)((const char *)l + d->off);
 	struct tls_server *implicit = NULL, *starttls = NULL;
-	struct svc_arg *arg;
+	struct serve_service ss = { 0 };
+	const struct net_proto *proto = NULL;
+	void *arg = NULL;
 
 	if (!svc->enabled)
 		return 0;
@@ -255,13 +191,33 @@ listen_service(struct server *s, const char *lname,
 		if (starttls == NULL)
 			return -1;
 	}
-	arg = xcalloc(1, sizeof(*arg));
-	arg->proto = d->proto;
-	arg->hostname = xstrdup(l->hostname != NULL ? l->hostname
-						    : s->cfg->st->hostname);
-	arg->starttls = starttls;
+	ss.listener_name = lname;
+	ss.listener = l;
+	ss.service = d->name;
+	ss.tls = implicit != NULL ? implicit : starttls;
+	ss.implicit_tls = implicit != NULL;
+	ss.hostname = l->hostname != NULL ? l->hostname : s->cfg->st->hostname;
+	ss.store = s->store;
+	ss.localserve = s->localserve;
+	switch (d->proto) {
+	case SVC_SMTP:
+		proto = serve_smtp_proto(&ss, &arg, err);
+		break;
+	case SVC_IMAP:
+		proto = serve_imap_proto(&ss, &arg, err);
+		break;
+	case SVC_HTTP:
+		proto = serve_http_proto(&ss, &arg, err);
+		break;
+	}
+	if (proto == NULL) {
+		buf_addf(err, " (Listeners.%s.%s)\n", lname, d->name);
+		return -1;
+	}
 	s->args = xreallocarray(s->args, s->nargs + 1, sizeof(*s->args));
-	s->args[s->nargs++] = arg;
+	s->args[s->nargs].proto = d->proto;
+	s->args[s->nargs].arg = arg;
+	s->nargs++;
 
 	for (size_t i = 0; i < l->ips.n; i++) {
 		struct net_listen_params lp = { 0 };
@@ -278,7 +234,7 @@ listen_service(struct server *s, const char *lname,
 		lp.name = lname;
 		lp.ip = ip;
 		lp.port = (uint16_t)svc->port;
-		lp.proto = proto_for(d->proto);
+		lp.proto = proto;
 		lp.proto_arg = arg;
 		lp.implicit_tls = implicit;
 		if (net_listen(s->net, &lp, NULL, err) == -1) {
@@ -461,6 +417,37 @@ ensure_receivedid_key(struct server *s, struct buf *err)
 	return rc;
 }
 
+/* Every configured account has its index and Maildir before serving
+ * (spec/store.md 12: new accounts get the default mailboxes). */
+static int
+open_accounts(struct server *s, struct buf *err)
+{
+	const struct config_dynamic *dyn = &s->cfg->dyn;
+	struct store_err serr;
+
+	s->store = store_new(s->datadir, &serr);
+	if (s->store == NULL) {
+		buf_addf(err, "opening data directory %s: %s (check DataDir in "
+			      "mox.conf)\n",
+		    s->datadir, serr.text);
+		return -1;
+	}
+	for (size_t i = 0; i < dyn->accounts.n; i++) {
+		struct store_account *a = NULL;
+
+		if (store_account_get(s->store, dyn->accounts.keys[i], true, &a,
+			&serr) == -1) {
+			buf_addf(err, "opening account %s: %s (Accounts.%s in "
+				      "domains.conf)\n",
+			    dyn->accounts.keys[i], serr.text,
+			    dyn->accounts.keys[i]);
+			return -1;
+		}
+		store_account_put(a);
+	}
+	return 0;
+}
+
 static void
 server_free(struct server *s)
 {
@@ -469,10 +456,20 @@ server_free(struct server *s)
 		tls_server_free(s->tls[i]);
 	free(s->tls);
 	for (size_t i = 0; i < s->nargs; i++) {
-		free(s->args[i]->hostname);
-		free(s->args[i]);
+		switch (s->args[i].proto) {
+		case SVC_SMTP:
+			serve_smtp_free(s->args[i].arg);
+			break;
+		case SVC_IMAP:
+			serve_imap_free(s->args[i].arg);
+			break;
+		case SVC_HTTP:
+			serve_http_free(s->args[i].arg);
+			break;
+		}
 	}
 	free(s->args);
+	store_free(s->store);
 	for (size_t i = 0; i < s->nbound; i++)
 		free(s->bound[i].ip);
 	free(s->bound);
@@ -505,7 +502,8 @@ serve_run(struct config *cfg, const struct serve_opts *o)
 		    tmpdir.data, log_strerror(errno));
 		goto out;
 	}
-	if (ensure_receivedid_key(&s, &err) == -1)
+	if (ensure_receivedid_key(&s, &err) == -1 ||
+	    open_accounts(&s, &err) == -1)
 		goto out;
 	log_info(&s.log, "starting", LF_STR("version", PACKAGE_VERSION),
 	    LF_I64("pid", getpid()), LF_STR("config", cfg->path));

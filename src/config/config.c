@@ -9,6 +9,7 @@
  * domains.conf while holding cur_lock, which serialises reloads; nothing
  * else is done under it.
  */
+#include <assert.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -16,10 +17,13 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 
+#include <idn2.h>
+
 #include "lib/buf.h"
 #include "lib/io.h"
 #include "lib/lock.h"
 #include "lib/log.h"
+#include "lib/span.h"
 #include "lib/timeutil.h"
 #include "lib/xmalloc.h"
 #include "config/config.h"
@@ -28,6 +32,8 @@
 #include "lib/banned.h"
 
 #define RELOAD_INTERVAL_MS 1000 /* spec/config.md section 5 */
+#define DNS_NAME_MAX 253 /* RFC 1035 2.3.4, without the trailing dot */
+#define DNS_LABEL_MAX 63 /* RFC 1035 2.3.4 */
 
 static pthread_once_t cur_once = PTHREAD_ONCE_INIT;
 static struct lock cur_lock;
@@ -369,8 +375,111 @@ config_write_domains(const struct config *c, struct buf *out)
 }
 
 /* ---------------------------------------------------------------------
- * Lookups
+ * Names and lookups
  */
+
+static bool
+is_ascii(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s >= 0x80)
+			return false;
+	return true;
+}
+
+char *
+config_domain_canon(const char *domain, const char **why)
+{
+	char *a = NULL;
+	size_t len, lab = 0;
+	int rc;
+
+	if (domain == NULL || domain[0] == '\0') {
+		*why = "empty domain name";
+		return NULL;
+	}
+	len = strlen(domain);
+	if (len > DNS_NAME_MAX || domain[len - 1] == '.') {
+		*why = "invalid domain name (too long or trailing dot)";
+		return NULL;
+	}
+	if (is_ascii(domain))
+		a = xstrdup(domain);
+	else {
+		rc = idn2_to_ascii_8z(domain, &a, IDN2_NONTRANSITIONAL);
+		if (rc != IDN2_OK) {
+			*why = "invalid international domain name";
+			return NULL;
+		}
+		/* idn2 allocates with malloc; move to our allocator. */
+		char *t = xstrdup(a);
+		idn2_free(a);
+		a = t;
+	}
+	len = strlen(a);
+	if (len == 0 || len > DNS_NAME_MAX)
+		goto bad;
+	for (size_t i = 0; i <= len; i++) {
+		char ch = a[i];
+
+		if (ch == '.' || ch == '\0') {
+			if (lab == 0 || lab > DNS_LABEL_MAX || a[i - 1] == '-')
+				goto bad;
+			lab = 0;
+			continue;
+		}
+		if (ch >= 'A' && ch <= 'Z')
+			a[i] = (char)(ch + 32);
+		else if (!(char_is_alnum(ch) || ch == '-' || ch == '_'))
+			goto bad;
+		if (lab == 0 && ch == '-')
+			goto bad;
+		lab++;
+	}
+	return a;
+bad:
+	free(a);
+	*why = "invalid domain name";
+	return NULL;
+}
+
+const char *
+config_separator(const struct config_domain *d, size_t i)
+{
+	if (d->localpart_catchall_separators.n > 0)
+		return i < d->localpart_catchall_separators.n
+		    ? d->localpart_catchall_separators.v[i]
+		    : NULL;
+	return i == 0 && d->localpart_catchall_separator != NULL &&
+	    d->localpart_catchall_separator[0] != '\0'
+	    ? d->localpart_catchall_separator
+	    : NULL;
+}
+
+void
+config_canonical_localpart(const struct config_domain *d,
+    const char *localpart, struct buf *out)
+{
+	size_t n = strlen(localpart);
+	const char *sep;
+
+	for (size_t i = 0; d != NULL && (sep = config_separator(d, i)) != NULL;
+	     i++) {
+		const char *hit = strstr(localpart, sep);
+
+		if (hit != NULL && (size_t)(hit - localpart) < n)
+			n = (size_t)(hit - localpart);
+	}
+	for (size_t i = 0; i < n; i++) {
+		char ch = localpart[i];
+
+		if (ch >= 'A' && ch <= 'Z' &&
+		    (d == NULL || !d->localpart_case_sensitive))
+			ch = (char)(ch + 32);
+		buf_addc(out, ch);
+	}
+}
+
 
 char *
 config_path(const struct config *c, const char *p)

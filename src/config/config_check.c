@@ -18,7 +18,6 @@
 #include <unistd.h>
 
 #include <curl/curl.h>
-#include <idn2.h>
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
@@ -31,9 +30,6 @@
 #include "config/config.h"
 #include "config/config_int.h"
 #include "lib/banned.h"
-
-#define DNS_NAME_MAX 253 /* RFC 1035 2.3.4, without the trailing dot */
-#define DNS_LABEL_MAX 63 /* RFC 1035 2.3.4 */
 
 struct chk {
 	const char *file; /* name in messages */
@@ -136,62 +132,6 @@ is_ascii(const char *s)
 		if ((unsigned char)*s >= 0x80)
 			return false;
 	return true;
-}
-
-char *
-config_domain_canon(const char *domain, const char **why)
-{
-	char *a = NULL;
-	size_t len, lab = 0;
-	int rc;
-
-	if (empty(domain)) {
-		*why = "empty domain name";
-		return NULL;
-	}
-	len = strlen(domain);
-	if (len > DNS_NAME_MAX || domain[len - 1] == '.') {
-		*why = "invalid domain name (too long or trailing dot)";
-		return NULL;
-	}
-	if (is_ascii(domain))
-		a = xstrdup(domain);
-	else {
-		rc = idn2_to_ascii_8z(domain, &a, IDN2_NONTRANSITIONAL);
-		if (rc != IDN2_OK) {
-			*why = "invalid international domain name";
-			return NULL;
-		}
-		/* idn2 allocates with malloc; move to our allocator. */
-		char *t = xstrdup(a);
-		idn2_free(a);
-		a = t;
-	}
-	len = strlen(a);
-	if (len == 0 || len > DNS_NAME_MAX)
-		goto bad;
-	for (size_t i = 0; i <= len; i++) {
-		char ch = a[i];
-
-		if (ch == '.' || ch == '\0') {
-			if (lab == 0 || lab > DNS_LABEL_MAX || a[i - 1] == '-')
-				goto bad;
-			lab = 0;
-			continue;
-		}
-		if (ch >= 'A' && ch <= 'Z')
-			a[i] = (char)(ch + 32);
-		else if (!(char_is_alnum(ch) || ch == '-' || ch == '_'))
-			goto bad;
-		if (lab == 0 && ch == '-')
-			goto bad;
-		lab++;
-	}
-	return a;
-bad:
-	free(a);
-	*why = "invalid domain name";
-	return NULL;
 }
 
 static void
@@ -706,14 +646,12 @@ check_transport(struct chk *c, const char *name,
 	if (t->smtp != NULL)
 		check_transport_smtp(c, "SMTP", t->smtp, false);
 	if (t->socks != NULL) {
-		const char *why = NULL;
 		size_t q = chk_push(c, "Socks");
 		const char *colon = t->socks->address != NULL
 		    ? strrchr(t->socks->address, ':')
 		    : NULL;
 		uint64_t port;
 
-		(void)why;
 		if (colon == NULL || colon == t->socks->address ||
 		    span_u64(span_of_cstr(colon + 1), 65535, &port) == -1 ||
 		    port == 0)
@@ -795,6 +733,44 @@ check_initial_mailboxes(struct chk *c, struct config_static *st)
 	}
 }
 
+static void
+check_acme(struct chk *c, struct config_static *st, size_t i)
+{
+	struct config_acme *a = &st->acme.vals[i];
+	size_t p = chk_push(c, "ACME.%s", st->acme.keys[i]);
+
+	check_url(c, &a->pos, "DirectoryURL", a->directory_url, false);
+	if (empty(a->contact_email) ||
+	    strchr(a->contact_email, '@') == NULL)
+		chk_err(c, &a->pos, "ContactEmail",
+		    "email address required");
+	if (a->renew_before < 0)
+		chk_err(c, &a->pos, "RenewBefore",
+		    "must not be negative");
+	if (a->renew_before == 0)
+		a->renew_before = 30 * 24 * 3600 * NS_PER_SEC;
+	if (a->port == 0)
+		a->port = 443;
+	check_port(c, &a->pos, "Port", a->port);
+	if (a->issuer_domain_name != NULL)
+		check_domain(c, &a->pos, "IssuerDomainName",
+		    a->issuer_domain_name);
+	else if (a->directory_url != NULL &&
+	    strstr(a->directory_url, "letsencrypt.org") != NULL)
+		a->issuer_domain_name = xstrdup("letsencrypt.org");
+	if (a->external_account_binding != NULL) {
+		struct config_acme_eab *e = a->external_account_binding;
+		size_t q = chk_push(c, "ExternalAccountBinding");
+
+		if (empty(e->key_id))
+			chk_err(c, &e->pos, "KeyID", "required");
+		if (empty(e->key_file))
+			chk_err(c, &e->pos, "KeyFile", "required");
+		chk_pop(c, q);
+	}
+	chk_pop(c, p);
+}
+
 unsigned
 config_check_static(struct config_static *st, const char *file,
     struct buf *err)
@@ -837,41 +813,8 @@ config_check_static(struct config_static *st, const char *file,
 		chk_err(&c, &st->tls.pos, "CA", "CA without CertFiles");
 		chk_pop(&c, p);
 	}
-	for (size_t i = 0; i < st->acme.n; i++) {
-		struct config_acme *a = &st->acme.vals[i];
-		size_t p = chk_push(&c, "ACME.%s", st->acme.keys[i]);
-
-		check_url(&c, &a->pos, "DirectoryURL", a->directory_url, false);
-		if (empty(a->contact_email) ||
-		    strchr(a->contact_email, '@') == NULL)
-			chk_err(&c, &a->pos, "ContactEmail",
-			    "email address required");
-		if (a->renew_before < 0)
-			chk_err(&c, &a->pos, "RenewBefore",
-			    "must not be negative");
-		if (a->renew_before == 0)
-			a->renew_before = 30 * 24 * 3600 * NS_PER_SEC;
-		if (a->port == 0)
-			a->port = 443;
-		check_port(&c, &a->pos, "Port", a->port);
-		if (a->issuer_domain_name != NULL)
-			check_domain(&c, &a->pos, "IssuerDomainName",
-			    a->issuer_domain_name);
-		else if (a->directory_url != NULL &&
-		    strstr(a->directory_url, "letsencrypt.org") != NULL)
-			a->issuer_domain_name = xstrdup("letsencrypt.org");
-		if (a->external_account_binding != NULL) {
-			struct config_acme_eab *e = a->external_account_binding;
-			size_t q = chk_push(&c, "ExternalAccountBinding");
-
-			if (empty(e->key_id))
-				chk_err(&c, &e->pos, "KeyID", "required");
-			if (empty(e->key_file))
-				chk_err(&c, &e->pos, "KeyFile", "required");
-			chk_pop(&c, q);
-		}
-		chk_pop(&c, p);
-	}
+	for (size_t i = 0; i < st->acme.n; i++)
+		check_acme(&c, st, i);
 	if (st->listeners.n == 0)
 		chk_err(&c, &st->pos, "Listeners",
 		    "at least one listener required");
@@ -1202,48 +1145,12 @@ struct addr_src {
 	bool alias;
 };
 
-static const char *
-separator_of(const struct config_domain *d, size_t i)
-{
-	if (d->localpart_catchall_separators.n > 0)
-		return i < d->localpart_catchall_separators.n
-		    ? d->localpart_catchall_separators.v[i]
-		    : NULL;
-	return i == 0 && !empty(d->localpart_catchall_separator)
-	    ? d->localpart_catchall_separator
-	    : NULL;
-}
-
-void
-config_canonical_localpart(const struct config_domain *d,
-    const char *localpart, struct buf *out)
-{
-	size_t n = strlen(localpart);
-	const char *sep;
-
-	for (size_t i = 0; d != NULL && (sep = separator_of(d, i)) != NULL;
-	     i++) {
-		const char *hit = strstr(localpart, sep);
-
-		if (hit != NULL && (size_t)(hit - localpart) < n)
-			n = (size_t)(hit - localpart);
-	}
-	for (size_t i = 0; i < n; i++) {
-		char ch = localpart[i];
-
-		if (ch >= 'A' && ch <= 'Z' &&
-		    (d == NULL || !d->localpart_case_sensitive))
-			ch = (char)(ch + 32);
-		buf_addc(out, ch);
-	}
-}
-
 static bool
 has_separator(const struct config_domain *d, const char *localpart)
 {
 	const char *sep;
 
-	for (size_t i = 0; (sep = separator_of(d, i)) != NULL; i++)
+	for (size_t i = 0; (sep = config_separator(d, i)) != NULL; i++)
 		if (strstr(localpart, sep) != NULL)
 			return true;
 	return false;
@@ -1323,81 +1230,8 @@ cmp_addr_src(const void *a, const void *b)
 }
 
 static void
-check_account(struct chk *c, const struct config_static *st,
-    struct config_dynamic *dyn, size_t ai, struct addr_src **addrs,
-    size_t *naddrs)
+check_junk(struct chk *c, struct config_account *a)
 {
-	static const char *const events[] = { "delivered", "suppressed",
-		"delayed", "failed", "relayed", "expanded", "canceled",
-		"unrecognized" };
-	struct config_account *a = &dyn->accounts.vals[ai];
-	size_t p = chk_push(c, "Accounts.%s", dyn->accounts.keys[ai]);
-
-	if (dyn->accounts.keys[ai][0] == '\0' ||
-	    strchr(dyn->accounts.keys[ai], '/') != NULL ||
-	    strcmp(dyn->accounts.keys[ai], ".") == 0 ||
-	    strcmp(dyn->accounts.keys[ai], "..") == 0)
-		chk_err(c, &a->pos, NULL,
-		    "invalid account name (used as a directory name)");
-	if (a->domain == NULL || find_domain(dyn, a->domain) < 0)
-		chk_err(c, &a->pos, "Domain", "unknown domain %s",
-		    a->domain != NULL ? a->domain : "");
-	for (size_t i = 0; i < a->destinations.n; i++) {
-		const char *key = a->destinations.keys[i];
-		struct config_destination *d = &a->destinations.vals[i];
-		size_t q = chk_push(c, "Destinations.%s", key);
-		const char *why = NULL;
-		char *addr;
-
-		if (key[0] == '@') {
-			char *cd = config_domain_canon(key + 1, &why);
-
-			if (find_domain(dyn, key + 1) < 0)
-				chk_err(c, &d->pos, NULL,
-				    "catchall for unknown domain");
-			else if (cd != NULL) {
-				struct buf t;
-
-				buf_init(&t, 1024);
-				buf_addf(&t, "@%s", cd);
-				addr_add(addrs, naddrs, buf_take(&t), ai, i,
-				    d->pos.line, false);
-				buf_release(&t);
-			}
-			free(cd);
-		} else {
-			addr = canon_address(c, dyn, &d->pos, NULL, key,
-			    strchr(key, '@') == NULL ? a->domain : NULL);
-			if (addr != NULL)
-				addr_add(addrs, naddrs, addr, ai, i,
-				    d->pos.line, false);
-		}
-		check_mailbox(c, &d->pos, "Mailbox", d->mailbox);
-		for (size_t j = 0; j < d->rulesets.n; j++) {
-			size_t r = chk_push(c, "Rulesets[%zu]", j);
-
-			check_ruleset(c, &d->rulesets.v[j]);
-			chk_pop(c, r);
-		}
-		if (d->smtp_error != NULL &&
-		    strncmp(d->smtp_error, "421 ", 4) != 0 &&
-		    strncmp(d->smtp_error, "550 ", 4) != 0)
-			chk_err(c, &d->pos, "SMTPError",
-			    "must start with \"421 \" or \"550 \"");
-		chk_pop(c, q);
-	}
-	if (sconf_present(&a->pos, "SubjectPass") && a->subject_pass.period <= 0)
-		chk_err(c, &a->subject_pass.pos, "Period", "must be positive");
-	if (a->quota_message_size < 0)
-		a->eff.quota_message_size = 0;
-	else if (a->quota_message_size > 0)
-		a->eff.quota_message_size = a->quota_message_size;
-	else
-		a->eff.quota_message_size = st->quota_message_size;
-	check_mailbox(c, &a->pos, "RejectsMailbox", a->rejects_mailbox);
-	if (is_inbox(a->rejects_mailbox))
-		chk_err(c, &a->pos, "RejectsMailbox", "cannot be Inbox");
-	check_mailbox(c, &a->pos, "Introbox", a->introbox);
 	{
 		size_t q = chk_push(c, "AutomaticJunkFlags");
 		struct config_auto_junk *j = &a->automatic_junk_flags;
@@ -1433,21 +1267,15 @@ check_account(struct chk *c, const struct config_static *st,
 			    "must not be negative");
 		chk_pop(c, q);
 	}
-	if (a->max_outgoing_messages_per_day < 0)
-		chk_err(c, &a->pos, "MaxOutgoingMessagesPerDay",
-		    "must not be negative");
-	if (a->max_first_time_recipients_per_day < 0)
-		chk_err(c, &a->pos, "MaxFirstTimeRecipientsPerDay",
-		    "must not be negative");
-	a->eff.max_outgoing_messages_per_day =
-	    a->max_outgoing_messages_per_day > 0
-	    ? a->max_outgoing_messages_per_day
-	    : 1000;
-	a->eff.max_first_time_recipients_per_day =
-	    a->max_first_time_recipients_per_day > 0
-	    ? a->max_first_time_recipients_per_day
-	    : 200;
-	check_routes(c, st, a->routes.v, a->routes.n, "Routes");
+}
+
+static void
+check_webhooks(struct chk *c, struct config_account *a)
+{
+	static const char *const events[] = { "delivered", "suppressed",
+		"delayed", "failed", "relayed", "expanded", "canceled",
+		"unrecognized" };
+
 	if (a->outgoing_webhook != NULL) {
 		struct config_webhook *w = a->outgoing_webhook;
 		size_t q = chk_push(c, "OutgoingWebhook");
@@ -1466,6 +1294,106 @@ check_account(struct chk *c, const struct config_static *st,
 		    a->incoming_webhook->url, false);
 		chk_pop(c, q);
 	}
+}
+
+/* Destination i of account ai; adds its canonical address to addrs. */
+static void
+check_destination(struct chk *c, struct config_dynamic *dyn, size_t ai,
+    size_t i, struct addr_src **addrs, size_t *naddrs)
+{
+	struct config_account *a = &dyn->accounts.vals[ai];
+	const char *key = a->destinations.keys[i];
+	struct config_destination *d = &a->destinations.vals[i];
+	size_t q = chk_push(c, "Destinations.%s", key);
+	const char *why = NULL;
+	char *addr;
+
+	if (key[0] == '@') {
+		char *cd = config_domain_canon(key + 1, &why);
+
+		if (find_domain(dyn, key + 1) < 0)
+			chk_err(c, &d->pos, NULL,
+			    "catchall for unknown domain");
+		else if (cd != NULL) {
+			struct buf t;
+
+			buf_init(&t, 1024);
+			buf_addf(&t, "@%s", cd);
+			addr_add(addrs, naddrs, buf_take(&t), ai, i,
+			    d->pos.line, false);
+			buf_release(&t);
+		}
+		free(cd);
+	} else {
+		addr = canon_address(c, dyn, &d->pos, NULL, key,
+		    strchr(key, '@') == NULL ? a->domain : NULL);
+		if (addr != NULL)
+			addr_add(addrs, naddrs, addr, ai, i,
+			    d->pos.line, false);
+	}
+	check_mailbox(c, &d->pos, "Mailbox", d->mailbox);
+	for (size_t j = 0; j < d->rulesets.n; j++) {
+		size_t r = chk_push(c, "Rulesets[%zu]", j);
+
+		check_ruleset(c, &d->rulesets.v[j]);
+		chk_pop(c, r);
+	}
+	if (d->smtp_error != NULL &&
+	    strncmp(d->smtp_error, "421 ", 4) != 0 &&
+	    strncmp(d->smtp_error, "550 ", 4) != 0)
+		chk_err(c, &d->pos, "SMTPError",
+		    "must start with \"421 \" or \"550 \"");
+	chk_pop(c, q);
+}
+
+static void
+check_account(struct chk *c, const struct config_static *st,
+    struct config_dynamic *dyn, size_t ai, struct addr_src **addrs,
+    size_t *naddrs)
+{
+	struct config_account *a = &dyn->accounts.vals[ai];
+	size_t p = chk_push(c, "Accounts.%s", dyn->accounts.keys[ai]);
+
+	if (dyn->accounts.keys[ai][0] == '\0' ||
+	    strchr(dyn->accounts.keys[ai], '/') != NULL ||
+	    strcmp(dyn->accounts.keys[ai], ".") == 0 ||
+	    strcmp(dyn->accounts.keys[ai], "..") == 0)
+		chk_err(c, &a->pos, NULL,
+		    "invalid account name (used as a directory name)");
+	if (a->domain == NULL || find_domain(dyn, a->domain) < 0)
+		chk_err(c, &a->pos, "Domain", "unknown domain %s",
+		    a->domain != NULL ? a->domain : "");
+	for (size_t i = 0; i < a->destinations.n; i++)
+		check_destination(c, dyn, ai, i, addrs, naddrs);
+	if (sconf_present(&a->pos, "SubjectPass") && a->subject_pass.period <= 0)
+		chk_err(c, &a->subject_pass.pos, "Period", "must be positive");
+	if (a->quota_message_size < 0)
+		a->eff.quota_message_size = 0;
+	else if (a->quota_message_size > 0)
+		a->eff.quota_message_size = a->quota_message_size;
+	else
+		a->eff.quota_message_size = st->quota_message_size;
+	check_mailbox(c, &a->pos, "RejectsMailbox", a->rejects_mailbox);
+	if (is_inbox(a->rejects_mailbox))
+		chk_err(c, &a->pos, "RejectsMailbox", "cannot be Inbox");
+	check_mailbox(c, &a->pos, "Introbox", a->introbox);
+	check_junk(c, a);
+	if (a->max_outgoing_messages_per_day < 0)
+		chk_err(c, &a->pos, "MaxOutgoingMessagesPerDay",
+		    "must not be negative");
+	if (a->max_first_time_recipients_per_day < 0)
+		chk_err(c, &a->pos, "MaxFirstTimeRecipientsPerDay",
+		    "must not be negative");
+	a->eff.max_outgoing_messages_per_day =
+	    a->max_outgoing_messages_per_day > 0
+	    ? a->max_outgoing_messages_per_day
+	    : 1000;
+	a->eff.max_first_time_recipients_per_day =
+	    a->max_first_time_recipients_per_day > 0
+	    ? a->max_first_time_recipients_per_day
+	    : 200;
+	check_routes(c, st, a->routes.v, a->routes.n, "Routes");
+	check_webhooks(c, a);
 	if (a->keep_retired_message_period < 0)
 		chk_err(c, &a->pos, "KeepRetiredMessagePeriod",
 		    "must not be negative");
@@ -1508,7 +1436,7 @@ check_fromid(struct chk *c, struct config_dynamic *dyn, size_t ai,
 			chk_err(c, &lp, "FromIDLoginAddresses",
 			    "%s is not an address of this account", s);
 		di = at != NULL ? find_domain(dyn, at + 1) : -1;
-		if (di >= 0 && separator_of(&dyn->domains.vals[di], 0) == NULL)
+		if (di >= 0 && config_separator(&dyn->domains.vals[di], 0) == NULL)
 			chk_err(c, &lp, "FromIDLoginAddresses",
 			    "domain of %s has no catchall separator", s);
 		free(addr);

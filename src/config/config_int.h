@@ -35,4 +35,8 @@ unsigned config_check_files(const struct config *c, struct buf *err);
  * (RFC 5890). Returns a new string, or NULL with *why when invalid. */
 char *config_domain_canon(const char *domain, const char **why);
 
+/* Catchall separator i of domain d (LocalpartCatchallSeparator or
+ * LocalpartCatchallSeparators), or NULL past the last. */
+const char *config_separator(const struct config_domain *d, size_t i);
+
 #endif

@@ -859,17 +859,22 @@ write_scalar_line(struct buf *out, int indent, const char *prefix,
 	if (scalar_text(t, v, out, why) == -1)
 		return -1;
 	if (out->len == mark + 1 && strcmp(prefix, "-") != 0)
-		buf_truncate(out, mark); /* "Key:" for an empty string */
+		buf_truncate(out, mark); /* "Key:" for an empty value */
 	buf_addc(out, '\n');
 	return 0;
 }
 
-static int
-cmp_keys(const void *a, const void *b)
-{
-	const char *const *x = a, *const *y = b;
+struct sorted_key {
+	const char *key;
+	size_t idx;
+};
 
-	return strcmp(*x, *y);
+static int
+cmp_sorted_keys(const void *a, const void *b)
+{
+	const struct sorted_key *x = a, *y = b;
+
+	return strcmp(x->key, y->key);
 }
 
 static int
@@ -886,30 +891,102 @@ write_key(struct buf *out, const char *key, const char **why)
 	return 0;
 }
 
+static int write_value(const char *key, const struct sconf_type *t,
+    const void *v, int indent, struct buf *out, const char **why);
+
+static int
+write_list(const char *key, const struct sconf_type *t, const void *v,
+    int indent, struct buf *out, const char **why)
+{
+	const struct sconf_type *et = t->elem;
+	struct list_raw l;
+
+	memcpy(&l, v, sizeof(l));
+	if (l.n == 0) {
+		*why = "empty list cannot be written";
+		return -1;
+	}
+	tabs(out, indent);
+	if (write_key(out, key, why) == -1)
+		return -1;
+	buf_addc(out, '\n');
+	for (size_t i = 0; i < l.n; i++) {
+		const void *ev = (const char *)l.v + i * et->size;
+
+		if (kind_is_scalar(et->kind)) {
+			if (write_scalar_line(out, indent + 1, "-", et, ev,
+				why) == -1)
+				return -1;
+			continue;
+		}
+		if (et->kind == SCONF_PTR)
+			ev = *(void *const *)ev;
+		if (ev == NULL ||
+		    (et->kind != SCONF_STRUCT && et->kind != SCONF_PTR)) {
+			*why = "list element that cannot be written";
+			return -1;
+		}
+		tabs(out, indent + 1);
+		buf_adds(out, "-\n");
+		if (write_struct(et->kind == SCONF_PTR ? et->elem : et, ev,
+			indent + 2, out, why) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+static int
+write_map(const char *key, const struct sconf_type *t, const void *v,
+    int indent, struct buf *out, const char **why)
+{
+	const struct sconf_type *et = t->elem;
+	struct sorted_key *sorted;
+	struct map_raw m;
+	int rc = 0;
+
+	memcpy(&m, v, sizeof(m));
+	tabs(out, indent);
+	if (write_key(out, key, why) == -1)
+		return -1;
+	if (m.n == 0) {
+		buf_adds(out, " nil\n");
+		return 0;
+	}
+	buf_addc(out, '\n');
+	sorted = xcalloc(m.n, sizeof(*sorted));
+	for (size_t i = 0; i < m.n; i++)
+		sorted[i] = (struct sorted_key){ m.keys[i], i };
+	qsort(sorted, m.n, sizeof(*sorted), cmp_sorted_keys);
+	for (size_t i = 0; i < m.n && rc == 0; i++) {
+		const void *ev = (const char *)m.vals + sorted[i].idx * et->size;
+
+		if (!kind_is_scalar(et->kind) && is_zero(et, ev)) {
+			tabs(out, indent + 1);
+			rc = write_key(out, sorted[i].key, why);
+			buf_adds(out, " nil\n");
+		} else
+			rc = write_value(sorted[i].key, et, ev, indent + 1, out,
+			    why);
+	}
+	free(sorted);
+	return rc;
+}
+
 static int
 write_value(const char *key, const struct sconf_type *t, const void *v,
     int indent, struct buf *out, const char **why)
 {
-	struct list_raw l;
-	struct map_raw m;
-	const struct sconf_type *et = t->elem;
-
-	if (kind_is_scalar(t->kind)) {
-		size_t mark;
-
+	switch (t->kind) {
+	case SCONF_STR:
+	case SCONF_BOOL:
+	case SCONF_INT:
+	case SCONF_FLOAT:
+	case SCONF_DUR:
+	case SCONF_BYTES:
 		tabs(out, indent);
 		if (write_key(out, key, why) == -1)
 			return -1;
-		mark = out->len;
-		buf_addc(out, ' ');
-		if (scalar_text(t, v, out, why) == -1)
-			return -1;
-		if (out->len == mark + 1)
-			buf_truncate(out, mark);
-		buf_addc(out, '\n');
-		return 0;
-	}
-	switch (t->kind) {
+		return write_scalar_line(out, 0, "", t, v, why);
 	case SCONF_STRUCT:
 		tabs(out, indent);
 		if (write_key(out, key, why) == -1)
@@ -919,83 +996,12 @@ write_value(const char *key, const struct sconf_type *t, const void *v,
 	case SCONF_PTR:
 		if (*(void *const *)v == NULL)
 			return 0;
-		return write_value(key, et, *(void *const *)v, indent, out, why);
+		return write_value(key, t->elem, *(void *const *)v, indent, out,
+		    why);
 	case SCONF_LIST:
-		memcpy(&l, v, sizeof(l));
-		if (l.n == 0) {
-			*why = "empty list cannot be written";
-			return -1;
-		}
-		tabs(out, indent);
-		if (write_key(out, key, why) == -1)
-			return -1;
-		buf_addc(out, '\n');
-		for (size_t i = 0; i < l.n; i++) {
-			const void *ev = (const char *)l.v + i * et->size;
-
-			if (kind_is_scalar(et->kind)) {
-				if (write_scalar_line(out, indent + 1, "-", et,
-					ev, why) == -1)
-					return -1;
-				continue;
-			}
-			if (et->kind == SCONF_PTR)
-				ev = *(void *const *)ev;
-			if (ev == NULL || (et->kind != SCONF_STRUCT &&
-					      et->kind != SCONF_PTR)) {
-				*why = "list element that cannot be written";
-				return -1;
-			}
-			tabs(out, indent + 1);
-			buf_adds(out, "-\n");
-			if (write_struct(et->kind == SCONF_PTR ? et->elem : et,
-				ev, indent + 2, out, why) == -1)
-				return -1;
-		}
-		return 0;
-	case SCONF_MAP: {
-		const char **sorted;
-		int rc = 0;
-
-		memcpy(&m, v, sizeof(m));
-		tabs(out, indent);
-		if (write_key(out, key, why) == -1)
-			return -1;
-		if (m.n == 0) {
-			buf_adds(out, " nil\n");
-			return 0;
-		}
-		buf_addc(out, '\n');
-		sorted = xcalloc(m.n, sizeof(*sorted));
-		for (size_t i = 0; i < m.n; i++)
-			sorted[i] = m.keys[i];
-		qsort(sorted, m.n, sizeof(*sorted), cmp_keys);
-		for (size_t i = 0; i < m.n && rc == 0; i++) {
-			size_t j;
-			const void *ev;
-
-			for (j = 0; j < m.n; j++)
-				if (m.keys[j] == sorted[i])
-					break;
-			ev = (const char *)m.vals + j * et->size;
-			if (!kind_is_scalar(et->kind) && is_zero(et, ev)) {
-				tabs(out, indent + 1);
-				rc = write_key(out, sorted[i], why);
-				buf_adds(out, " nil\n");
-			} else
-				rc = write_value(sorted[i], et, ev, indent + 1,
-				    out, why);
-		}
-		free(sorted);
-		return rc;
-	}
-	case SCONF_STR:
-	case SCONF_BOOL:
-	case SCONF_INT:
-	case SCONF_FLOAT:
-	case SCONF_DUR:
-	case SCONF_BYTES:
-		break;
+		return write_list(key, t, v, indent, out, why);
+	case SCONF_MAP:
+		return write_map(key, t, v, indent, out, why);
 	}
 	return 0;
 }

@@ -124,13 +124,33 @@ read_exact(struct ctl_conn *c, char *p, size_t n)
 	return 0;
 }
 
+/* send() with MSG_NOSIGNAL: a peer that went away is an error return,
+ * never a SIGPIPE. */
+static int
+send_all(int fd, const void *p, size_t n)
+{
+	const char *d = p;
+
+	while (n > 0) {
+		ssize_t k = send(fd, d, n, MSG_NOSIGNAL);
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return -1;
+		d += k;
+		n -= (size_t)k;
+	}
+	return 0;
+}
+
 int
 ctl_write_line(struct ctl_conn *c, const char *line)
 {
 	if (strchr(line, '\n') != NULL)
 		return -1;
-	if (io_write_all(c->fd, line, strlen(line)) == -1 ||
-	    io_write_all(c->fd, "\n", 1) == -1)
+	if (send_all(c->fd, line, strlen(line)) == -1 ||
+	    send_all(c->fd, "\n", 1) == -1)
 		return -1;
 	return 0;
 }
@@ -145,7 +165,7 @@ ctl_write_stream(struct ctl_conn *c, const void *p, size_t len)
 		size_t n = len < CTL_CHUNK_MAX ? len : CTL_CHUNK_MAX;
 
 		snprintf(hdr, sizeof(hdr), "%zu", n);
-		if (ctl_write_line(c, hdr) == -1 || io_write_all(c->fd, d, n) == -1)
+		if (ctl_write_line(c, hdr) == -1 || send_all(c->fd, d, n) == -1)
 			return -1;
 		d += n;
 		len -= n;

@@ -114,14 +114,34 @@ sasl_scram_h(enum sasl_hash h, const void *msg, size_t len, uint8_t *out)
 }
 
 /* RFC 5802 3: SaltedPassword := Hi(Normalize(password), salt, i);
- * ClientKey := HMAC(SaltedPassword, "Client Key"); StoredKey :=
- * H(ClientKey); ServerKey := HMAC(SaltedPassword, "Server Key"). */
+ * ClientKey := HMAC(SaltedPassword, "Client Key"); ServerKey :=
+ * HMAC(SaltedPassword, "Server Key"). Hi() is PBKDF2 (RFC 5802 2.2). */
+void
+sasl_scram_keys(enum sasl_hash h, const char *password, size_t len,
+    const void *salt, size_t salt_len, uint32_t iterations,
+    uint8_t *client_key, uint8_t *server_key)
+{
+	uint8_t salted[SASL_SCRAM_KEY_MAX];
+	size_t kl = sasl_scram_hash_len(h);
+
+	if (h == SASL_HASH_SHA1)
+		pbkdf2_hmac_sha1(len, (const uint8_t *)password, iterations,
+		    salt_len, salt, kl, salted);
+	else
+		pbkdf2_hmac_sha256(len, (const uint8_t *)password, iterations,
+		    salt_len, salt, kl, salted);
+	sasl_scram_hmac(h, salted, kl, "Client Key", 10, client_key);
+	sasl_scram_hmac(h, salted, kl, "Server Key", 10, server_key);
+	explicit_bzero(salted, sizeof(salted));
+}
+
+/* RFC 5802 3: StoredKey := H(ClientKey). */
 int
 sasl_scram_secret_derive(enum sasl_hash h, const char *password, size_t len,
     const void *salt, size_t salt_len, uint32_t iterations,
     struct sasl_scram_secret *out, const char **why)
 {
-	uint8_t salted[SASL_SCRAM_KEY_MAX], ck[SASL_SCRAM_KEY_MAX];
+	uint8_t ck[SASL_SCRAM_KEY_MAX];
 	size_t kl = sasl_scram_hash_len(h);
 
 	if (salt_len == 0 || salt_len > SASL_SCRAM_SALT_MAX ||
@@ -134,16 +154,9 @@ sasl_scram_secret_derive(enum sasl_hash h, const char *password, size_t len,
 	out->salt_len = salt_len;
 	out->iterations = iterations;
 	out->key_len = kl;
-	if (h == SASL_HASH_SHA1)
-		pbkdf2_hmac_sha1(len, (const uint8_t *)password, iterations,
-		    salt_len, salt, kl, salted);
-	else
-		pbkdf2_hmac_sha256(len, (const uint8_t *)password, iterations,
-		    salt_len, salt, kl, salted);
-	sasl_scram_hmac(h, salted, kl, "Client Key", 10, ck);
+	sasl_scram_keys(h, password, len, salt, salt_len, iterations, ck,
+	    out->server_key);
 	sasl_scram_h(h, ck, kl, out->stored_key);
-	sasl_scram_hmac(h, salted, kl, "Server Key", 10, out->server_key);
-	explicit_bzero(salted, sizeof(salted));
 	explicit_bzero(ck, sizeof(ck));
 	return 0;
 }
@@ -159,9 +172,9 @@ sasl_scram_nonce_random(struct buf *out)
 }
 
 bool
-sasl_scram_nonce_valid(struct span n)
+sasl_scram_nonce_valid(struct span n, size_t max)
 {
-	if (n.len == 0 || n.len > SASL_NONCE_MAX)
+	if (n.len == 0 || n.len > max)
 		return false;
 	for (size_t i = 0; i < n.len; i++) {
 		unsigned char c = (unsigned char)n.p[i];

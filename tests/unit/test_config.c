@@ -84,7 +84,9 @@ copy_file(const char *from, const char *to)
 static int
 setup(void **state)
 {
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/test_config.XXXXXX");
+	/* mkdtemp() replaces the trailing six template characters. */
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/test_config.%c%c%c%c%c%c", 'X',
+	    'X', 'X', 'X', 'X', 'X');
 	if (mkdtemp(tmpdir) == NULL)
 		return -1;
 	if (getcwd(origdir, sizeof(origdir)) == NULL)
@@ -521,6 +523,21 @@ static const struct {
 		"name",
 		"domains.conf:14: Domains.example.com.Aliases.list.Addresses: "
 		"stranger@example.com is not an address of a local account" } },
+	{ "alias and account address", NULL, NULL,
+	    "Domains:\n"
+	    "\texample.com:\n"
+	    "\t\tAliases:\n"
+	    "\t\t\tADMIN:\n"
+	    "\t\t\t\tAddresses:\n"
+	    "\t\t\t\t\t- admin@example.com\n"
+	    "Accounts:\n"
+	    "\tadmin:\n"
+	    "\t\tDomain: example.com\n"
+	    "\t\tDestinations:\n"
+	    "\t\t\tadmin@example.com: nil\n",
+	    NULL, 1,
+	    { "domains.conf:11: address admin@example.com configured more "
+	      "than once (first on line 4)" } },
 	{ "mailboxes", NULL,
 	    "InitialMailboxes:\n\tSpecialUse:\n\t\tSent: INBOX\n"
 	    "\tRegular:\n\t\t- Lists//x\n"
