@@ -345,7 +345,7 @@ static const char describe_note[] =
     "per\n"
     "# level. Comments are on their own lines; there are no end-of-line "
     "comments.\n"
-    "# Strings are written as-is, without quoting or escaping.\n\n";
+    "# Strings are written as-is, without quoting or escaping.\n";
 
 void
 config_describe_static(struct buf *out)

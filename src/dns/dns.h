@@ -103,6 +103,15 @@ int dns_mock_add(struct dns_resolver *r, const char *name, enum dns_type type,
  * or timeout; PERMERROR). */
 int dns_mock_fail(struct dns_resolver *r, const char *name,
     enum dns_result result);
+/* Add a timeout marker to a mock (the SPF test suite's TIMEOUT entry):
+ * a lookup of name that reaches the marker before any record of its type
+ * answers DNS_TEMPERROR; records added before it are still answered. */
+int dns_mock_add_timeout(struct dns_resolver *r, const char *name);
+/* Number of queries a mock has answered (0 for a real resolver). */
+size_t dns_mock_queries(struct dns_resolver *r);
+/* Whether the resolver believes AD bits (always true for the mock). */
+bool dns_resolver_trusts_ad(const struct dns_resolver *r);
+/* NULL-safe. Call only when no other thread uses r any more. */
 void dns_resolver_free(struct dns_resolver *r);
 
 /* Look up name/type. Always fills *ans (release with dns_answer_release)
@@ -110,13 +119,18 @@ void dns_resolver_free(struct dns_resolver *r);
 enum dns_result dns_lookup(struct dns_resolver *r, const char *name,
     enum dns_type type, struct dns_answer *ans);
 /* Convenience: A and AAAA of name together (both lookups authentic for
- * authentic). */
+ * authentic). DNS_OK when either had records (an error of the other is
+ * then dropped), else the error of either, else DNS_NOTFOUND. */
 enum dns_result dns_lookup_ips(struct dns_resolver *r, const char *name,
     struct dns_answer *ans);
 /* PTR of an IP address text (in-addr.arpa / ip6.arpa built here). */
 enum dns_result dns_lookup_ptr(struct dns_resolver *r, const char *ip,
     struct dns_answer *ans);
 void dns_answer_release(struct dns_answer *ans);
+/* The reversed labels of an IP address text without zone: "4.3.2.1" for
+ * 1.2.3.4, 32 nibbles for IPv6 (RFC 3596 2.5). Sets *v6_out when given.
+ * Returns 0, or -1 if ip is not an address or out is too small. Pure. */
+int dns_ip_reverse(const char *ip, char *out, size_t outlen, bool *v6_out);
 
 const char *dns_type_name(enum dns_type t);
 int dns_type_parse(const char *s, enum dns_type *out);

@@ -43,7 +43,7 @@ sasl_b64_decode(struct span in, struct buf *out, const char **why)
 {
 	struct base64_decode_ctx ctx;
 	size_t pad = 0, n;
-	char *dst, *check = NULL;
+	char *dst = NULL, *check = NULL;
 	int rc = -1;
 
 	*why = "invalid base64";
@@ -56,12 +56,10 @@ sasl_b64_decode(struct span in, struct buf *out, const char **why)
 	for (size_t i = 0; i < in.len - pad; i++)
 		if (!b64_char((unsigned char)in.p[i]))
 			goto out;
-	n = BASE64_DECODE_LENGTH(in.len);
-	dst = buf_reserve(out, n);
-	if (dst == NULL) {
-		*why = "decoded message too long";
-		goto out;
-	}
+	/* nettle wants room for BASE64_DECODE_LENGTH, which exceeds the
+	 * exact size; decode aside so out's max is exact. */
+	dst = xmalloc(BASE64_DECODE_LENGTH(in.len) + 1);
+	n = 0;
 	base64_decode_init(&ctx);
 	if (base64_decode_update(&ctx, &n, (uint8_t *)dst, in.len,
 	    in.p) != 1 || base64_decode_final(&ctx) != 1)
@@ -71,9 +69,15 @@ sasl_b64_decode(struct span in, struct buf *out, const char **why)
 	base64_encode_raw(check, n, (const uint8_t *)dst);
 	if (memcmp(check, in.p, in.len) != 0)
 		goto out;
-	buf_commit(out, n);
+	if (buf_add(out, dst, n) == -1) {
+		*why = "decoded message too long";
+		goto out;
+	}
 	rc = 0;
 out:
-	free(check); /* out->len moves only on success */
+	if (dst != NULL)
+		explicit_bzero(dst, BASE64_DECODE_LENGTH(in.len));
+	free(dst);
+	free(check);
 	return rc;
 }
