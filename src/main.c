@@ -15,6 +15,8 @@
 #include "ctl/ctl.h"
 #include "lib/buf.h"
 #include "lib/log.h"
+#include "lib/xmalloc.h"
+#include "tls/tls.h"
 #include "lib/banned.h"
 
 struct cli_globals cli;
@@ -168,6 +170,68 @@ cmd_version(int argc, char **argv)
 	return 0;
 }
 
+/* Load every listener's key pairs as the server would, so a bad key or
+ * certificate shows up in "config test", not at startup. */
+static int
+check_tls_keys(struct buf *out)
+{
+	struct config *cfg = NULL;
+	struct buf err;
+	int rc = 0;
+
+	buf_init(&err, CONFIG_ERR_MAX);
+	if (config_load(cli.config_path, &cfg, &err) == -1) {
+		buf_reset(out);
+		buf_add(out, err.data, err.len);
+		rc = -1;
+		goto out;
+	}
+	for (size_t i = 0; i < cfg->st->listeners.n; i++) {
+		const struct config_listener *l = &cfg->st->listeners.vals[i];
+		struct tls_keycert *kc;
+		struct tls_server_params p = { 0 };
+		struct tls_server *t;
+		char **paths;
+		size_t n;
+
+		if (l->tls == NULL || l->tls->key_certs.n == 0)
+			continue;
+		n = l->tls->key_certs.n;
+		kc = xcalloc(n, sizeof(*kc));
+		paths = xcalloc(2 * n, sizeof(*paths));
+		for (size_t k = 0; k < n; k++) {
+			paths[2 * k] = config_path(cfg,
+			    l->tls->key_certs.v[k].cert_file);
+			paths[2 * k + 1] = config_path(cfg,
+			    l->tls->key_certs.v[k].key_file);
+			kc[k].cert_file = paths[2 * k];
+			kc[k].key_file = paths[2 * k + 1];
+		}
+		p.keycerts = kc;
+		p.nkeycerts = n;
+		p.min_version = l->tls->min_version;
+		p.sni = TLS_SNI_FALLBACK;
+		buf_reset(&err);
+		t = tls_server_new(&p, &err);
+		if (t == NULL) {
+			if (rc == 0)
+				buf_reset(out);
+			buf_addf(out, "%s: Listeners.%s.TLS.KeyCerts: %s\n",
+			    cfg->path, cfg->st->listeners.keys[i], err.data);
+			rc = -1;
+		}
+		tls_server_free(t);
+		for (size_t k = 0; k < 2 * n; k++)
+			free(paths[k]);
+		free(paths);
+		free(kc);
+	}
+out:
+	config_free(cfg);
+	buf_release(&err);
+	return rc;
+}
+
 static int
 cmd_config_test(int argc, char **argv)
 {
@@ -178,6 +242,8 @@ cmd_config_test(int argc, char **argv)
 		return cli_usage("config test", "");
 	buf_init(&out, CONFIG_ERR_MAX);
 	rc = config_test(cli.config_path, &out);
+	if (rc == 0 && check_tls_keys(&out) == -1)
+		rc = -1;
 	if (rc == 0)
 		fputs(out.data, stdout);
 	else

@@ -102,8 +102,8 @@ dns_answer_release(struct dns_answer *ans)
 }
 
 struct dns_rr *
-dns_answer_add(struct dns_answer *ans, enum dns_type type, uint32_t ttl,
-    const char *text)
+dns_answer_add_bytes(struct dns_answer *ans, enum dns_type type,
+    uint32_t ttl, const char *p, size_t len)
 {
 	struct dns_rr *rr;
 
@@ -112,8 +112,21 @@ dns_answer_add(struct dns_answer *ans, enum dns_type type, uint32_t ttl,
 	memset(rr, 0, sizeof(*rr));
 	rr->type = type;
 	rr->ttl = ttl;
-	rr->text = xstrdup(text != NULL ? text : "");
+	rr->text = xmalloc(size_add(len, 1));
+	if (len > 0)
+		memcpy(rr->text, p, len);
+	rr->text[len] = '\0';
+	rr->textlen = len;
 	return rr;
+}
+
+struct dns_rr *
+dns_answer_add(struct dns_answer *ans, enum dns_type type, uint32_t ttl,
+    const char *text)
+{
+	if (text == NULL)
+		text = "";
+	return dns_answer_add_bytes(ans, type, ttl, text, strlen(text));
 }
 
 void
@@ -133,8 +146,8 @@ dns_answer_copy(struct dns_answer *dst, const struct dns_answer *src)
 	dst->cname_chain = NULL;
 	dst->ncname = 0;
 	for (size_t i = 0; i < src->n; i++) {
-		struct dns_rr *rr = dns_answer_add(dst, src->rr[i].type,
-		    src->rr[i].ttl, src->rr[i].text);
+		struct dns_rr *rr = dns_answer_add_bytes(dst, src->rr[i].type,
+		    src->rr[i].ttl, src->rr[i].text, src->rr[i].textlen);
 		char *text = rr->text;
 
 		*rr = src->rr[i];
@@ -150,9 +163,10 @@ dns_answer_copy(struct dns_answer *dst, const struct dns_answer *src)
 }
 
 /* RFC 1035 2.3.4: labels of 1..63 octets, 255 octets on the wire, so 253
- * in text form without the final dot. Bytes that the text form would
- * need to escape (space, backslash, controls, non-ASCII) are refused so
- * that no backend reinterprets them. */
+ * in text form without the final dot. RFC 2181 11 allows any octet in a
+ * label; we refuse controls and non-ASCII (IDNs are queried in their
+ * A-label form), and the text form here has no escapes: a "." always
+ * separates labels. */
 int
 dns_name_absolute(const char *name, char *out, size_t outlen,
     const char **why)
@@ -172,8 +186,7 @@ dns_name_absolute(const char *name, char *out, size_t outlen,
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)name[i];
 
-		if (c <= 0x20 || c >= 0x7f || c == '\\' || c == '"' ||
-		    c == '(' || c == ')' || c == ';') {
+		if (c < 0x20 || c >= 0x7f) {
 			*why = "invalid character in name";
 			return -1;
 		}
@@ -192,6 +205,15 @@ dns_name_absolute(const char *name, char *out, size_t outlen,
 	out[o++] = '.';
 	out[o] = '\0';
 	return 0;
+}
+
+bool
+dns_name_valid(const char *name)
+{
+	char abs[DNS_NAME_MAX + 2];
+	const char *why;
+
+	return dns_name_absolute(name, abs, sizeof(abs), &why) == 0;
 }
 
 enum dns_result
@@ -223,8 +245,8 @@ static void
 answer_append(struct dns_answer *dst, struct dns_answer *src)
 {
 	for (size_t i = 0; i < src->n; i++) {
-		struct dns_rr *rr = dns_answer_add(dst, src->rr[i].type,
-		    src->rr[i].ttl, src->rr[i].text);
+		struct dns_rr *rr = dns_answer_add_bytes(dst, src->rr[i].type,
+		    src->rr[i].ttl, src->rr[i].text, src->rr[i].textlen);
 
 		rr->pref = src->rr[i].pref;
 	}

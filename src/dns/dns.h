@@ -55,6 +55,7 @@ struct dns_rr {
 	 * SRV: target host, pref = priority, weight, port;
 	 * TLSA: text unused, usage/selector/mtype and data set. */
 	char *text;
+	size_t textlen;         /* bytes in text: a TXT may hold NUL bytes */
 	uint16_t pref;
 	uint16_t weight;
 	uint16_t port;
@@ -99,6 +100,9 @@ struct dns_resolver *dns_mock_new(void);
  * for SRV "prio weight port target". authentic marks the whole name. */
 int dns_mock_add(struct dns_resolver *r, const char *name, enum dns_type type,
     const char *text, bool authentic);
+/* Add a TXT record whose text may contain any byte, NUL included. */
+int dns_mock_add_txt(struct dns_resolver *r, const char *name,
+    const char *data, size_t len, bool authentic);
 /* Make lookups of name (any type) fail with result (TEMPERROR: SERVFAIL
  * or timeout; PERMERROR). */
 int dns_mock_fail(struct dns_resolver *r, const char *name,
@@ -131,6 +135,10 @@ void dns_answer_release(struct dns_answer *ans);
  * 1.2.3.4, 32 nibbles for IPv6 (RFC 3596 2.5). Sets *v6_out when given.
  * Returns 0, or -1 if ip is not an address or out is too small. Pure. */
 int dns_ip_reverse(const char *ip, char *out, size_t outlen, bool *v6_out);
+
+/* Whether name (final dot optional) can be queried: RFC 1035 2.3.4
+ * lengths, no empty label, no control or non-ASCII bytes. Pure. */
+bool dns_name_valid(const char *name);
 
 const char *dns_type_name(enum dns_type t);
 int dns_type_parse(const char *s, enum dns_type *out);

@@ -58,6 +58,9 @@ void dns_answer_init(struct dns_answer *ans, enum dns_result r,
 /* Append a record (fields copied; text duplicated). */
 struct dns_rr *dns_answer_add(struct dns_answer *ans, enum dns_type type,
     uint32_t ttl, const char *text);
+/* The same with text of len bytes (NUL bytes allowed). */
+struct dns_rr *dns_answer_add_bytes(struct dns_answer *ans,
+    enum dns_type type, uint32_t ttl, const char *p, size_t len);
 void dns_answer_add_cname(struct dns_answer *ans, const char *name);
 
 /* Normalize name to lower case, absolute form ("example.org."), checking

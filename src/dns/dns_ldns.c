@@ -217,6 +217,7 @@ convert_rr(const ldns_rr *lr, enum dns_type type, struct dns_answer *ans)
 	size_t nrd = ldns_rr_rd_count(lr);
 	struct dns_rr *rr;
 	char *text = NULL;
+	size_t textlen = 0;
 	struct buf txt;
 
 	switch (type) {
@@ -254,6 +255,7 @@ convert_rr(const ldns_rr *lr, enum dns_type type, struct dns_answer *ans)
 			if (sz >= 1 && (size_t)d[0] + 1 <= sz)
 				buf_add(&txt, d + 1, d[0]);
 		}
+		textlen = txt.len;
 		text = buf_take(&txt);
 		buf_release(&txt);
 		break;
@@ -263,7 +265,9 @@ convert_rr(const ldns_rr *lr, enum dns_type type, struct dns_answer *ans)
 		text = xstrdup("");
 		break;
 	}
-	rr = dns_answer_add(ans, type, ldns_rr_ttl(lr), text);
+	if (type != DNS_TXT)
+		textlen = strlen(text);
+	rr = dns_answer_add_bytes(ans, type, ldns_rr_ttl(lr), text, textlen);
 	free(text);
 	if (type == DNS_MX)
 		rr->pref = ldns_rdf2native_int16(ldns_rr_rdf(lr, 0));
@@ -454,12 +458,36 @@ interpret(const struct ldns_impl *im, ldns_pkt *pkt, const ldns_rdf *qname,
 	    (rc == LDNS_RCODE_NOERROR || rc == LDNS_RCODE_NXDOMAIN);
 }
 
+/* Wire form of an absolute text name (dns_name_absolute() checked it),
+ * so that bytes the presentation format would treat specially (space,
+ * backslash, parentheses) go out as they are. */
+static ldns_rdf *
+name_rdf(const char *name)
+{
+	uint8_t wire[DNS_NAME_MAX + 3];
+	size_t w = 0, start = 0, len = strlen(name);
+
+	for (size_t i = 0; i < len; i++) {
+		if (name[i] != '.')
+			continue;
+		if (i - start > DNS_LABEL_MAX || w + 1 + (i - start) + 1 >
+		    sizeof(wire))
+			return NULL;
+		wire[w++] = (uint8_t)(i - start);
+		memcpy(wire + w, name + start, i - start);
+		w += i - start;
+		start = i + 1;
+	}
+	wire[w++] = 0;
+	return ldns_dname_new_frm_data((uint16_t)w, wire);
+}
+
 static enum dns_result
 ldns_query(void *impl, const char *name, enum dns_type type,
     struct dns_answer *ans, uint32_t *ttl_out)
 {
 	const struct ldns_impl *im = impl;
-	ldns_rdf *qname = ldns_dname_new_frm_str(name);
+	ldns_rdf *qname = name_rdf(name);
 
 	dns_answer_init(ans, DNS_TEMPERROR, "no server answered");
 	*ttl_out = 0;

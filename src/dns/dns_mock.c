@@ -166,7 +166,7 @@ mock_append(struct mock *m, const char *name, enum mock_kind kind)
 
 static int
 mock_add_entry(struct dns_resolver *r, const char *name, enum mock_kind kind,
-    enum dns_type type, const char *text, bool authentic,
+    enum dns_type type, const char *text, size_t textlen, bool authentic,
     enum dns_result fail)
 {
 	struct mock *m = r->impl;
@@ -178,8 +178,18 @@ mock_add_entry(struct dns_resolver *r, const char *name, enum mock_kind kind,
 	if (!r->is_mock || dns_name_absolute(name, abs, sizeof(abs), &why) == -1)
 		return -1;
 	memset(&rr, 0, sizeof(rr));
-	if (kind == MOCK_RECORD && parse_rdata(type, text, &rr) == -1)
-		return -1;
+	if (kind == MOCK_RECORD && type == DNS_TXT) {
+		rr.type = DNS_TXT;
+		rr.ttl = MOCK_TTL;
+		rr.text = xmalloc(size_add(textlen, 1));
+		memcpy(rr.text, text, textlen);
+		rr.text[textlen] = '\0';
+		rr.textlen = textlen;
+	} else if (kind == MOCK_RECORD) {
+		if (parse_rdata(type, text, &rr) == -1)
+			return -1;
+		rr.textlen = strlen(rr.text);
+	}
 	lock_take(&m->lock);
 	e = mock_append(m, abs, kind);
 	e->type = type;
@@ -198,14 +208,24 @@ int
 dns_mock_add(struct dns_resolver *r, const char *name, enum dns_type type,
     const char *text, bool authentic)
 {
-	return mock_add_entry(r, name, MOCK_RECORD, type, text, authentic,
-	    DNS_OK);
+	if (text == NULL)
+		return -1;
+	return mock_add_entry(r, name, MOCK_RECORD, type, text, strlen(text),
+	    authentic, DNS_OK);
+}
+
+int
+dns_mock_add_txt(struct dns_resolver *r, const char *name, const char *data,
+    size_t len, bool authentic)
+{
+	return mock_add_entry(r, name, MOCK_RECORD, DNS_TXT, data, len,
+	    authentic, DNS_OK);
 }
 
 int
 dns_mock_add_timeout(struct dns_resolver *r, const char *name)
 {
-	return mock_add_entry(r, name, MOCK_TIMEOUT, DNS_A, NULL, false,
+	return mock_add_entry(r, name, MOCK_TIMEOUT, DNS_A, NULL, 0, false,
 	    DNS_TEMPERROR);
 }
 
@@ -215,7 +235,8 @@ dns_mock_fail(struct dns_resolver *r, const char *name,
 {
 	if (result == DNS_OK)
 		return -1;
-	return mock_add_entry(r, name, MOCK_FAIL, DNS_A, NULL, false, result);
+	return mock_add_entry(r, name, MOCK_FAIL, DNS_A, NULL, 0, false,
+	    result);
 }
 
 size_t
@@ -257,8 +278,8 @@ answer_name(struct mock *m, const char *name, enum dns_type type,
 			break;
 		}
 		if (e->type == type) {
-			struct dns_rr *rr = dns_answer_add(ans, type, e->rr.ttl,
-			    e->rr.text);
+			struct dns_rr *rr = dns_answer_add_bytes(ans, type,
+			    e->rr.ttl, e->rr.text, e->rr.textlen);
 			char *text = rr->text;
 			uint8_t *data = NULL;
 

@@ -9,6 +9,7 @@
  * validated before use. Parsers and canonicalization are pure; lookups
  * block on DNS. Any thread except the reactor.
  */
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -245,9 +246,7 @@ qp_decode(struct span v, char **out)
 		if (is_fws(c))
 			continue;
 		if (c == '=') {
-			if (i + 2 >= v.len + 0 && i + 2 > v.len - 1 + 1)
-				goto bad;
-			if (i + 2 >= v.len + 1)
+			if (i + 2 >= v.len)
 				goto bad;
 			int h = hexval((unsigned char)v.p[i + 1]);
 			int l = hexval((unsigned char)v.p[i + 2]);
@@ -361,10 +360,7 @@ static int
 sig_tag(struct dkim_sig *s, const struct tag *t, const char **why)
 {
 	struct span v = t->value;
-	const char *n = NULL;
 
-	if (t->name.len == 1 || t->name.len == 2)
-		n = t->name.p;
 	if (span_eq_cstr(t->name, "v")) {
 		if (!span_eq_cstr(v, "1")) {
 			*why = "unsupported signature version";
@@ -462,7 +458,7 @@ sig_tag(struct dkim_sig *s, const struct tag *t, const char **why)
 			return -1;
 		}
 	}
-	(void)n; /* other tags, z= included, are ignored (RFC 6376 3.2) */
+	/* other tags, z= included, are ignored (RFC 6376 3.2) */
 	return 0;
 }
 
@@ -913,11 +909,10 @@ dkim_canon_header(struct span field, bool relaxed, struct buf *out)
 		buf_addc(out, c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c);
 	}
 	buf_addc(out, ':');
-	value = colon < field.p + field.len ?
-	    span_of(colon + 1, field.len - name.len - 1) : span_of("", 0);
-	value = span_of(colon + (colon < field.p + field.len ? 1 : 0),
-	    (size_t)(field.p + field.len - colon) -
-	    (colon < field.p + field.len ? 1 : 0));
+	value = span_of("", 0);
+	if (colon < field.p + field.len)
+		value = span_of(colon + 1,
+		    (size_t)(field.p + field.len - colon) - 1);
 	for (size_t i = 0; i < value.len; i++) {
 		int c = (unsigned char)value.p[i];
 

@@ -83,7 +83,6 @@ struct spf_args {
 	const char *mailfrom_local;  /* MAIL FROM localpart; may be NULL */
 	const char *mailfrom_domain; /* MAIL FROM domain; NULL/"" null path */
 	const char *helo;            /* EHLO/HELO: domain or IP literal */
-	const char *local_ip;        /* our IP, for %{c}; may be NULL */
 	const char *local_hostname;  /* our name, for %{r}; may be NULL */
 	int64_t now;                 /* unix seconds for %{t}; 0: clock */
 };

@@ -21,17 +21,17 @@
 
 struct buf;
 
-#define SASL_MSG_MAX 8192        /* decoded message, either direction */
-#define SASL_USER_MAX 512        /* user name and authzid, bytes */
-#define SASL_PASSWORD_MAX 1024   /* clear password, bytes */
-#define SASL_NONCE_MIN 8         /* spec/imap.md 4.1: client nonce >= 8 */
-#define SASL_NONCE_MAX 256       /* client and server nonce, chars */
-#define SASL_SCRAM_SALT_MAX 128  /* decoded salt, bytes */
-#define SASL_SCRAM_KEY_MAX 32    /* SHA-256 output */
-#define SASL_SCRAM_ITER_MIN 2048 /* spec/queue.md 6: client refuses fewer */
-#define SASL_SCRAM_ITER_MAX 10000000 /* client bound on server's demand */
-#define SASL_CB_MAX 64           /* channel binding data, bytes */
-#define SASL_HOSTNAME_MAX 255    /* RFC 1035 2.3.4 */
+#define SASL_MSG_MAX 8192           /* decoded message, either direction */
+#define SASL_USER_MAX 512           /* user name and authzid, bytes */
+#define SASL_PASSWORD_MAX 1024      /* clear password, bytes */
+#define SASL_NONCE_MIN 8            /* spec/imap.md 4.1: client nonce >= 8 */
+#define SASL_NONCE_MAX 256          /* client and server nonce, chars */
+#define SASL_SCRAM_SALT_MAX 128     /* decoded salt, bytes */
+#define SASL_SCRAM_KEY_MAX 32       /* SHA-256 output */
+#define SASL_SCRAM_ITER_MIN 2048    /* spec/queue.md 6: client refuses fewer */
+#define SASL_SCRAM_ITER_MAX 1000000 /* client bound on a server's demand */
+#define SASL_CB_MAX 64              /* channel binding data, bytes */
+#define SASL_HOSTNAME_MAX 255       /* RFC 1035 2.3.4 */
 
 enum sasl_mech {
 	SASL_MECH_PLAIN,
@@ -57,7 +57,7 @@ enum sasl_cb_type {
 };
 
 struct sasl_mech_info {
-	const char *name;  /* as announced: "SCRAM-SHA-256-PLUS" */
+	const char *name; /* as announced: "SCRAM-SHA-256-PLUS" */
 	enum sasl_mech mech;
 	bool clear_password; /* PLAIN, LOGIN: announce only over TLS */
 	bool plus;           /* needs TLS with channel binding */
@@ -75,12 +75,13 @@ enum sasl_step {
 enum sasl_err {
 	SASL_ERR_NONE,
 	SASL_ERR_PROTOCOL,    /* malformed or refused message: BAD / 501 */
-	SASL_ERR_AUTHZ,       /* authzid differs from user: AUTHORIZATIONFAILED */
+	SASL_ERR_AUTHZ,       /* authzid differs from user */
 	SASL_ERR_CREDENTIALS, /* bad user, password or proof */
-	SASL_ERR_NO_SECRET,   /* unknown user or no secret for the mechanism
-			       * ("scram not possible"; not a failed attempt) */
+	/* Unknown user or no secret for the mechanism ("scram not
+	 * possible"); not counted as a failed attempt. */
+	SASL_ERR_NO_SECRET,
 	SASL_ERR_CHANNEL_BINDING, /* binding data mismatch: possible MitM */
-	SASL_ERR_TEMP,        /* credential store or random source failed */
+	SASL_ERR_TEMP,            /* credential store or random source failed */
 };
 
 /* ---- mechanisms (sasl_mech.c) ---- */
@@ -118,19 +119,19 @@ struct sasl_crammd5_secret {
 
 struct sasl_scram_secret {
 	uint8_t salt[SASL_SCRAM_SALT_MAX];
-	size_t salt_len;                          /* 1..SASL_SCRAM_SALT_MAX */
-	uint32_t iterations;                      /* >= 1 */
-	uint8_t stored_key[SASL_SCRAM_KEY_MAX];   /* RFC 5802 3 StoredKey */
-	uint8_t server_key[SASL_SCRAM_KEY_MAX];   /* RFC 5802 3 ServerKey */
-	size_t key_len;                           /* 20 (SHA-1) or 32 */
+	size_t salt_len;                        /* 1..SASL_SCRAM_SALT_MAX */
+	uint32_t iterations;                    /* >= 1 */
+	uint8_t stored_key[SASL_SCRAM_KEY_MAX]; /* RFC 5802 3 StoredKey */
+	uint8_t server_key[SASL_SCRAM_KEY_MAX]; /* RFC 5802 3 ServerKey */
+	size_t key_len;                         /* 20 (SHA-1) or 32 */
 };
 
 /* Derive the CRAM-MD5 states from a password. Wipe *out after use. */
-void sasl_crammd5_secret_derive(const char *password, size_t len,
-    struct sasl_crammd5_secret *out);
+void sasl_crammd5_secret_derive(
+    const char *password, size_t len, struct sasl_crammd5_secret *out);
 /* HMAC-MD5(password, msg) continued from the states (RFC 2195 2). */
-void sasl_crammd5_digest(const struct sasl_crammd5_secret *s,
-    const void *msg, size_t len, uint8_t out[16]);
+void sasl_crammd5_digest(const struct sasl_crammd5_secret *s, const void *msg,
+    size_t len, uint8_t out[16]);
 
 /* Hash output length: 20 or 32. */
 size_t sasl_scram_hash_len(enum sasl_hash h);
@@ -139,13 +140,13 @@ size_t sasl_scram_hash_len(enum sasl_hash h);
  * (sasl_password_normalize). Returns 0, or -1 with *why for an empty salt,
  * a salt over SASL_SCRAM_SALT_MAX or zero iterations. Takes time in
  * proportion to iterations: not on the reactor. */
-int sasl_scram_secret_derive(enum sasl_hash h, const char *password,
-    size_t len, const void *salt, size_t salt_len, uint32_t iterations,
+int sasl_scram_secret_derive(enum sasl_hash h, const char *password, size_t len,
+    const void *salt, size_t salt_len, uint32_t iterations,
     struct sasl_scram_secret *out, const char **why);
 /* PRECIS OpaqueString (RFC 8265 4.2) of a password, as SCRAM clients and
  * the store need it: appends to out. 0, or -1 with *why. */
-int sasl_password_normalize(struct span password, struct buf *out,
-    const char **why);
+int sasl_password_normalize(
+    struct span password, struct buf *out, const char **why);
 
 /* ---- server (sasl_server.c) ---- */
 
@@ -154,8 +155,8 @@ int sasl_password_normalize(struct span password, struct buf *out,
  * or wrong password), SASL_ERR_NO_SECRET or SASL_ERR_TEMP. user is the
  * authentication identity as sent (valid UTF-8, no control characters),
  * borrowed for the call. Called on the stepping thread; may block. */
-typedef int sasl_check_plain_fn(void *arg, const char *user,
-    const char *password, enum sasl_err *err_out);
+typedef int sasl_check_plain_fn(
+    void *arg, const char *user, const char *password, enum sasl_err *err_out);
 typedef int sasl_crammd5_fn(void *arg, const char *user,
     struct sasl_crammd5_secret *out, enum sasl_err *err_out);
 typedef int sasl_scram_fn(void *arg, const char *user, enum sasl_hash h,
@@ -174,14 +175,14 @@ struct sasl_server_creds {
 };
 
 struct sasl_server_params {
-	const char *hostname;     /* in the CRAM-MD5 challenge */
-	int64_t now_ns;           /* wall clock, in the CRAM-MD5 challenge */
+	const char *hostname;      /* in the CRAM-MD5 challenge */
+	int64_t now_ns;            /* wall clock, in the CRAM-MD5 challenge */
 	enum sasl_cb_type cb_type; /* binding this connection offers, or NONE */
-	struct span cb_data;      /* its bytes (tls_channel_binding()); copied */
-	bool plus_offered;        /* -PLUS mechanisms were announced */
+	struct span cb_data; /* its bytes (tls_channel_binding()); copied */
+	bool plus_offered;   /* -PLUS mechanisms were announced */
 	const struct sasl_server_creds *creds; /* borrowed for the lifetime */
 	void *creds_arg;
-	sasl_nonce_fn *nonce;     /* NULL: random */
+	sasl_nonce_fn *nonce; /* NULL: random */
 	void *nonce_arg;
 };
 
@@ -190,8 +191,8 @@ struct sasl_server; /* opaque; one exchange */
 /* Start a server exchange for mechanism m. Returns the object (free with
  * sasl_server_free()), or NULL with *why: no callback for m, a -PLUS
  * mechanism without channel binding, or bad parameters. */
-struct sasl_server *sasl_server_new(enum sasl_mech m,
-    const struct sasl_server_params *p, const char **why);
+struct sasl_server *sasl_server_new(
+    enum sasl_mech m, const struct sasl_server_params *p, const char **why);
 /* Feed one decoded client message (have_msg false only on the first call,
  * when the client gave no initial response). out is reset and filled:
  *  SASL_CONTINUE: send out as a challenge (maybe empty), step again with
@@ -216,15 +217,15 @@ void sasl_server_free(struct sasl_server *s);
 /* ---- client (sasl_client.c) ---- */
 
 struct sasl_client_params {
-	const char *user;       /* authentication identity */
-	const char *password;   /* clear; SCRAM normalises it (RFC 8265) */
+	const char *user;     /* authentication identity */
+	const char *password; /* clear; SCRAM normalises it (RFC 8265) */
 	/* For -PLUS: the connection's binding. For plain SCRAM: pass the
 	 * binding only when this client could bind but the server did not
 	 * offer -PLUS (gs2 flag "y", RFC 5802 6); else SASL_CB_NONE ("n").
 	 * sasl_client_select() tells which. */
 	enum sasl_cb_type cb_type;
-	struct span cb_data;    /* copied */
-	sasl_nonce_fn *nonce;   /* NULL: random */
+	struct span cb_data;  /* copied */
+	sasl_nonce_fn *nonce; /* NULL: random */
 	void *nonce_arg;
 };
 
@@ -240,8 +241,8 @@ int sasl_client_select(struct span offered, const enum sasl_mech *prefs,
     enum sasl_cb_type *cb_out, const char **why);
 /* Start a client exchange. NULL with *why for a user or password that is
  * empty, too long or invalid, or a -PLUS mechanism without binding. */
-struct sasl_client *sasl_client_new(enum sasl_mech m,
-    const struct sasl_client_params *p, const char **why);
+struct sasl_client *sasl_client_new(
+    enum sasl_mech m, const struct sasl_client_params *p, const char **why);
 /* First call: for mechanisms with client_first, have_msg false gives the
  * initial response; otherwise pass the server's first challenge. out is
  * reset and filled with the response to send:

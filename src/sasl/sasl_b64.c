@@ -5,6 +5,7 @@
  * error. Pure; any thread.
  */
 #include <nettle/base64.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,7 +34,7 @@ static bool
 b64_char(int c)
 {
 	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-	    (c >= '0' && c <= '9') || c == '+' || c == '/';
+	       (c >= '0' && c <= '9') || c == '+' || c == '/';
 }
 
 /* RFC 4648 3.3, 3.5: no characters outside the alphabet (nettle skips
@@ -47,12 +48,13 @@ sasl_b64_decode(struct span in, struct buf *out, const char **why)
 	int rc = -1;
 
 	*why = "invalid base64";
-	if (in.len % 4 != 0)
+	if (in.len % 4 != 0 || in.len > SIZE_MAX / 8)
 		goto out;
-	if (in.len > 0 && in.p[in.len - 1] == '=')
+	if (in.len > 0 && in.p[in.len - 1] == '=') {
 		pad++;
-	if (in.len > 1 && in.p[in.len - 2] == '=')
-		pad++;
+		if (in.p[in.len - 2] == '=')
+			pad++;
+	}
 	for (size_t i = 0; i < in.len - pad; i++)
 		if (!b64_char((unsigned char)in.p[i]))
 			goto out;
@@ -61,8 +63,8 @@ sasl_b64_decode(struct span in, struct buf *out, const char **why)
 	dst = xmalloc(BASE64_DECODE_LENGTH(in.len) + 1);
 	n = 0;
 	base64_decode_init(&ctx);
-	if (base64_decode_update(&ctx, &n, (uint8_t *)dst, in.len,
-	    in.p) != 1 || base64_decode_final(&ctx) != 1)
+	if (base64_decode_update(&ctx, &n, (uint8_t *)dst, in.len, in.p) != 1 ||
+	    base64_decode_final(&ctx) != 1)
 		goto out;
 	/* Canonical: the unused bits of the last group are zero. */
 	check = xmalloc(BASE64_ENCODE_RAW_LENGTH(n) + 1);

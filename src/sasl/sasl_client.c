@@ -34,16 +34,16 @@ enum cli_state {
 struct sasl_client {
 	enum sasl_mech mech;
 	enum cli_state state;
-	char *user;                   /* owned */
-	char *password;               /* owned, normalised for SCRAM, wiped */
+	char *user;     /* owned */
+	char *password; /* owned, normalised for SCRAM, wiped */
 	size_t password_len;
 	enum sasl_cb_type cb_type;
 	uint8_t cb_data[SASL_CB_MAX];
 	size_t cb_len;
 	sasl_nonce_fn *nonce;
 	void *nonce_arg;
-	struct buf gs2;               /* gs2-header sent */
-	struct buf bare;              /* client-first-message-bare sent */
+	struct buf gs2;  /* gs2-header sent */
+	struct buf bare; /* client-first-message-bare sent */
 	struct buf cnonce;
 	uint8_t server_sig[SASL_SCRAM_KEY_MAX]; /* expected ServerSignature */
 };
@@ -59,10 +59,16 @@ static const enum sasl_mech default_prefs[] = {
 
 /* RFC 5802 7 server-error-value, as static strings for *why. */
 static const char *const server_errors[] = {
-	"invalid-encoding", "extensions-not-supported", "invalid-proof",
-	"channel-bindings-dont-match", "server-does-support-channel-binding",
-	"channel-binding-not-supported", "unsupported-channel-binding-type",
-	"unknown-user", "invalid-username-encoding", "no-resources",
+	"invalid-encoding",
+	"extensions-not-supported",
+	"invalid-proof",
+	"channel-bindings-dont-match",
+	"server-does-support-channel-binding",
+	"channel-binding-not-supported",
+	"unsupported-channel-binding-type",
+	"unknown-user",
+	"invalid-username-encoding",
+	"no-resources",
 	"other-error",
 };
 
@@ -75,7 +81,7 @@ offered_has(struct span offered, const char *name)
 		size_t j = i;
 
 		while (j < offered.len && offered.p[j] != ' ' &&
-		    offered.p[j] != '\t')
+		       offered.p[j] != '\t')
 			j++;
 		if (j > i && span_eq_ci(span_of(offered.p + i, j - i), name))
 			return true;
@@ -87,8 +93,8 @@ offered_has(struct span offered, const char *name)
 static enum sasl_mech
 plus_of(enum sasl_mech m)
 {
-	return m == SASL_MECH_SCRAM_SHA_1 ? SASL_MECH_SCRAM_SHA_1_PLUS :
-	    SASL_MECH_SCRAM_SHA_256_PLUS;
+	return m == SASL_MECH_SCRAM_SHA_1 ? SASL_MECH_SCRAM_SHA_1_PLUS
+	                                  : SASL_MECH_SCRAM_SHA_256_PLUS;
 }
 
 /* spec/queue.md 6: walk the preferences, take the first the server
@@ -119,8 +125,9 @@ sasl_client_select(struct span offered, const enum sasl_mech *prefs,
 			for (size_t j = 0; j < nprefs; j++)
 				if (prefs[j] == plus_of(m))
 					wanted_plus = true;
-			if (wanted_plus && !offered_has(offered,
-			    sasl_mech_info(plus_of(m))->name))
+			if (wanted_plus &&
+			    !offered_has(
+			        offered, sasl_mech_info(plus_of(m))->name))
 				*cb_out = cb;
 		}
 		return 0;
@@ -130,8 +137,8 @@ sasl_client_select(struct span offered, const enum sasl_mech *prefs,
 }
 
 struct sasl_client *
-sasl_client_new(enum sasl_mech m, const struct sasl_client_params *p,
-    const char **why)
+sasl_client_new(
+    enum sasl_mech m, const struct sasl_client_params *p, const char **why)
 {
 	struct sasl_client *c;
 	struct span pw;
@@ -218,8 +225,8 @@ cfail(struct sasl_client *c, const char *msg, const char **why)
 
 /* RFC 2195 2: user SP hex(HMAC-MD5(password, challenge)). */
 static enum sasl_step
-cram_respond(struct sasl_client *c, struct span msg, struct buf *out,
-    const char **why)
+cram_respond(
+    struct sasl_client *c, struct span msg, struct buf *out, const char **why)
 {
 	struct hmac_md5_ctx h;
 	uint8_t d[MD5_DIGEST_SIZE];
@@ -279,8 +286,8 @@ scram_first(struct sasl_client *c, struct buf *out, const char **why)
 /* RFC 5802 7 server-first-message = [reserved-mext ","] nonce "," salt
  * "," iteration-count ["," extensions]; answer with client-final. */
 static enum sasl_step
-scram_final(struct sasl_client *c, struct span msg, struct buf *out,
-    const char **why)
+scram_final(
+    struct sasl_client *c, struct span msg, struct buf *out, const char **why)
 {
 	uint8_t ck[SASL_SCRAM_KEY_MAX], sk[SASL_SCRAM_KEY_MAX],
 	    stored[SASL_SCRAM_KEY_MAX], csig[SASL_SCRAM_KEY_MAX];
@@ -308,12 +315,14 @@ scram_final(struct sasl_client *c, struct span msg, struct buf *out,
 	    sasl_scram_attr(&sc, 'i', false, &i64) == -1)
 		goto syntax;
 	while (!scan_eof(&sc)) {
-		if (scan_char(&sc, ',') == -1 || !char_is_alpha(scan_peek(&sc)) ||
+		if (scan_char(&sc, ',') == -1 ||
+		    !char_is_alpha(scan_peek(&sc)) ||
 		    sasl_scram_attr(&sc, (char)scan_peek(&sc), false, &v) == -1)
 			goto syntax;
 	}
 	/* RFC 5802 5.1: the nonce starts with ours and adds the server's. */
-	if (r.len <= c->cnonce.len || !sasl_scram_nonce_valid(r, 2 * SASL_NONCE_MAX) ||
+	if (r.len <= c->cnonce.len ||
+	    !sasl_scram_nonce_valid(r, 2 * SASL_NONCE_MAX) ||
 	    memcmp(r.p, c->cnonce.data, c->cnonce.len) != 0) {
 		rc = cfail(c, "server nonce does not extend ours", why);
 		goto out;
@@ -397,7 +406,7 @@ scram_verify(struct sasl_client *c, struct span msg, const char **why)
 		return cfail(c, "malformed server-final-message", why);
 	buf_init(&sig, SASL_SCRAM_KEY_MAX);
 	ok = sasl_b64_decode(v, &sig, &dwhy) == 0 && sig.len == kl &&
-	    memeql_sec(sig.data, c->server_sig, kl);
+	     memeql_sec(sig.data, c->server_sig, kl);
 	buf_release(&sig);
 	if (!ok)
 		return cfail(c, "server signature does not match", why);
@@ -406,8 +415,8 @@ scram_verify(struct sasl_client *c, struct span msg, const char **why)
 }
 
 static enum sasl_step
-start(struct sasl_client *c, struct span msg, bool have_msg,
-    struct buf *out, const char **why)
+start(struct sasl_client *c, struct span msg, bool have_msg, struct buf *out,
+    const char **why)
 {
 	switch (c->mech) {
 	case SASL_MECH_PLAIN:
@@ -420,22 +429,25 @@ start(struct sasl_client *c, struct span msg, bool have_msg,
 		return SASL_OK;
 	case SASL_MECH_LOGIN:
 		if (!have_msg)
-			return cfail(c, "LOGIN waits for the server's prompt",
-			    why);
+			return cfail(
+			    c, "LOGIN waits for the server's prompt", why);
 		buf_adds(out, c->user);
 		c->state = CLI_LOGIN_PASS;
 		return SASL_CONTINUE;
 	case SASL_MECH_CRAM_MD5:
 		if (!have_msg)
-			return cfail(c, "CRAM-MD5 waits for the challenge", why);
+			return cfail(
+			    c, "CRAM-MD5 waits for the challenge", why);
 		return cram_respond(c, msg, out, why);
 	case SASL_MECH_SCRAM_SHA_1:
 	case SASL_MECH_SCRAM_SHA_1_PLUS:
 	case SASL_MECH_SCRAM_SHA_256:
 	case SASL_MECH_SCRAM_SHA_256_PLUS:
 		if (have_msg && msg.len != 0)
-			return cfail(c, "unexpected server data before "
-			    "client-first-message", why);
+			return cfail(c,
+			    "unexpected server data before "
+			    "client-first-message",
+			    why);
 		return scram_first(c, out, why);
 	}
 	return cfail(c, "unknown mechanism", why);

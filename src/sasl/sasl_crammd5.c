@@ -32,17 +32,17 @@ state_in(struct md5_ctx *c, const uint8_t in[16])
 	md5_init(c);
 	for (int i = 0; i < 4; i++)
 		c->state[i] = (uint32_t)in[i * 4] |
-		    (uint32_t)in[i * 4 + 1] << 8 |
-		    (uint32_t)in[i * 4 + 2] << 16 |
-		    (uint32_t)in[i * 4 + 3] << 24;
+		              (uint32_t)in[i * 4 + 1] << 8 |
+		              (uint32_t)in[i * 4 + 2] << 16 |
+		              (uint32_t)in[i * 4 + 3] << 24;
 	c->count = 1;
 	c->index = 0;
 }
 
 /* RFC 2104 2: a key longer than the block is hashed first. */
 void
-sasl_crammd5_secret_derive(const char *password, size_t len,
-    struct sasl_crammd5_secret *out)
+sasl_crammd5_secret_derive(
+    const char *password, size_t len, struct sasl_crammd5_secret *out)
 {
 	uint8_t key[MD5_BLOCK_SIZE], block[MD5_BLOCK_SIZE];
 	struct md5_ctx c;

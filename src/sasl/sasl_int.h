@@ -33,21 +33,20 @@ bool sasl_scram_mech(enum sasl_mech m);
 /* HMAC and H of RFC 5802 2.2, output sasl_scram_hash_len(h) bytes. */
 void sasl_scram_hmac(enum sasl_hash h, const uint8_t *key, size_t klen,
     const void *msg, size_t mlen, uint8_t *out);
-void sasl_scram_h(enum sasl_hash h, const void *msg, size_t len,
-    uint8_t *out);
+void sasl_scram_h(enum sasl_hash h, const void *msg, size_t len, uint8_t *out);
 /* ClientKey and ServerKey from a normalised password (RFC 5802 3), each
  * sasl_scram_hash_len(h) bytes. The caller wipes them. */
 void sasl_scram_keys(enum sasl_hash h, const char *password, size_t len,
-    const void *salt, size_t salt_len, uint32_t iterations,
-    uint8_t *client_key, uint8_t *server_key);
+    const void *salt, size_t salt_len, uint32_t iterations, uint8_t *client_key,
+    uint8_t *server_key);
 /* Random server or client nonce: 12 bytes as base64. 0/-1. */
 int sasl_scram_nonce_random(struct buf *out);
 /* RFC 5802 7 printable: %x21-2B / %x2D-7E. */
 bool sasl_scram_nonce_valid(struct span n, size_t max);
 /* Read "X=" then a value up to the next "," or end (RFC 5802 7 attr-val).
  * The value may be empty only when allow_empty. 0/-1. */
-int sasl_scram_attr(struct scan *s, char attr, bool allow_empty,
-    struct span *val);
+int sasl_scram_attr(
+    struct scan *s, char attr, bool allow_empty, struct span *val);
 
 /* sasl_crammd5.c */
 

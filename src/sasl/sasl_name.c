@@ -53,7 +53,7 @@ sasl_name_valid(struct span name, bool need_normal)
 	if (!need_normal || is_ascii(name))
 		return true;
 	if (gnutls_utf8_password_normalize((const unsigned char *)name.p,
-	    (unsigned)name.len, &norm, 0) != 0)
+	        (unsigned)name.len, &norm, 0) != 0)
 		return false;
 	ok = norm.size == name.len && memcmp(norm.data, name.p, name.len) == 0;
 	gnutls_free(norm.data);

@@ -12,8 +12,7 @@
 #include "lib/banned.h"
 
 int
-sasl_password_normalize(struct span password, struct buf *out,
-    const char **why)
+sasl_password_normalize(struct span password, struct buf *out, const char **why)
 {
 	gnutls_datum_t norm = { NULL, 0 };
 	int rc = -1;
@@ -27,9 +26,8 @@ sasl_password_normalize(struct span password, struct buf *out,
 		*why = "password is not valid UTF-8";
 		return -1;
 	}
-	if (gnutls_utf8_password_normalize(
-	    (const unsigned char *)password.p, (unsigned)password.len, &norm,
-	    0) != 0) {
+	if (gnutls_utf8_password_normalize((const unsigned char *)password.p,
+	        (unsigned)password.len, &norm, 0) != 0) {
 		*why = "password has characters PRECIS OpaqueString refuses";
 		return -1;
 	}

@@ -47,7 +47,7 @@ bool
 sasl_scram_mech_plus(enum sasl_mech m)
 {
 	return m == SASL_MECH_SCRAM_SHA_1_PLUS ||
-	    m == SASL_MECH_SCRAM_SHA_256_PLUS;
+	       m == SASL_MECH_SCRAM_SHA_256_PLUS;
 }
 
 size_t
@@ -118,8 +118,8 @@ sasl_scram_h(enum sasl_hash h, const void *msg, size_t len, uint8_t *out)
  * HMAC(SaltedPassword, "Server Key"). Hi() is PBKDF2 (RFC 5802 2.2). */
 void
 sasl_scram_keys(enum sasl_hash h, const char *password, size_t len,
-    const void *salt, size_t salt_len, uint32_t iterations,
-    uint8_t *client_key, uint8_t *server_key)
+    const void *salt, size_t salt_len, uint32_t iterations, uint8_t *client_key,
+    uint8_t *server_key)
 {
 	uint8_t salted[SASL_SCRAM_KEY_MAX];
 	size_t kl = sasl_scram_hash_len(h);
@@ -154,8 +154,8 @@ sasl_scram_secret_derive(enum sasl_hash h, const char *password, size_t len,
 	out->salt_len = salt_len;
 	out->iterations = iterations;
 	out->key_len = kl;
-	sasl_scram_keys(h, password, len, salt, salt_len, iterations, ck,
-	    out->server_key);
+	sasl_scram_keys(
+	    h, password, len, salt, salt_len, iterations, ck, out->server_key);
 	sasl_scram_h(h, ck, kl, out->stored_key);
 	explicit_bzero(ck, sizeof(ck));
 	return 0;
@@ -188,8 +188,7 @@ sasl_scram_nonce_valid(struct span n, size_t max)
 /* RFC 5802 7: attr-val = ALPHA "=" value; value = 1*value-char, and
  * value-char is any UTF-8 character except NUL and ",". */
 int
-sasl_scram_attr(struct scan *s, char attr, bool allow_empty,
-    struct span *val)
+sasl_scram_attr(struct scan *s, char attr, bool allow_empty, struct span *val)
 {
 	struct scan t = *s;
 	size_t start;

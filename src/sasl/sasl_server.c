@@ -39,7 +39,7 @@ struct sasl_server {
 	enum sasl_mech mech;
 	enum srv_state state;
 	enum sasl_err err;
-	char *hostname;                /* owned */
+	char *hostname; /* owned */
 	int64_t now_ns;
 	enum sasl_cb_type cb_type;
 	uint8_t cb_data[SASL_CB_MAX];
@@ -49,18 +49,17 @@ struct sasl_server {
 	void *creds_arg;
 	sasl_nonce_fn *nonce;
 	void *nonce_arg;
-	char *user;                    /* authentication identity, owned */
-	struct buf challenge;          /* CRAM-MD5 challenge */
-	struct buf gs2;                /* SCRAM gs2-header as received */
-	bool gs2_bind;                 /* gs2 flag was "p=" */
-	struct buf nonce_full;         /* client nonce + server nonce */
-	struct buf auth;               /* AuthMessage so far (RFC 5802 3) */
+	char *user;            /* authentication identity, owned */
+	struct buf challenge;  /* CRAM-MD5 challenge */
+	struct buf gs2;        /* SCRAM gs2-header as received */
+	bool gs2_bind;         /* gs2 flag was "p=" */
+	struct buf nonce_full; /* client nonce + server nonce */
+	struct buf auth;       /* AuthMessage so far (RFC 5802 3) */
 	struct sasl_scram_secret secret;
 };
 
 static enum sasl_step
-fail(struct sasl_server *s, enum sasl_err e, const char *msg,
-    const char **why)
+fail(struct sasl_server *s, enum sasl_err e, const char *msg, const char **why)
 {
 	s->state = SRV_DONE;
 	s->err = e;
@@ -99,8 +98,8 @@ fail_lookup(struct sasl_server *s, enum sasl_err e, const char **why)
 }
 
 struct sasl_server *
-sasl_server_new(enum sasl_mech m, const struct sasl_server_params *p,
-    const char **why)
+sasl_server_new(
+    enum sasl_mech m, const struct sasl_server_params *p, const char **why)
 {
 	const struct sasl_server_creds *c = p->creds;
 	struct sasl_server *s;
@@ -255,8 +254,8 @@ syntax:
 }
 
 static enum sasl_step
-login_user(struct sasl_server *s, struct span msg, struct buf *out,
-    const char **why)
+login_user(
+    struct sasl_server *s, struct span msg, struct buf *out, const char **why)
 {
 	if (!sasl_name_valid(msg, false))
 		return fail(s, SASL_ERR_PROTOCOL, "invalid user name", why);
@@ -329,8 +328,8 @@ cram_step(struct sasl_server *s, struct span msg, const char **why)
 
 	sp = msg.len > 0 ? memrchr(msg.p, ' ', msg.len) : NULL;
 	if (sp == NULL || (size_t)(msg.p + msg.len - sp - 1) != CRAM_DIGEST_HEX)
-		return fail(s, SASL_ERR_PROTOCOL, "expected user SP digest",
-		    why);
+		return fail(
+		    s, SASL_ERR_PROTOCOL, "expected user SP digest", why);
 	for (size_t i = 0; i < sizeof(got); i++) {
 		int hi = hex_val((unsigned char)sp[1 + 2 * i]);
 		int lo = hex_val((unsigned char)sp[2 + 2 * i]);
@@ -354,8 +353,8 @@ cram_step(struct sasl_server *s, struct span msg, const char **why)
 	explicit_bzero(&sec, sizeof(sec));
 	explicit_bzero(want, sizeof(want));
 	if (!ok)
-		return fail(s, SASL_ERR_CREDENTIALS, "bad user or password",
-		    why);
+		return fail(
+		    s, SASL_ERR_CREDENTIALS, "bad user or password", why);
 	s->state = SRV_DONE;
 	return SASL_OK;
 }
@@ -363,11 +362,11 @@ cram_step(struct sasl_server *s, struct span msg, const char **why)
 /* RFC 5802 7 gs2-header and client-first-message-bare, with the checks of
  * spec/imap.md 4.1 step 1. Errors here carry no "e=" message. */
 static enum sasl_step
-scram_first(struct sasl_server *s, struct span msg, struct buf *out,
-    const char **why)
+scram_first(
+    struct sasl_server *s, struct span msg, struct buf *out, const char **why)
 {
-	struct span cbname = { NULL, 0 }, authz = { NULL, 0 }, user_enc,
-		    cnonce, v;
+	struct span cbname = { NULL, 0 }, authz = { NULL, 0 }, user_enc, cnonce,
+	            v;
 	bool plus = sasl_scram_mech_plus(s->mech), has_authz = false;
 	struct scan sc = scan_of(msg);
 	enum sasl_err e = SASL_ERR_TEMP;
@@ -405,8 +404,8 @@ scram_first(struct sasl_server *s, struct span msg, struct buf *out,
 	/* RFC 5802 5.1: "m=" announces a mandatory extension; we know none. */
 	if (scan_left(&sc) >= 2 && sc.p[sc.pos] == 'm' &&
 	    sc.p[sc.pos + 1] == '=') {
-		rc = fail(s, SASL_ERR_PROTOCOL, "extensions-not-supported",
-		    why);
+		rc =
+		    fail(s, SASL_ERR_PROTOCOL, "extensions-not-supported", why);
 		goto out;
 	}
 	if (sasl_scram_attr(&sc, 'n', false, &user_enc) == -1 ||
@@ -414,7 +413,8 @@ scram_first(struct sasl_server *s, struct span msg, struct buf *out,
 	    sasl_scram_attr(&sc, 'r', false, &cnonce) == -1)
 		goto syntax;
 	while (!scan_eof(&sc)) {
-		if (scan_char(&sc, ',') == -1 || !char_is_alpha(scan_peek(&sc)) ||
+		if (scan_char(&sc, ',') == -1 ||
+		    !char_is_alpha(scan_peek(&sc)) ||
 		    sasl_scram_attr(&sc, (char)scan_peek(&sc), false, &v) == -1)
 			goto syntax;
 	}
@@ -453,14 +453,15 @@ scram_first(struct sasl_server *s, struct span msg, struct buf *out,
 	if (sasl_name_unescape(user_enc, &user) == -1 ||
 	    !sasl_name_valid(span_of_buf(&user), true) ||
 	    (has_authz && (sasl_name_unescape(authz, &zid) == -1 ||
-	    !sasl_name_valid(span_of_buf(&zid), true)))) {
-		rc = fail(s, SASL_ERR_PROTOCOL, "invalid-username-encoding",
-		    why);
+	                      !sasl_name_valid(span_of_buf(&zid), true)))) {
+		rc = fail(
+		    s, SASL_ERR_PROTOCOL, "invalid-username-encoding", why);
 		goto out;
 	}
-	if (cnonce.len < SASL_NONCE_MIN || !sasl_scram_nonce_valid(cnonce, SASL_NONCE_MAX)) {
-		rc = fail(s, SASL_ERR_PROTOCOL, "client nonce too short or invalid",
-		    why);
+	if (cnonce.len < SASL_NONCE_MIN ||
+	    !sasl_scram_nonce_valid(cnonce, SASL_NONCE_MAX)) {
+		rc = fail(s, SASL_ERR_PROTOCOL,
+		    "client nonce too short or invalid", why);
 		goto out;
 	}
 	s->user = buf_take(&user);
@@ -471,19 +472,21 @@ scram_first(struct sasl_server *s, struct span msg, struct buf *out,
 		goto out;
 	}
 	if (s->creds->scram(s->creds_arg, s->user,
-	    sasl_scram_mech_hash(s->mech), &s->secret, &e) != 0) {
+	        sasl_scram_mech_hash(s->mech), &s->secret, &e) != 0) {
 		rc = fail_lookup(s, e, why);
 		goto out;
 	}
-	if (s->secret.key_len != sasl_scram_hash_len(
-	    sasl_scram_mech_hash(s->mech)) || s->secret.salt_len == 0 ||
+	if (s->secret.key_len !=
+	        sasl_scram_hash_len(sasl_scram_mech_hash(s->mech)) ||
+	    s->secret.salt_len == 0 ||
 	    s->secret.salt_len > SASL_SCRAM_SALT_MAX ||
 	    s->secret.iterations == 0) {
 		rc = fail(s, SASL_ERR_TEMP, "invalid scram secret", why);
 		goto out;
 	}
-	if ((s->nonce != NULL ? s->nonce(s->nonce_arg, &snonce) :
-	    sasl_scram_nonce_random(&snonce)) != 0 || buf_failed(&snonce) ||
+	if ((s->nonce != NULL ? s->nonce(s->nonce_arg, &snonce)
+	                      : sasl_scram_nonce_random(&snonce)) != 0 ||
+	    buf_failed(&snonce) ||
 	    !sasl_scram_nonce_valid(span_of_buf(&snonce), SASL_NONCE_MAX)) {
 		rc = fail(s, SASL_ERR_TEMP, "no server nonce", why);
 		goto out;
@@ -519,8 +522,8 @@ out:
  * extensions] "," proof; verification as in RFC 5802 3 and spec/imap.md
  * 4.1 steps 4-5. */
 static enum sasl_step
-scram_final(struct sasl_server *s, struct span msg, struct buf *out,
-    const char **why)
+scram_final(
+    struct sasl_server *s, struct span msg, struct buf *out, const char **why)
 {
 	uint8_t csig[SASL_SCRAM_KEY_MAX], ckey[SASL_SCRAM_KEY_MAX],
 	    stored[SASL_SCRAM_KEY_MAX], ssig[SASL_SCRAM_KEY_MAX];
@@ -559,13 +562,13 @@ scram_final(struct sasl_server *s, struct span msg, struct buf *out,
 	/* RFC 5802 6: c= is the gs2-header, then the binding data when the
 	 * flag was "p". */
 	ok = cb.len == s->gs2.len + (s->gs2_bind ? s->cb_len : 0) &&
-	    memeql_sec(cb.data, s->gs2.data, s->gs2.len) &&
-	    (!s->gs2_bind || memeql_sec(cb.data + s->gs2.len, s->cb_data,
-	    s->cb_len));
+	     memeql_sec(cb.data, s->gs2.data, s->gs2.len) &&
+	     (!s->gs2_bind ||
+	         memeql_sec(cb.data + s->gs2.len, s->cb_data, s->cb_len));
 	if (!ok) {
 		rc = fail_e(s, out, SASL_ERR_CHANNEL_BINDING,
-		    "channel-bindings-dont-match", "channel-bindings-dont-match",
-		    why);
+		    "channel-bindings-dont-match",
+		    "channel-bindings-dont-match", why);
 		goto out;
 	}
 	if (!span_eq(r, span_of_buf(&s->nonce_full))) {
@@ -582,8 +585,8 @@ scram_final(struct sasl_server *s, struct span msg, struct buf *out,
 	}
 	/* ClientKey = ClientProof XOR HMAC(StoredKey, AuthMessage); the proof
 	 * holds when H(ClientKey) equals StoredKey. */
-	sasl_scram_hmac(h, s->secret.stored_key, kl, s->auth.data,
-	    s->auth.len, csig);
+	sasl_scram_hmac(
+	    h, s->secret.stored_key, kl, s->auth.data, s->auth.len, csig);
 	for (size_t i = 0; i < kl; i++)
 		ckey[i] = (uint8_t)proof.data[i] ^ csig[i];
 	sasl_scram_h(h, ckey, kl, stored);
@@ -595,8 +598,8 @@ scram_final(struct sasl_server *s, struct span msg, struct buf *out,
 		    "invalid-proof", why);
 		goto out;
 	}
-	sasl_scram_hmac(h, s->secret.server_key, kl, s->auth.data,
-	    s->auth.len, ssig);
+	sasl_scram_hmac(
+	    h, s->secret.server_key, kl, s->auth.data, s->auth.len, ssig);
 	buf_adds(out, "v=");
 	sasl_b64_encode(ssig, kl, out);
 	s->state = SRV_SCRAM_ACK;
@@ -613,8 +616,8 @@ out:
 }
 
 static enum sasl_step
-start(struct sasl_server *s, struct span msg, bool have_msg,
-    struct buf *out, const char **why)
+start(struct sasl_server *s, struct span msg, bool have_msg, struct buf *out,
+    const char **why)
 {
 	switch (s->mech) {
 	case SASL_MECH_PLAIN:
@@ -656,16 +659,16 @@ sasl_server_step(struct sasl_server *s, struct span msg, bool have_msg,
 	buf_reset(out);
 	*why = "";
 	if (s->state == SRV_DONE)
-		return fail(s, SASL_ERR_PROTOCOL, "exchange already finished",
-		    why);
+		return fail(
+		    s, SASL_ERR_PROTOCOL, "exchange already finished", why);
 	if (!have_msg && s->state != SRV_START)
-		return fail(s, SASL_ERR_PROTOCOL, "missing client response",
-		    why);
+		return fail(
+		    s, SASL_ERR_PROTOCOL, "missing client response", why);
 	if (!have_msg)
 		msg = span_of("", 0);
 	if (msg.len > SASL_MSG_MAX)
-		return fail(s, SASL_ERR_PROTOCOL, "client message too long",
-		    why);
+		return fail(
+		    s, SASL_ERR_PROTOCOL, "client message too long", why);
 	switch (s->state) {
 	case SRV_START:
 		rc = start(s, msg, have_msg, out, why);

@@ -121,6 +121,15 @@ def main():
               and "NoSuchField" in r.stderr,
               "config test names file:line and the unknown field: " + r.stderr)
 
+        # A key file that does not load is caught by config test too.
+        badkey = os.path.join(tmp, "badkey")
+        shutil.copytree(d, badkey)
+        with open(os.path.join(badkey, "localhost.key"), "w") as f:
+            f.write("not a key\n")
+        r = mox("config", "test", conf=os.path.join(badkey, "mox.conf"))
+        check(r.returncode == 1 and "Listeners.local.TLS.KeyCerts" in r.stderr,
+              "config test loads TLS key pairs: " + r.stderr)
+
         # Serve.
         p, log, ok = start(d)
         check(ok, "localserve listens on SMTP 1025")
