@@ -2092,3 +2092,626 @@ out:
 	buf_release(&v);
 	return rc;
 }
+
+/* ---- verifydata (spec/store.md 17) ---- */
+
+struct verify {
+	const char *dir;
+	bool fix;
+	bool skip_size;
+	size_t problems; /* not fixed */
+};
+
+static void PRINTF_LIKE(3, 4)
+verify_problem(struct verify *v, bool fixed, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!fixed)
+		v->problems++;
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	printf("%s\n", fixed ? " (fixed)" : "");
+}
+
+/* Integrity check, then every row of every table read once. */
+static void
+verify_db(struct verify *v, const char *rel)
+{
+	struct buf p;
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL, *rows = NULL;
+	int r;
+
+	buf_init(&p, PATH_MAX_LEN);
+	buf_addf(&p, "%s/%s", v->dir, rel);
+	if (sqlite3_open_v2(p.data, &db, SQLITE_OPEN_READWRITE, NULL) !=
+	    SQLITE_OK) {
+		verify_problem(v, false, "%s: open: %s", rel,
+		    db != NULL ? sqlite3_errmsg(db) : "out of memory");
+		goto out;
+	}
+	sqlite3_busy_timeout(db, DB_BUSY_MS);
+	if (sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, NULL) !=
+	    SQLITE_OK) {
+		verify_problem(v, false, "%s: %s", rel, sqlite3_errmsg(db));
+		goto out;
+	}
+	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *s = (const char *)sqlite3_column_text(st, 0);
+
+		if (s != NULL && strcmp(s, "ok") != 0)
+			verify_problem(v, false, "%s: integrity check: %s", rel,
+			    s);
+	}
+	if (r != SQLITE_DONE)
+		verify_problem(v, false, "%s: integrity check: %s", rel,
+		    sqlite3_errmsg(db));
+	sqlite3_finalize(st);
+	st = NULL;
+	if (sqlite3_prepare_v2(db,
+		"SELECT name FROM sqlite_master WHERE type = 'table'", -1, &st,
+		NULL) != SQLITE_OK) {
+		verify_problem(v, false, "%s: %s", rel, sqlite3_errmsg(db));
+		goto out;
+	}
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		const char *t = (const char *)sqlite3_column_text(st, 0);
+		char *q = sqlite3_mprintf("SELECT * FROM \"%w\"", t);
+
+		if (q == NULL ||
+		    sqlite3_prepare_v2(db, q, -1, &rows, NULL) != SQLITE_OK) {
+			verify_problem(v, false, "%s: table %s: %s", rel, t,
+			    sqlite3_errmsg(db));
+			sqlite3_free(q);
+			continue;
+		}
+		sqlite3_free(q);
+		while ((r = sqlite3_step(rows)) == SQLITE_ROW)
+			;
+		if (r != SQLITE_DONE)
+			verify_problem(v, false, "%s: table %s: %s", rel, t,
+			    sqlite3_errmsg(db));
+		sqlite3_finalize(rows);
+		rows = NULL;
+	}
+out:
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	buf_release(&p);
+}
+
+/* Move a stray file to moved/<rel>. */
+static int
+verify_move(struct verify *v, const char *rel)
+{
+	struct buf src, dst, dir;
+	int rc = -1;
+
+	buf_init(&src, PATH_MAX_LEN);
+	buf_init(&dst, PATH_MAX_LEN);
+	buf_init(&dir, PATH_MAX_LEN);
+	buf_addf(&src, "%s/%s", v->dir, rel);
+	buf_addf(&dst, "%s/moved/%s", v->dir, rel);
+	io_dirname(dst.data, &dir);
+	if (!buf_failed(&dst) && io_mkdir_p(dir.data, 0750) == 0 &&
+	    !exists(dst.data) && rename(src.data, dst.data) == 0)
+		rc = 0;
+	buf_release(&src);
+	buf_release(&dst);
+	buf_release(&dir);
+	return rc;
+}
+
+struct qrow {
+	int64_t id;
+	int64_t size;
+	int64_t prefix;
+};
+
+/* spec/store.md 17: every queued message has its file with the right
+ * size; files without a row are errors (moved away with -fix). */
+static void
+verify_queue(struct verify *v)
+{
+	struct buf p, rel;
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	struct qrow *rows = NULL;
+	size_t nrows = 0, n = 0;
+	char **names = NULL;
+
+	buf_init(&p, PATH_MAX_LEN);
+	buf_init(&rel, PATH_MAX_LEN);
+	buf_addf(&p, "%s/queue/index.db", v->dir);
+	if (sqlite3_open_v2(p.data, &db, SQLITE_OPEN_READONLY, NULL) !=
+		SQLITE_OK ||
+	    sqlite3_prepare_v2(db,
+		"SELECT id, size, length(msg_prefix) FROM msg ORDER BY id", -1,
+		&st, NULL) != SQLITE_OK) {
+		verify_problem(v, false, "queue/index.db: %s",
+		    db != NULL ? sqlite3_errmsg(db) : "open failed");
+		goto out;
+	}
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		rows = xreallocarray(rows, nrows + 1, sizeof(*rows));
+		rows[nrows].id = sqlite3_column_int64(st, 0);
+		rows[nrows].size = sqlite3_column_int64(st, 1);
+		rows[nrows].prefix = sqlite3_column_int64(st, 2);
+		nrows++;
+	}
+	for (size_t i = 0; i < nrows; i++) {
+		struct stat sb;
+
+		buf_reset(&p);
+		buf_addf(&p, "%s/queue/msg/%lld", v->dir, (long long)rows[i].id);
+		if (stat(p.data, &sb) == -1)
+			verify_problem(v, false, "queue message %lld: file "
+						 "missing: %s",
+			    (long long)rows[i].id, p.data);
+		else if (!v->skip_size &&
+		    (int64_t)sb.st_size + rows[i].prefix != rows[i].size)
+			verify_problem(v, false, "queue message %lld: size %lld, "
+						 "prefix and file have %lld",
+			    (long long)rows[i].id, (long long)rows[i].size,
+			    (long long)(sb.st_size + rows[i].prefix));
+	}
+	buf_reset(&p);
+	buf_addf(&p, "%s/queue/msg", v->dir);
+	if (list_dir(p.data, &names, &n) == -1)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		uint64_t id;
+		bool known = false;
+
+		if (span_u64(span_of_cstr(names[i]), INT64_MAX, &id) == 0)
+			for (size_t k = 0; k < nrows && !known; k++)
+				known = rows[k].id == (int64_t)id;
+		if (known)
+			continue;
+		buf_reset(&rel);
+		buf_addf(&rel, "queue/msg/%s", names[i]);
+		verify_problem(v, v->fix && verify_move(v, rel.data) == 0,
+		    "%s: file without queue record (may interfere with "
+		    "messages enqueued in the future)",
+		    rel.data);
+	}
+out:
+	free_list(names, n);
+	free(rows);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	buf_release(&p);
+	buf_release(&rel);
+}
+
+/* Report lines of the account checker; size lines dropped with
+ * -skip-size-check. Lines ending in "(fixed)" are not problems. */
+static void
+verify_accounts(struct verify *v)
+{
+	struct buf report;
+	int rc;
+	size_t shown = 0;
+	const char *p, *e;
+
+	buf_init(&report, BUF_NOMAX);
+	rc = store_verify_datadir(v->dir, v->fix, &report);
+	for (p = report.data; *p != '\0'; p = *e != '\0' ? e + 1 : e) {
+		struct span line;
+
+		e = strchr(p, '\n');
+		if (e == NULL)
+			e = p + strlen(p);
+		line = span_of(p, (size_t)(e - p));
+		if (line.len == 0)
+			continue;
+		if (v->skip_size && memmem(line.p, line.len, ": size ", 7) != NULL &&
+		    memmem(line.p, line.len, ", file has ", 11) != NULL)
+			continue;
+		printf("%.*s\n", (int)line.len, line.p);
+		shown++;
+		if (line.len < 8 ||
+		    memcmp(line.p + line.len - 8, " (fixed)", 8) != 0)
+			v->problems++;
+	}
+	/* The checker failed without saying why on a line we kept. */
+	if (rc == -1 && shown == 0 && !v->skip_size) {
+		printf("accounts: check failed\n");
+		v->problems++;
+	}
+	buf_release(&report);
+}
+
+/* spec/store.md 17: other entries; known ones pass, unknown ones warn. */
+static void
+verify_others(struct verify *v)
+{
+	static const char *const known[] = { "accounts", "queue", "acme",
+		"tmp", "moved", "ctl", "moxversion", "lastknownversion",
+		"receivedid.key" };
+	char **names = NULL;
+	size_t n = 0;
+
+	if (list_dir(v->dir, &names, &n) == -1)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		const char *f = names[i];
+		size_t len = strlen(f);
+
+		if (name_in(f, known, ARRAY_LEN(known)) ||
+		    name_in(f, global_dbs, ARRAY_LEN(global_dbs)) ||
+		    (len > 4 && (strcmp(f + len - 4, "-wal") == 0 ||
+				    strcmp(f + len - 4, "-shm") == 0)))
+			continue;
+		fprintf(stderr, "%s: warning: unrecognised entry %s\n", cli.prog,
+		    f);
+	}
+	free_list(names, n);
+}
+
+static void
+verify_version(struct verify *v)
+{
+	struct buf p, text, err;
+
+	buf_init(&p, PATH_MAX_LEN);
+	buf_init(&text, 1024);
+	buf_init(&err, 1024);
+	buf_addf(&p, "%s/moxversion", v->dir);
+	if (exists(p.data) && io_read_file(p.data, &text, &err) == 0) {
+		struct span s = span_trim(span_of_buf(&text));
+
+		while (s.len > 0 && (s.p[s.len - 1] == '\n' ||
+					s.p[s.len - 1] == '\r'))
+			s.len--;
+		if (!span_eq_cstr(s, PACKAGE_VERSION))
+			fprintf(stderr,
+			    "%s: warning: data made by version %.*s, this is "
+			    "%s: opening the databases may have upgraded them; "
+			    "make a fresh backup before upgrading\n",
+			    cli.prog, (int)s.len, s.p, PACKAGE_VERSION);
+	}
+	buf_release(&p);
+	buf_release(&text);
+	buf_release(&err);
+}
+
+int
+cmd_verifydata(int argc, char **argv)
+{
+	static const char args[] = "[-fix] [-skip-size-check] DATADIR";
+	struct verify v;
+	struct buf p;
+	int i = 1;
+
+	memset(&v, 0, sizeof(v));
+	for (; i < argc && argv[i][0] == '-'; i++) {
+		if (strcmp(argv[i], "-fix") == 0)
+			v.fix = true;
+		else if (strcmp(argv[i], "-skip-size-check") == 0)
+			v.skip_size = true;
+		else
+			return cli_usage("verifydata", args);
+	}
+	if (argc - i != 1)
+		return cli_usage("verifydata", args);
+	v.dir = argv[i];
+	if (!is_dir(v.dir)) {
+		cli_errorf("%s: not a directory", v.dir);
+		return 1;
+	}
+	buf_init(&p, PATH_MAX_LEN);
+	verify_version(&v);
+	for (size_t k = 0; k < ARRAY_LEN(global_dbs); k++) {
+		buf_reset(&p);
+		buf_addf(&p, "%s/%s", v.dir, global_dbs[k]);
+		if (exists(p.data))
+			verify_db(&v, global_dbs[k]);
+	}
+	buf_reset(&p);
+	buf_addf(&p, "%s/queue/index.db", v.dir);
+	if (exists(p.data))
+		verify_queue(&v);
+	verify_accounts(&v);
+	verify_others(&v);
+	buf_release(&p);
+	fflush(stdout);
+	if (v.problems > 0) {
+		cli_errorf("errors were found");
+		return 1;
+	}
+	printf("%s: OK\n", v.dir);
+	return 0;
+}
+
+/* ---- setaccountpassword (spec/store.md 10) ---- */
+
+int
+cmd_setaccountpassword(int argc, char **argv)
+{
+	struct config *cfg = NULL;
+	struct store *s = NULL;
+	struct store_account *a = NULL;
+	struct store_err err;
+	char pw[STORE_PASSWORD_MAX + 3];
+	char *datadir = NULL;
+	size_t len;
+	int rc = 1;
+
+	if (argc != 2)
+		return cli_usage("setaccountpassword", "ACCOUNT");
+	memset(pw, 0, sizeof(pw));
+	cfg = load_config();
+	if (cfg == NULL)
+		goto out;
+	if (config_account_find(cfg, argv[1]) == NULL) {
+		cli_errorf("account %s not configured", argv[1]);
+		goto out;
+	}
+	/* DESIGN.md: no prompt unless a terminal is attached. */
+	if (isatty(STDIN_FILENO)) {
+		fprintf(stderr, "Type new password for %s (will echo): ",
+		    argv[1]);
+		fflush(stderr);
+	}
+	if (fgets(pw, (int)sizeof(pw), stdin) == NULL) {
+		cli_errorf("reading password from stdin: %s",
+		    ferror(stdin) ? log_strerror(errno) : "no input");
+		goto out;
+	}
+	len = strlen(pw);
+	if (len > 0 && pw[len - 1] == '\n')
+		pw[--len] = '\0';
+	else if (len > STORE_PASSWORD_MAX) {
+		cli_errorf("password longer than %d bytes", STORE_PASSWORD_MAX);
+		goto out;
+	}
+	if (len > 0 && pw[len - 1] == '\r')
+		pw[--len] = '\0';
+	if (len < STORE_PASSWORD_MIN) {
+		cli_errorf("password must be at least %d characters",
+		    STORE_PASSWORD_MIN);
+		goto out;
+	}
+	datadir = config_path(cfg, cfg->st->data_dir);
+	if (open_account(datadir, argv[1], true, &s, &a) == -1)
+		goto out;
+	if (store_password_set(a, pw, &err) == -1) {
+		cli_errorf("setting password: %s", err.text);
+		goto out;
+	}
+	rc = 0;
+out:
+	explicit_bzero(pw, sizeof(pw));
+	store_account_put(a);
+	store_free(s);
+	free(datadir);
+	config_free(cfg);
+	return rc;
+}
+
+/* ---- gentestdata (spec/store.md 19) ---- */
+
+#define GEN_T0 INT64_C(1704164645) /* 2024-01-02T03:04:05Z */
+
+static const char gen_moxconf[] =
+    "# mox.conf written by mox gentestdata: test data for upgrade tests.\n"
+    "DataDir: ../data\n"
+    "LogLevel: info\n"
+    "User: %u\n"
+    "Hostname: mox.example\n"
+    "Listeners:\n"
+    "\tlocal:\n"
+    "\t\tIPs:\n"
+    "\t\t\t- 127.0.0.1\n"
+    "\t\tSMTP:\n"
+    "\t\t\tEnabled: true\n"
+    "\t\t\tPort: 1025\n"
+    "\t\tIMAP:\n"
+    "\t\t\tEnabled: true\n"
+    "\t\t\tPort: 1143\n"
+    "\t\t\tNoRequireSTARTTLS: true\n"
+    "Postmaster:\n"
+    "\tAccount: test0\n"
+    "\tMailbox: Inbox\n";
+
+static const char gen_domainsconf[] =
+    "# domains.conf written by mox gentestdata.\n"
+    "Domains:\n"
+    "\tmox.example: nil\n"
+    "\t\xe2\x98\xba.example: nil\n"
+    "Accounts:\n"
+    "\ttest0:\n"
+    "\t\tDomain: mox.example\n"
+    "\t\tDestinations:\n"
+    "\t\t\ttest0@mox.example: nil\n"
+    "\ttest1:\n"
+    "\t\tDomain: mox.example\n"
+    "\t\tDestinations:\n"
+    "\t\t\ttest1@mox.example: nil\n"
+    "\ttest2:\n"
+    "\t\tDomain: \xe2\x98\xba.example\n"
+    "\t\tDestinations:\n"
+    "\t\t\ttest2@\xe2\x98\xba.example: nil\n"
+    "\t\tJunkFilter:\n"
+    "\t\t\tThreshold: 0.950000\n"
+    "\t\t\tParams:\n"
+    "\t\t\t\tOnegrams: true\n"
+    "\t\t\t\tMaxPower: 0.010000\n"
+    "\t\t\t\tTopWords: 10\n"
+    "\t\t\t\tIgnoreWords: 0.100000\n"
+    "\t\t\t\tRareWords: 2\n";
+
+static const char gen_msg[] =
+    "Received: from remote.example (remote.example [198.51.100.1])\r\n"
+    "\tby mox.example with ESMTPS; 2 Jan 2024 03:04:05 +0000\r\n"
+    "From: <remote@remote.example>\r\n"
+    "To: <%s>\r\n"
+    "Subject: test message %d\r\n"
+    "Date: Tue, 2 Jan 2024 03:04:0%d +0000\r\n"
+    "Message-ID: <test%d@remote.example>\r\n"
+    "MIME-Version: 1.0\r\n"
+    "Content-Type: text/plain; charset=utf-8\r\n"
+    "\r\n"
+    "test email %d\r\n"
+    "From the body, quoted in mbox.\r\n";
+
+struct gen_msg {
+	const char *account;
+	const char *rcpt;
+	const char *mailbox;
+	uint32_t flags;
+	const char *keywords;
+};
+
+static const struct gen_msg gen_msgs[] = {
+	{ "test1", "test1@mox.example", "Inbox", 0, NULL },
+	{ "test1", "test1@mox.example", "Inbox", STORE_F_SEEN | STORE_F_FLAGGED,
+	    "custom" },
+	{ "test1", "test1@mox.example", "Lists/mox",
+	    STORE_F_SEEN | STORE_F_ANSWERED | STORE_F_FORWARDED, "list other" },
+	{ "test1", "test1@mox.example", "Trash", STORE_F_SEEN | STORE_F_DELETED,
+	    NULL },
+	{ "test2", "test2@\xe2\x98\xba.example", "Inbox", 0, NULL },
+	{ "test2", "test2@\xe2\x98\xba.example", "Sent",
+	    STORE_F_SEEN | STORE_F_JUNK, "$label1" },
+};
+
+static int
+gen_deliver(struct store *s, const struct gen_msg *g, int nr)
+{
+	static const char *const dkim[] = { "remote.example" };
+	struct store_account *a = NULL;
+	struct store_msg_fields f;
+	struct store_add in;
+	struct store_added out;
+	struct store_err err;
+	struct buf msg, id;
+	const char *mb = g->mailbox;
+	const char *at = strchr(g->rcpt, '@');
+	int rc = -1;
+
+	buf_init(&msg, 64 * 1024);
+	buf_init(&id, 256);
+	buf_addf(&msg, gen_msg, g->rcpt, nr, nr % 10, nr, nr);
+	buf_addf(&id, "test%d@remote.example", nr);
+	memset(&f, 0, sizeof(f));
+	f.remote_ip = "198.51.100.1";
+	f.ehlo_domain = "remote.example";
+	f.mailfrom = "remote@remote.example";
+	f.mailfrom_localpart = "remote";
+	f.mailfrom_domain = "remote.example";
+	f.rcptto_localpart = xstrndup(g->rcpt, (size_t)(at - g->rcpt));
+	f.rcptto_domain = at + 1;
+	f.msgfrom_localpart = "remote";
+	f.msgfrom_domain = "remote.example";
+	f.msgfrom_orgdomain = "remote.example";
+	f.ehlo_validated = f.mailfrom_validated = f.msgfrom_validated = true;
+	f.dkim_domains = dkim;
+	f.n_dkim_domains = 1;
+	f.message_id = id.data;
+	f.subject_base = "test message";
+	f.tls_version = 0x0304;
+	memset(&in, 0, sizeof(in));
+	in.data = msg.data;
+	in.len = msg.len;
+	in.flags = g->flags;
+	in.keywords = g->keywords;
+	in.received_ns = (GEN_T0 + nr) * NS_PER_SEC;
+	in.create_mailbox = true;
+	in.fields = &f;
+	if (store_account_get(s, g->account, true, &a, &err) == -1 ||
+	    store_deliver(a, &in, &mb, 1, &out, &err) == -1) {
+		cli_errorf("deliver to %s/%s: %s", g->account, g->mailbox,
+		    err.text);
+		goto out;
+	}
+	rc = 0;
+out:
+	free((char *)f.rcptto_localpart);
+	store_account_put(a);
+	buf_release(&msg);
+	buf_release(&id);
+	return rc;
+}
+
+static int
+gen_write(const char *dir, const char *name, const char *text)
+{
+	struct buf p;
+	const char *why;
+	int rc;
+
+	buf_init(&p, PATH_MAX_LEN);
+	buf_addf(&p, "%s/%s", dir, name);
+	rc = write_new_file(p.data, text, strlen(text), 0, &why);
+	if (rc == -1)
+		cli_errorf("write %s: %s", p.data, why);
+	buf_release(&p);
+	return rc;
+}
+
+int
+cmd_gentestdata(int argc, char **argv)
+{
+	static const char *const accounts[] = { "test0", "test1", "test2" };
+	struct store *s = NULL;
+	struct store_err err;
+	struct buf cdir, ddir, text;
+	int rc = 1;
+
+	if (argc != 2)
+		return cli_usage("gentestdata", "DIR");
+	buf_init(&cdir, PATH_MAX_LEN);
+	buf_init(&ddir, PATH_MAX_LEN);
+	buf_init(&text, 64 * 1024);
+	if (mkdir(argv[1], 0750) == -1) {
+		cli_errorf("mkdir %s: %s", argv[1], log_strerror(errno));
+		goto out;
+	}
+	buf_addf(&cdir, "%s/config", argv[1]);
+	buf_addf(&ddir, "%s/data", argv[1]);
+	if (io_mkdir_p(cdir.data, 0750) == -1) {
+		cli_errorf("mkdir %s: %s", cdir.data, log_strerror(errno));
+		goto out;
+	}
+	buf_addf(&text, gen_moxconf, (unsigned)getuid());
+	if (gen_write(cdir.data, "mox.conf", text.data) == -1 ||
+	    gen_write(cdir.data, "domains.conf", gen_domainsconf) == -1)
+		goto out;
+	s = store_new(ddir.data, &err);
+	if (s == NULL) {
+		cli_errorf("open data directory %s: %s", ddir.data, err.text);
+		goto out;
+	}
+	for (size_t i = 0; i < ARRAY_LEN(accounts); i++) {
+		struct store_account *a = NULL;
+		int r;
+
+		if (store_account_get(s, accounts[i], true, &a, &err) == -1) {
+			cli_errorf("create account %s: %s", accounts[i],
+			    err.text);
+			goto out;
+		}
+		r = store_password_set(a, "testtest", &err);
+		store_account_put(a);
+		if (r == -1) {
+			cli_errorf("password of %s: %s", accounts[i], err.text);
+			goto out;
+		}
+	}
+	for (size_t i = 0; i < ARRAY_LEN(gen_msgs); i++)
+		if (gen_deliver(s, &gen_msgs[i], (int)i + 1) == -1)
+			goto out;
+	if (gen_queue(ddir.data) == -1)
+		goto out;
+	rc = 0;
+out:
+	store_free(s);
+	buf_release(&cdir);
+	buf_release(&ddir);
+	buf_release(&text);
+	return rc;
+}

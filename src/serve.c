@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <grp.h>
 #include <pwd.h>
 #include <signal.h>
@@ -349,7 +350,30 @@ static const struct ctl_command ctl_cmds[] = {
 	{ "setloglevels", ctl_setloglevels },
 };
 
-/* Root only to bind and read keys (STYLE.md 11): then become User. */
+/* Root only to bind and read keys (STYLE.md 11): then become User.
+ * Unless NoFixPermissions, the data directory tree is first given to the
+ * user (spec/config.md 11: owner user, group root, directories 2750,
+ * files 0640) so files root created (tmp/, accounts/) stay usable. */
+static uid_t fix_uid;
+static int fix_failures;
+
+static int
+fix_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	if (flag == FTW_SL)
+		return 0;
+	if (st->st_uid != fix_uid && lchown(path, fix_uid, 0) == -1)
+		fix_failures++;
+	if (S_ISDIR(st->st_mode) && (st->st_mode & 07777) != 02750 &&
+	    chmod(path, 02750) == -1)
+		fix_failures++;
+	if (S_ISREG(st->st_mode) && (st->st_mode & 0777 & ~0640) != 0 &&
+	    chmod(path, st->st_mode & 0640) == -1)
+		fix_failures++;
+	(void)ftw;
+	return 0;
+}
+
 static int
 drop_privileges(struct server *s, struct buf *err)
 {
@@ -375,18 +399,26 @@ drop_privileges(struct server *s, struct buf *err)
 		uid = (uid_t)n;
 		gid = (gid_t)n;
 	}
+	if (uid == 0) {
+		buf_adds(err, "User: refusing to run as root (set User in "
+			      "mox.conf to an unprivileged user)\n");
+		return -1;
+	}
 	if (!s->cfg->st->no_fix_permissions) {
-		if (chown(s->datadir, uid, 0) == -1 && errno != EPERM)
-			log_error(&s->log, "fixing data dir owner",
-			    LF_ERRNO(errno), LF_STR("path", s->datadir));
-		chmod(s->datadir, 02750);
+		fix_uid = uid;
+		fix_failures = 0;
+		nftw(s->datadir, fix_entry, 32, FTW_PHYS);
+		if (fix_failures > 0)
+			log_error(&s->log, "fixing data directory permissions",
+			    LF_STR("path", s->datadir),
+			    LF_I64("failures", fix_failures));
 	}
 	if (setgroups(1, &gid) == -1 || setgid(gid) == -1 || setuid(uid) == -1) {
 		buf_addf(err, "dropping privileges to %s: %s\n", user,
 		    log_strerror(errno));
 		return -1;
 	}
-	if (uid != 0 && setuid(0) != -1) {
+	if (setuid(0) != -1) {
 		buf_adds(err, "privileges could be regained after the drop\n");
 		return -1;
 	}
@@ -425,13 +457,6 @@ open_accounts(struct server *s, struct buf *err)
 	const struct config_dynamic *dyn = &s->cfg->dyn;
 	struct store_err serr;
 
-	s->store = store_new(s->datadir, &serr);
-	if (s->store == NULL) {
-		buf_addf(err, "opening data directory %s: %s (check DataDir in "
-			      "mox.conf)\n",
-		    s->datadir, serr.text);
-		return -1;
-	}
 	for (size_t i = 0; i < dyn->accounts.n; i++) {
 		struct store_account *a = NULL;
 
@@ -482,6 +507,7 @@ serve_run(struct config *cfg, const struct serve_opts *o)
 	struct server s = { 0 };
 	struct net_params np = { 0 };
 	struct buf err, tmpdir;
+	struct store_err serr;
 	sigset_t sigs;
 	int sig = 0, rc = 1;
 	unsigned forced;
@@ -502,9 +528,13 @@ serve_run(struct config *cfg, const struct serve_opts *o)
 		    tmpdir.data, log_strerror(errno));
 		goto out;
 	}
-	if (ensure_receivedid_key(&s, &err) == -1 ||
-	    open_accounts(&s, &err) == -1)
+	s.store = store_new(s.datadir, &serr);
+	if (s.store == NULL) {
+		buf_addf(&err, "opening data directory %s: %s (check DataDir in "
+			       "mox.conf)\n",
+		    s.datadir, serr.text);
 		goto out;
+	}
 	log_info(&s.log, "starting", LF_STR("version", PACKAGE_VERSION),
 	    LF_I64("pid", getpid()), LF_STR("config", cfg->path));
 
@@ -533,6 +563,9 @@ serve_run(struct config *cfg, const struct serve_opts *o)
 		buf_adds(&err, "refusing to serve as root\n");
 		goto stop;
 	}
+	if (ensure_receivedid_key(&s, &err) == -1 ||
+	    open_accounts(&s, &err) == -1)
+		goto stop;
 	s.ctl = ctl_server_start(s.datadir, ctl_cmds, ARRAY_LEN(ctl_cmds), &s,
 	    &err);
 	if (s.ctl == NULL)
@@ -580,6 +613,13 @@ cmd_serve(int argc, char **argv)
 
 	if (argc != 1)
 		return cli_usage("serve", "");
+	if (getuid() != 0) {
+		cli_errorf("serve must be started as root: it binds the ports "
+			   "and reads the keys, then runs as User from mox.conf "
+			   "(for a development server as yourself, use mox "
+			   "localserve)");
+		return 1;
+	}
 	buf_init(&err, CONFIG_ERR_MAX);
 	if (config_load(cli.config_path, &cfg, &err) == -1) {
 		cli_errorf("loading config %s:\n%s", cli.config_path, err.data);

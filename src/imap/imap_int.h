@@ -116,6 +116,8 @@ struct imap_session {
 	char *username;            /* login address; owned */
 	struct store_sub *sub;
 	struct sasl_server *sasl;
+	int auth_err;              /* enum sasl_err after a SCRAM "e=" */
+	bool auth_failed_wait;     /* "e=" sent, awaiting the client line */
 
 	/* Selected mailbox. */
 	int64_t mb_id;

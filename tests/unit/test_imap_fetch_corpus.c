@@ -1,0 +1,370 @@
+/*
+ * test_imap_fetch_corpus.c: ENVELOPE and BODYSTRUCTURE of every message
+ * of the shared MIME corpus (../shared/testdata/mime) against the answer
+ * Dovecot 2.3 gave for it (dovecot-fetch/, see the corpus README).
+ * Messages are converted to CRLF first, as the store keeps them. Both
+ * answers are parsed into IMAP values and compared; these differences
+ * are deliberate and normalised before comparing:
+ *  - media types, subtypes, encodings and parameter names: our parser
+ *    lower-cases them, Dovecot keeps the header's case (compared
+ *    case-insensitively);
+ *  - display names: we send decoded names (re-encoded as UTF-8 RFC 2047
+ *    words when not ASCII), Dovecot the original words (compared after
+ *    decoding both);
+ *  - strings with 8-bit bytes: compared after decoding as above.
+ * Remaining differences are listed with MOX_FETCH_CORPUS_VERBOSE=1; the
+ * test requires equality for at least 90% of all messages and for every
+ * message outside malformed/.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "lib/buf.h"
+#include "lib/compat.h"
+#include "lib/io.h"
+#include "lib/xmalloc.h"
+#include "message/message.h"
+#include "imap/imap_fetch.h"
+#include "lib/banned.h"
+
+#define CORPUS_FILE_MAX (16 * 1024 * 1024)
+#define VALUE_DEPTH_MAX 200
+
+/* An IMAP value: NIL, atom/number, string, or list. */
+struct val {
+	int kind; /* 0 nil, 1 atom, 2 string, 3 list */
+	char *s;
+	size_t n;
+	struct val *kids;
+	size_t nkids;
+};
+
+static void
+val_release(struct val *v)
+{
+	free(v->s);
+	for (size_t i = 0; i < v->nkids; i++)
+		val_release(&v->kids[i]);
+	free(v->kids);
+}
+
+static int
+val_parse(const char *p, size_t len, size_t *i, struct val *v, int depth)
+{
+	memset(v, 0, sizeof(*v));
+	if (depth > VALUE_DEPTH_MAX || *i >= len)
+		return -1;
+	if (p[*i] == '(') {
+		(*i)++;
+		v->kind = 3;
+		while (*i < len && p[*i] != ')') {
+			if (p[*i] == ' ') {
+				(*i)++;
+				continue;
+			}
+			v->kids = xreallocarray(v->kids, v->nkids + 1,
+			    sizeof(*v->kids));
+			if (val_parse(p, len, i, &v->kids[v->nkids++],
+				depth + 1) == -1)
+				return -1;
+		}
+		if (*i >= len)
+			return -1;
+		(*i)++;
+		return 0;
+	}
+	if (p[*i] == '"') {
+		struct buf b;
+
+		buf_init(&b, BUF_NOMAX);
+		for ((*i)++; *i < len && p[*i] != '"'; (*i)++) {
+			if (p[*i] == '\\')
+				(*i)++;
+			if (*i < len)
+				buf_addc(&b, p[*i]);
+		}
+		(*i)++;
+		v->kind = 2;
+		v->n = b.len;
+		v->s = buf_take(&b);
+		return 0;
+	}
+	if (p[*i] == '{') {
+		size_t n = 0;
+
+		for ((*i)++; *i < len && p[*i] >= '0' && p[*i] <= '9'; (*i)++)
+			n = n * 10 + (size_t)(p[*i] - '0');
+		*i += 3; /* "}\r\n" */
+		if (*i + n > len)
+			return -1;
+		v->kind = 2;
+		v->s = xstrndup(p + *i, n);
+		v->n = n;
+		*i += n;
+		return 0;
+	}
+	{
+		size_t s = *i;
+
+		while (*i < len && p[*i] != ' ' && p[*i] != ')' &&
+		    p[*i] != '(')
+			(*i)++;
+		v->s = xstrndup(p + s, *i - s);
+		v->n = *i - s;
+		v->kind = strcmp(v->s, "NIL") == 0 ? 0 : 1;
+		return *i > s ? 0 : -1;
+	}
+}
+
+static bool val_similar(const struct val *a, const struct val *b);
+static bool val_similar_(const struct val *a, const struct val *b);
+
+static bool
+str_similar(const struct val *a, const struct val *b)
+{
+	struct buf da, db;
+	bool eq;
+
+	if (a->n == b->n && strncasecmp(a->s, b->s, a->n) == 0)
+		return true;
+	buf_init(&da, BUF_NOMAX);
+	buf_init(&db, BUF_NOMAX);
+	(void)message_decode_words(span_of(a->s, a->n), &da);
+	(void)message_decode_words(span_of(b->s, b->n), &db);
+	eq = da.len == db.len && memcmp(da.data, db.data, da.len) == 0;
+	buf_release(&da);
+	buf_release(&db);
+	return eq;
+}
+
+static void
+val_print(const struct val *v, struct buf *out)
+{
+	switch (v->kind) {
+	case 0:
+		buf_adds(out, "NIL");
+		break;
+	case 1:
+		buf_adds(out, v->s);
+		break;
+	case 2:
+		buf_addf(out, "\"%s\"", v->s);
+		break;
+	default:
+		buf_addc(out, '(');
+		for (size_t i = 0; i < v->nkids; i++) {
+			if (i > 0)
+				buf_addc(out, ' ');
+			val_print(&v->kids[i], out);
+		}
+		buf_addc(out, ')');
+	}
+}
+
+/* Where two values first differ, for the verbose listing. */
+static struct buf *diff_out;
+
+static bool
+val_similar(const struct val *a, const struct val *b)
+{
+	bool eq = val_similar_(a, b);
+
+	if (!eq && diff_out != NULL && diff_out->len == 0) {
+		buf_adds(diff_out, "ours ");
+		val_print(b, diff_out);
+		buf_adds(diff_out, " dovecot ");
+		val_print(a, diff_out);
+	}
+	return eq;
+}
+
+static bool
+val_similar_(const struct val *a, const struct val *b)
+{
+	if (a->kind != b->kind)
+		return false;
+	switch (a->kind) {
+	case 0:
+		return true;
+	case 1:
+		return strcmp(a->s, b->s) == 0;
+	case 2:
+		return str_similar(a, b);
+	default:
+		if (a->nkids != b->nkids)
+			return false;
+		for (size_t i = 0; i < a->nkids; i++)
+			if (!val_similar(&a->kids[i], &b->kids[i]))
+				return false;
+		return true;
+	}
+}
+
+static char *
+corpus_dir(void)
+{
+	const char *src = getenv("MOX_SRCDIR");
+	struct buf b;
+
+	buf_init(&b, 4096);
+	buf_addf(&b, "%s/../shared/testdata/mime", src != NULL ? src : ".");
+	return buf_take(&b);
+}
+
+static int
+read_crlf(const char *path, struct buf *out)
+{
+	struct buf raw, err;
+	int rc = -1;
+
+	buf_init(&raw, CORPUS_FILE_MAX);
+	buf_init(&err, 1024);
+	if (io_read_file(path, &raw, &err) == -1)
+		goto out;
+	for (size_t i = 0; i < raw.len; i++) {
+		if (raw.data[i] == '\n' && (i == 0 || raw.data[i - 1] != '\r'))
+			buf_addc(out, '\r');
+		buf_addc(out, raw.data[i]);
+	}
+	rc = buf_failed(out) ? -1 : 0;
+out:
+	buf_release(&raw);
+	buf_release(&err);
+	return rc;
+}
+
+/* Find "NAME " in the Dovecot line and parse the value after it. */
+static int
+dovecot_item(const struct buf *line, const char *name, struct val *v)
+{
+	const char *p = strstr(line->data, name);
+	size_t i;
+
+	if (p == NULL)
+		return -1;
+	i = (size_t)(p - line->data) + strlen(name) + 1;
+	return val_parse(line->data, line->len, &i, v, 0);
+}
+
+static int
+ours_item(const char *s, size_t n, struct val *v)
+{
+	size_t i = 0;
+
+	return val_parse(s, n, &i, v, 0);
+}
+
+/* Compare one message; returns 0 equal, 1 different. */
+static int
+check_one(const char *dir, const char *rel, bool verbose)
+{
+	struct buf path, msg, line, env, bs, err, where;
+	struct message_part *root = NULL;
+	struct val dv = { 0 }, ov = { 0 }, db = { 0 }, ob = { 0 };
+	const char *why = NULL;
+	int rc = 1;
+
+	buf_init(&path, 4096);
+	buf_init(&msg, CORPUS_FILE_MAX);
+	buf_init(&line, CORPUS_FILE_MAX);
+	buf_init(&env, BUF_NOMAX);
+	buf_init(&bs, BUF_NOMAX);
+	buf_init(&err, 1024);
+	buf_addf(&path, "%s/%s", dir, rel);
+	if (read_crlf(path.data, &msg) == -1)
+		fail_msg("%s: cannot read", rel);
+	buf_reset(&path);
+	buf_addf(&path, "%s/dovecot-fetch/%s.fetch", dir, rel);
+	if (io_read_file(path.data, &line, &err) == -1)
+		fail_msg("%s: cannot read fetch: %s", rel, err.data);
+	if (message_parse(msg.data, msg.len, &root, &why) == -1)
+		fail_msg("%s: parse: %s", rel, why);
+	imap_fetch_envelope(&env, root->envelope, false);
+	imap_fetch_bodystructure(&bs, root, true);
+	if (ours_item(env.data, env.len, &ov) == -1 ||
+	    ours_item(bs.data, bs.len, &ob) == -1)
+		fail_msg("%s: our output does not parse: %s %s", rel, env.data,
+		    bs.data);
+	if (dovecot_item(&line, "ENVELOPE", &dv) == -1 ||
+	    dovecot_item(&line, "BODYSTRUCTURE", &db) == -1)
+		fail_msg("%s: dovecot line does not parse", rel);
+	buf_init(&where, BUF_NOMAX);
+	diff_out = &where;
+	if (val_similar(&dv, &ov) && val_similar(&db, &ob))
+		rc = 0;
+	else if (verbose)
+		fprintf(stderr, "DIFF %s: %s\n", rel, where.data);
+	diff_out = NULL;
+	buf_release(&where);
+	val_release(&dv);
+	val_release(&ov);
+	val_release(&db);
+	val_release(&ob);
+	message_part_free(root);
+	buf_release(&path);
+	buf_release(&msg);
+	buf_release(&line);
+	buf_release(&env);
+	buf_release(&bs);
+	buf_release(&err);
+	return rc;
+}
+
+static void
+test_corpus(void **state)
+{
+	char *dir = corpus_dir();
+	struct buf path, index, err;
+	bool verbose = getenv("MOX_FETCH_CORPUS_VERBOSE") != NULL;
+	size_t total = 0, differ = 0, differ_strict = 0;
+	char *line, *save = NULL;
+
+	buf_init(&path, 4096);
+	buf_init(&index, CORPUS_FILE_MAX);
+	buf_init(&err, 1024);
+	buf_addf(&path, "%s/index.tsv", dir);
+	if (io_read_file(path.data, &index, &err) == -1)
+		fail_msg("index.tsv: %s", err.data);
+	for (line = strtok_r(index.data, "\n", &save); line != NULL;
+	     line = strtok_r(NULL, "\n", &save)) {
+		char *tab = strchr(line, '\t');
+
+		if (tab == NULL || line[0] == '#')
+			continue;
+		*tab = '\0';
+		total++;
+		if (check_one(dir, line, verbose) != 0) {
+			differ++;
+			if (strstr(line, "/malformed/") == NULL)
+				differ_strict++;
+		}
+	}
+	fprintf(stderr, "fetch corpus: %zu messages, %zu differ (%zu outside "
+			"malformed/)\n",
+	    total, differ, differ_strict);
+	assert_true(total >= 150);
+	assert_true(differ * 10 <= total);
+	assert_int_equal(differ_strict, 0);
+	buf_release(&path);
+	buf_release(&index);
+	buf_release(&err);
+	free(dir);
+	(void)state;
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_corpus),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
