@@ -349,7 +349,7 @@ cmd_dkim_sign(int argc, char **argv)
 	struct config *c = NULL;
 	const struct config_domain *dom;
 	struct signing sg;
-	struct buf msg, err, out, ident;
+	struct buf msg, err, out;
 	char *domain = NULL, *local = NULL;
 	const char *why = NULL;
 	int rc = 1;
@@ -360,7 +360,6 @@ cmd_dkim_sign(int argc, char **argv)
 	buf_init(&msg, CMD_MSG_MAX);
 	buf_init(&out, CMD_MSG_MAX);
 	buf_init(&err, 4096);
-	buf_init(&ident, 1024);
 	if (io_read_file(argv[2], &msg, &err) == -1) {
 		cli_errorf("%s", err.data);
 		goto out;
@@ -416,7 +415,6 @@ out:
 	buf_release(&msg);
 	buf_release(&out);
 	buf_release(&err);
-	buf_release(&ident);
 	return rc;
 }
 

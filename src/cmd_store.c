@@ -37,6 +37,7 @@
 #include "lib/xmalloc.h"
 #include "maildir/store.h"
 #include "message/message.h"
+#include "queue/queue.h"
 #include "lib/banned.h"
 
 #define PATH_MAX_LEN 4096                 /* one path we build */
@@ -2506,13 +2507,6 @@ static const char gen_moxconf[] =
     "\tlocal:\n"
     "\t\tIPs:\n"
     "\t\t\t- 127.0.0.1\n"
-    "\t\tSMTP:\n"
-    "\t\t\tEnabled: true\n"
-    "\t\t\tPort: 1025\n"
-    "\t\tIMAP:\n"
-    "\t\t\tEnabled: true\n"
-    "\t\t\tPort: 1143\n"
-    "\t\t\tNoRequireSTARTTLS: true\n"
     "Postmaster:\n"
     "\tAccount: test0\n"
     "\tMailbox: Inbox\n";
@@ -2521,7 +2515,7 @@ static const char gen_domainsconf[] =
     "# domains.conf written by mox gentestdata.\n"
     "Domains:\n"
     "\tmox.example: nil\n"
-    "\t\xe2\x98\xba.example: nil\n"
+    "\tm\xc3\xb8x.example: nil\n"
     "Accounts:\n"
     "\ttest0:\n"
     "\t\tDomain: mox.example\n"
@@ -2532,9 +2526,9 @@ static const char gen_domainsconf[] =
     "\t\tDestinations:\n"
     "\t\t\ttest1@mox.example: nil\n"
     "\ttest2:\n"
-    "\t\tDomain: \xe2\x98\xba.example\n"
+    "\t\tDomain: m\xc3\xb8x.example\n"
     "\t\tDestinations:\n"
-    "\t\t\ttest2@\xe2\x98\xba.example: nil\n"
+    "\t\t\ttest2@m\xc3\xb8x.example: nil\n"
     "\t\tJunkFilter:\n"
     "\t\t\tThreshold: 0.950000\n"
     "\t\t\tParams:\n"
@@ -2574,8 +2568,8 @@ static const struct gen_msg gen_msgs[] = {
 	    STORE_F_SEEN | STORE_F_ANSWERED | STORE_F_FORWARDED, "list other" },
 	{ "test1", "test1@mox.example", "Trash", STORE_F_SEEN | STORE_F_DELETED,
 	    NULL },
-	{ "test2", "test2@\xe2\x98\xba.example", "Inbox", 0, NULL },
-	{ "test2", "test2@\xe2\x98\xba.example", "Sent",
+	{ "test2", "test2@m\xc3\xb8x.example", "Inbox", 0, NULL },
+	{ "test2", "test2@m\xc3\xb8x.example", "Sent",
 	    STORE_F_SEEN | STORE_F_JUNK, "$label1" },
 };
 
@@ -2650,6 +2644,65 @@ gen_write(const char *dir, const char *name, const char *text)
 	if (rc == -1)
 		cli_errorf("write %s: %s", p.data, why);
 	buf_release(&p);
+	return rc;
+}
+
+/* One queued message (spec/store.md 19). */
+static int
+gen_queue(const char *datadir)
+{
+	static const char text[] =
+	    "From: <test1@mox.example>\r\n"
+	    "To: <remote@remote.example>\r\n"
+	    "Subject: queued\r\n"
+	    "Date: Tue, 2 Jan 2024 03:04:05 +0000\r\n"
+	    "Message-ID: <queued@mox.example>\r\n"
+	    "\r\n"
+	    "queued message\r\n";
+	static const char prefix[] = "DKIM-Signature: v=1; test\r\n";
+	struct queue *q = NULL;
+	struct queue_msg m;
+	struct buf p, err;
+	const char *why;
+	int rc = -1;
+
+	buf_init(&p, PATH_MAX_LEN);
+	buf_init(&err, 4096);
+	memset(&m, 0, sizeof(m));
+	q = queue_open(datadir, &err);
+	if (q == NULL) {
+		cli_errorf("open queue: %s", err.data);
+		goto out;
+	}
+	buf_addf(&p, "%s/tmp/gentestdata-queued.eml", datadir);
+	if (write_new_file(p.data, text, sizeof(text) - 1, 0, &why) == -1) {
+		cli_errorf("write %s: %s", p.data, why);
+		goto out;
+	}
+	m.sender_account = "test1";
+	m.sender_localpart = "test1";
+	m.sender_domain = "mox.example";
+	m.recipient_localpart = "remote";
+	m.recipient_domain = "remote.example";
+	m.message_id = "<queued@mox.example>";
+	m.subject = "queued";
+	m.msg_prefix = (char *)prefix;
+	m.msg_prefix_len = sizeof(prefix) - 1;
+	m.size = (int64_t)(sizeof(prefix) - 1 + sizeof(text) - 1);
+	if (queue_add(q, p.data, &m, 1, &err) == -1) {
+		cli_errorf("queue: %s", err.data);
+		(void)unlink(p.data);
+		goto out;
+	}
+	if (unlink(p.data) == -1) {
+		cli_errorf("unlink %s: %s", p.data, log_strerror(errno));
+		goto out;
+	}
+	rc = 0;
+out:
+	queue_close(q);
+	buf_release(&p);
+	buf_release(&err);
 	return rc;
 }
 

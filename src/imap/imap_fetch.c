@@ -70,13 +70,14 @@ add_encoded_words(struct buf *out, const char *s)
 }
 
 /* A decoded header text: as it is with UTF-8 allowed or when ASCII,
- * else re-encoded as RFC 2047 words. Empty or NULL is NIL. */
+ * else re-encoded as RFC 2047 words. NULL is NIL, and so is an empty
+ * string unless keep_empty. */
 static void
-add_text(struct buf *out, const char *s, bool utf8_ok)
+add_text(struct buf *out, const char *s, bool utf8_ok, bool keep_empty)
 {
 	struct buf enc;
 
-	if (s == NULL || s[0] == '\0') {
+	if (s == NULL || (s[0] == '\0' && !keep_empty)) {
 		buf_adds(out, "NIL");
 		return;
 	}
@@ -106,7 +107,7 @@ add_addrs(struct buf *out, const struct message_addr_list *l, bool utf8_ok)
 		switch (a->kind) {
 		case MESSAGE_ADDR_MAILBOX:
 			buf_addc(out, '(');
-			add_text(out, a->name, utf8_ok);
+			add_text(out, a->name, utf8_ok, false);
 			buf_addc(out, ' ');
 			imap_fmt_nstring(out, a->adl, utf8_ok);
 			buf_addc(out, ' ');
@@ -266,7 +267,7 @@ add_single(struct buf *out, const struct message_part *p, bool extended)
 	buf_addc(out, ' ');
 	imap_fmt_nstring(out, p->id, false);
 	buf_addc(out, ' ');
-	add_text(out, p->description, false);
+	add_text(out, p->description, false, true);
 	buf_addc(out, ' ');
 	imap_fmt_nstring(out, p->cte != NULL && p->cte[0] != '\0' ? p->cte :
 								   "7bit",

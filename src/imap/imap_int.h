@@ -156,6 +156,11 @@ void imap_reply(struct imap_session *s, const char *fmt, ...)
 /* "tag OK|NO|BAD text" for the current command. */
 void imap_tagged(struct imap_session *s, const char *status,
     const char *fmt, ...) PRINTF_LIKE(3, 4);
+/* Answer NO for a store error; missing_code for STORE_ENOMAILBOX
+ * ("NONEXISTENT" or "TRYCREATE"). Internal errors are logged. */
+struct store_err;
+void imap_store_no(struct imap_session *s, const struct store_err *e,
+    const char *missing_code);
 /* Write a buffer (a composed untagged line) to the connection. */
 void imap_write_buf(struct imap_session *s, const struct buf *b);
 /* The capability words for the session's connection state. */

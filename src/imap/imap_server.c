@@ -301,6 +301,40 @@ imap_login_failed(struct imap_session *s, const char *reply)
 	net_conn_set_timer(s->c, delay * 1000);
 }
 
+void
+imap_store_no(struct imap_session *s, const struct store_err *e,
+    const char *missing_code)
+{
+	switch (e->code) {
+	case STORE_ENOMAILBOX:
+		imap_tagged(s, "NO", "[%s] %s", missing_code, e->text);
+		return;
+	case STORE_EEXISTS:
+		imap_tagged(s, "NO", "[ALREADYEXISTS] %s", e->text);
+		return;
+	case STORE_EHASCHILDREN:
+		imap_tagged(s, "NO", "[HASCHILDREN] %s", e->text);
+		return;
+	case STORE_EINVAL:
+		imap_tagged(s, "NO", "[CANNOT] %s", e->text);
+		return;
+	case STORE_EOVERQUOTA:
+		imap_tagged(s, "NO", "[OVERQUOTA] %s", e->text);
+		return;
+	case STORE_ENOMSG:
+		imap_tagged(s, "NO", "[EXPUNGEISSUED] %s", e->text);
+		return;
+	case STORE_OK:
+	case STORE_EINTERNAL:
+	case STORE_ENOPASSWORD:
+	case STORE_EBADPASSWORD:
+		break;
+	}
+	log_error(&s->log, "store error", LF_STR("cmd", s->cmdname),
+	    LF_ERR(e->text));
+	imap_tagged(s, "NO", "[SERVERBUG] internal error");
+}
+
 /* ---- command assembly ---- */
 
 static void
@@ -330,10 +364,6 @@ cmd_reset(struct imap_session *s)
 	s->nlits = 0;
 	s->lit_bytes = 0;
 	s->lit_left = 0;
-	free(s->tag);
-	s->tag = NULL;
-	free(s->cmdname);
-	s->cmdname = NULL;
 	if (s->rd == IMAP_R_LINE || s->rd == IMAP_R_LITERAL ||
 	    s->rd == IMAP_R_APPENDLIT)
 		s->rd = IMAP_R_LINE;
@@ -552,6 +582,10 @@ got_line(struct imap_session *s, struct span line)
 			    LF_STRN("line", line.p, line.len));
 		else
 			log_trace(&s->log, "C:", LF_STRN("line", line.p, line.len));
+	}
+	if (s->cmd.len == 0) {
+		free(s->tag);
+		s->tag = NULL;
 	}
 	s->line_bytes += line.len + 2;
 	buf_add(&s->cmd, line.p, line.len);

@@ -107,9 +107,8 @@ authres_add(struct authres *a, const struct authres_method *m)
 	size_t col = 1;
 
 	buf_init(&t, AUTHRES_MAX);
-	if (a->text.len > 0)
-		buf_addc(&a->text, ';');
-	buf_add(&a->text, "\r\n\t", 3);
+	/* RFC 8601 2.2: ";" before each method, one method a line */
+	buf_add(&a->text, ";\r\n\t", 4);
 	buf_addf(&t, "%s=%s", m->method, m->result);
 	token(&a->text, &col, t.data, t.len);
 	if (m->comment != NULL && (m->reason != NULL || m->nprops > 0)) {

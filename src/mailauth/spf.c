@@ -1511,6 +1511,22 @@ is_dot_atom(const char *s)
 	return true;
 }
 
+/* Append one word, folding before it when the line would pass 78
+ * characters (RFC 5322 2.1.1, 3.2.2). */
+static void
+add_word(struct buf *out, size_t *col, const char *w, size_t len)
+{
+	if (*col + 1 + len > 78) {
+		buf_adds(out, "\r\n\t");
+		*col = 1;
+	} else {
+		buf_addc(out, ' ');
+		*col += 1;
+	}
+	buf_add(out, w, len);
+	*col += len;
+}
+
 /* Append key=value; quoted-string unless a dot-atom; controls and
  * non-ASCII bytes are dropped so a peer cannot inject header lines. */
 static void
@@ -1538,15 +1554,7 @@ add_pair(struct buf *out, size_t *col, const char *key, const char *val,
 	}
 	if (!last)
 		buf_addc(&item, ';');
-	if (*col + 1 + item.len > 78) {
-		buf_adds(out, "\r\n\t");
-		*col = 8;
-	} else {
-		buf_addc(out, ' ');
-		*col += 1;
-	}
-	buf_add(out, item.data, item.len);
-	*col += item.len;
+	add_word(out, col, item.data, item.len);
 	buf_release(&item);
 }
 
@@ -1582,16 +1590,34 @@ spf_received_header(const struct spf_result *res, const struct spf_args *a,
 		    "no domain");
 		break;
 	}
-	buf_addf(out, "Received-SPF: %s (", name);
-	for (size_t i = 0; i < comment.len; i++) {
-		unsigned char c = (unsigned char)comment.data[i];
-
-		if (c >= 0x20 && c < 0x7f && c != '(' && c != ')' && c != '\\')
-			buf_addc(out, (char)c);
-	}
-	buf_addc(out, ')');
-	buf_release(&comment);
+	buf_addf(out, "Received-SPF: %s", name);
 	col = out->len - start;
+	{
+		struct buf clean;
+		size_t w = 0;
+
+		/* The comment, cleaned of bytes that could end it or the
+		 * header, folded between words. */
+		buf_init(&clean, BUF_NOMAX);
+		buf_addc(&clean, '(');
+		for (size_t i = 0; i < comment.len; i++) {
+			unsigned char c = (unsigned char)comment.data[i];
+
+			if (c >= 0x20 && c < 0x7f && c != '(' && c != ')' &&
+			    c != '\\')
+				buf_addc(&clean, (char)c);
+		}
+		buf_addc(&clean, ')');
+		for (size_t i = 0; i <= clean.len; i++) {
+			if (i < clean.len && clean.data[i] != ' ')
+				continue;
+			if (i > w)
+				add_word(out, &col, clean.data + w, i - w);
+			w = i + 1;
+		}
+		buf_release(&clean);
+	}
+	buf_release(&comment);
 	add_pair(out, &col, "client-ip", a->remote_ip, false);
 	add_pair(out, &col, "envelope-from", res->sender != NULL ?
 	    res->sender : "", false);

@@ -111,6 +111,10 @@ void smtp_reply_later(struct smtp_sess *s, unsigned ms, int code,
     const char *ecode, const char *text, bool close);
 void smtp_tx_reset(struct smtp_sess *s);
 
+/* RFC 6531 3.2: non-ASCII in MAIL FROM or RCPT localparts or in the
+ * header section means the message needs SMTPUTF8. */
+bool smtp_sess_needs_smtputf8(const struct smtp_sess *s, struct span header);
+
 /* ---- delivery decision (smtp_deliver.c) ---- */
 
 /* Result of a verification as input to the decision; NONE until the

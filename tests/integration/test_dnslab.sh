@@ -17,7 +17,21 @@ if [ ! -x "$dnslab" ]; then
 fi
 tmp=$(mktemp -d)
 trap '"$dnslab" stop "$tmp/dns" >/dev/null 2>&1; rm -rf "$tmp"' EXIT INT TERM
-if ! addr=$("$dnslab" start "$tmp/dns" 2>"$tmp/start.err"); then
+# big.example: a TXT larger than the EDNS UDP size, so the answer comes
+# truncated over UDP and the resolver must retry over TCP (RFC 7766 5).
+mkdir -p "$tmp/zones"
+{
+	echo '; dnslab: signed'
+	printf 'big TXT'
+	i=0
+	while [ $i -lt 12 ]; do
+		printf ' "%s"' "$(printf '%0200d' $i)"
+		i=$((i + 1))
+	done
+	echo
+} >"$tmp/zones/big.example.zone"
+if ! addr=$("$dnslab" start "$tmp/dns" "$src/../shared/tools/dnslab/example" \
+    "$tmp/zones/big.example.zone" 2>"$tmp/start.err"); then
 	cat "$tmp/start.err"
 	echo "test_dnslab: dnslab did not start, skipping"
 	exit 77
@@ -57,6 +71,7 @@ check signed-nxdomain-auth 1 '(with dnssec)' -- dns lookup $R A nonexistent.mox.
 check unsigned-mx 0 '(without dnssec)' -- dns lookup $R MX insecure.example
 check bogus-mx 1 'temporary error' -- dns lookup $R MX bogus.example
 check bogus-ede 1 'extended dns error code' -- dns lookup $R MX bogus.example
+check tcp-fallback 0 '"0\{199\}00\{199\}1' -- dns lookup $R TXT big.big.example
 check lame 1 'temporary error' -- dns lookup $R A lame.example
 check nullmx 0 '^0 \.$' -- dns lookup $R MX nullmx.example
 check bad-type 2 'unknown record type' -- dns lookup $R BOGUS mox.example

@@ -1,0 +1,625 @@
+/*
+ * smtp_deliver.c: incoming delivery after DATA on port 25 (spec/smtp.md
+ * 10, 12): the delivery decision as one step (smtp_decide(), with the
+ * iprev/SPF/DKIM/DMARC/junk results as inputs), trace headers (RFC 5321
+ * 4.4 Received, RFC 9228 Delivered-To, Return-Path), and delivery into
+ * the store, durable before the reply (DESIGN.md "Data directory").
+ *
+ * Trust: the message and envelope come from an unauthenticated peer;
+ * header values written by us are our own text or validated addresses.
+ * Threads: runs on the session's worker; blocks on disk and SQLite.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <regex.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config/config.h"
+#include "lib/buf.h"
+#include "lib/io.h"
+#include "lib/timeutil.h"
+#include "lib/xmalloc.h"
+#include "maildir/store.h"
+#include "message/message.h"
+#include "net/net.h"
+#include "smtp/smtp_int.h"
+#include "tls/tls.h"
+#include "lib/banned.h"
+
+#define FOLD_WIDTH 78 /* spec/smtp.md 10 */
+
+/* ---- the decision (spec/smtp.md 12.2) ---- */
+
+static bool
+re_match(const char *re, const char *s)
+{
+	regex_t r;
+	bool m;
+
+	/* INTEROP: config regexps are RE2 syntax; POSIX ERE covers the
+	 * common subset. An invalid one never matches. */
+	if (regcomp(&r, re, REG_EXTENDED | REG_NOSUB) != 0)
+		return false;
+	m = regexec(&r, s, 0, NULL, 0) == 0;
+	regfree(&r);
+	return m;
+}
+
+/* HeadersRegexp: each (name regexp, value regexp) pair must match some
+ * header field; names and values lower-cased and trimmed. */
+static bool
+headers_match(const struct sconf_strmap *hm, struct span header)
+{
+	for (size_t i = 0; i < hm->n; i++) {
+		struct message_header_iter it;
+		struct message_field f;
+		const char *why;
+		bool found = false;
+
+		message_header_iter_init(&it, header);
+		while (!found && message_header_next(&it, &f, &why) == 1) {
+			struct buf n, v;
+
+			buf_init(&n, 1024);
+			buf_init(&v, 64 * 1024);
+			buf_add(&n, f.name.p, f.name.len);
+			message_unfold(f.value, &v);
+			for (size_t k = 0; k < n.len; k++)
+				if (n.data[k] >= 'A' && n.data[k] <= 'Z')
+					n.data[k] += 32;
+			for (size_t k = 0; k < v.len; k++)
+				if (v.data[k] >= 'A' && v.data[k] <= 'Z')
+					v.data[k] += 32;
+			found = re_match(hm->keys[i], n.data) &&
+			    re_match(hm->vals[i], v.data);
+			buf_release(&n);
+			buf_release(&v);
+		}
+		if (!found)
+			return false;
+	}
+	return true;
+}
+
+static const struct config_ruleset *
+ruleset_find(const struct smtp_decision_in *in)
+{
+	const struct config_destination *d = NULL;
+
+	if (in->account == NULL || in->dest_key == NULL)
+		return NULL;
+	for (size_t i = 0; i < in->account->destinations.n; i++)
+		if (strcmp(in->account->destinations.keys[i], in->dest_key) == 0)
+			d = &in->account->destinations.vals[i];
+	if (d == NULL)
+		return NULL;
+	for (size_t i = 0; i < d->rulesets.n; i++) {
+		const struct config_ruleset *r = &d->rulesets.v[i];
+
+		if (r->smtp_mail_from_regexp != NULL &&
+		    !re_match(r->smtp_mail_from_regexp, in->mailfrom))
+			continue;
+		if (r->msg_from_regexp != NULL &&
+		    !re_match(r->msg_from_regexp, in->msgfrom))
+			continue;
+		/* VerifiedDomain needs a validated domain: none until the
+		 * SPF/DKIM results are inputs. */
+		if (r->verified_domain != NULL)
+			continue;
+		if (r->headers_regexp.n > 0 &&
+		    !headers_match(&r->headers_regexp, in->header))
+			continue;
+		return r;
+	}
+	return NULL;
+}
+
+void
+smtp_decide(const struct smtp_decision_in *in, struct smtp_decision *out)
+{
+	const struct config_ruleset *rs = ruleset_find(in);
+
+	memset(out, 0, sizeof(*out));
+	out->kind = SMTP_DECIDE_ACCEPT;
+	out->reason = "no-bad-signals";
+	out->mailbox = xstrdup(rs != NULL && rs->mailbox != NULL
+		? rs->mailbox
+		: in->dest_mailbox != NULL ? in->dest_mailbox : "Inbox");
+	/* Step 5: DMARC reject policy without an aligned pass. */
+	if (in->dmarc == SMTP_AUTH_FAIL && in->dmarc_reject_policy &&
+	    !(rs != NULL && rs->is_forward)) {
+		out->kind = SMTP_DECIDE_REJECT_KEEP;
+		out->code = 550;
+		out->ecode = "5.7.26";
+		out->text = "rejecting per dmarc policy";
+		out->reason = "dmarc-policy";
+	} else if (in->spf == SMTP_AUTH_FAIL || in->spf == SMTP_AUTH_SOFTFAIL) {
+		/* Step 10: no sender history is kept yet, so the reputation
+		 * method is always "none". */
+		out->kind = SMTP_DECIDE_REJECT_KEEP;
+		out->reason = "spf-policy";
+	} else if (in->junk_known && in->junk_prob > 0.95) {
+		out->kind = SMTP_DECIDE_REJECT_KEEP;
+		out->reason = "junk-content";
+	}
+	if (out->kind == SMTP_DECIDE_REJECT_KEEP && out->code == 0) {
+		/* spec/smtp.md 12.2: deliberately temporary and vague. */
+		out->code = 451;
+		out->ecode = "4.3.0";
+		out->text = "error processing";
+	}
+	if (out->kind != SMTP_DECIDE_ACCEPT && rs != NULL &&
+	    rs->accept_rejects_to_mailbox != NULL) {
+		free(out->mailbox);
+		out->mailbox = xstrdup(rs->accept_rejects_to_mailbox);
+		out->kind = SMTP_DECIDE_ACCEPT;
+		out->mark_reject = true;
+	}
+}
+
+void
+smtp_decision_release(struct smtp_decision *d)
+{
+	if (d == NULL)
+		return;
+	free(d->mailbox);
+	d->mailbox = NULL;
+}
+
+/* ---- headers ---- */
+
+void
+smtp_header_fold(struct buf *out, const char *name, const char *value)
+{
+	size_t col = strlen(name) + 1;
+	const char *p = value;
+
+	buf_adds(out, name);
+	buf_addc(out, ':');
+	while (*p != '\0') {
+		const char *sp = strchr(p, ' ');
+		size_t n = sp != NULL ? (size_t)(sp - p) : strlen(p);
+
+		if (col + 1 + n > FOLD_WIDTH && col > strlen(name) + 1) {
+			buf_adds(out, "\r\n\t");
+			col = 8;
+		} else {
+			buf_addc(out, ' ');
+			col++;
+		}
+		buf_add(out, p, n);
+		col += n;
+		p += n;
+		while (*p == ' ')
+			p++;
+	}
+	buf_adds(out, "\r\n");
+}
+
+void
+smtp_received(struct smtp_sess *s, const char *rcpt, bool utf8msg,
+    struct buf *out)
+{
+	struct buf v, date;
+	const char *proto = !s->ehlo ? "SMTP" : utf8msg ? "UTF8SMTP" : "ESMTP";
+	struct tls_session *ts = net_conn_tls(s->c);
+
+	buf_init(&v, 4096);
+	buf_init(&date, 64);
+	if (s->srv->p.kind == SMTP_KIND_SMTP)
+		buf_addf(&v, "from %s ([%s])", s->hello != NULL ? s->hello : "",
+		    s->remote_ip);
+	else /* spec/smtp.md 10: hide the submitter's address */
+		buf_addf(&v, "from %s", s->srv->hostname);
+	buf_addf(&v, " by %s ([%s]) via tcp with %s%s%s", s->srv->hostname,
+	    net_conn_local_ip(s->c), proto, s->tls ? "S" : "",
+	    s->authenticated ? "A" : "");
+	if (s->mail.requiretls)
+		buf_adds(&v, " (requiretls)");
+	buf_addf(&v, " id %s", s->rid);
+	if (s->tls && ts != NULL)
+		buf_addf(&v, " (%s %s)", tls_session_version(ts),
+		    tls_session_cipher(ts));
+	if (rcpt != NULL)
+		buf_addf(&v, " for <%s>", rcpt);
+	message_date_format(time_wall_ns() / NS_PER_SEC, 0, &date);
+	buf_addf(&v, "; %s", date.data);
+	smtp_header_fold(out, "Received", v.data);
+	buf_release(&v);
+	buf_release(&date);
+}
+
+/* ---- store delivery ---- */
+
+static int
+copy_fd(int in, int out)
+{
+	char chunk[65536];
+
+	if (lseek(in, 0, SEEK_SET) == -1)
+		return -1;
+	for (;;) {
+		ssize_t n = read(in, chunk, sizeof(chunk));
+
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		if (n == 0)
+			return 0;
+		if (io_write_all(out, chunk, (size_t)n) == -1)
+			return -1;
+	}
+}
+
+/* Fields of the stored message from the parsed file. */
+struct msg_facts {
+	struct message_part *root;
+	struct buf parsed;
+	struct buf msgid;
+	struct buf subject;
+	struct message_addr_list from;
+	char *from_lp, *from_dom;
+};
+
+static void
+facts_release(struct msg_facts *f)
+{
+	message_part_free(f->root);
+	buf_release(&f->parsed);
+	buf_release(&f->msgid);
+	buf_release(&f->subject);
+	message_addr_list_release(&f->from);
+	free(f->from_lp);
+	free(f->from_dom);
+}
+
+static void
+facts_get(const char *msg, size_t len, struct msg_facts *f)
+{
+	const char *why;
+	struct span hdr = span_of(msg, message_header_len(span_of(msg, len)));
+	struct span v;
+
+	memset(f, 0, sizeof(*f));
+	buf_init(&f->parsed, MESSAGE_SERIAL_MAX);
+	buf_init(&f->msgid, 4096);
+	buf_init(&f->subject, 4096);
+	if (message_parse(msg, len, &f->root, &why) == 0)
+		message_serialise(f->root, &f->parsed);
+	if (message_header_find(hdr, "Message-ID", &v) == 0)
+		message_id_canonical(v, &f->msgid, &why);
+	if (f->root != NULL && f->root->envelope != NULL &&
+	    f->root->envelope->subject != NULL)
+		message_subject_base(span_of_cstr(f->root->envelope->subject),
+		    &f->subject, NULL);
+	if (message_header_find(hdr, "From", &v) == 0 &&
+	    message_addr_parse(v, &f->from, &why) == 0) {
+		const struct message_address *a = message_addr_first(&f->from);
+
+		if (a != NULL && a->user != NULL && a->host != NULL) {
+			f->from_lp = xstrdup(a->user);
+			f->from_dom = xstrdup(a->host);
+		}
+	}
+}
+
+int
+smtp_store_deliver(struct smtp_sess *s, const char *account,
+    const char *mailbox, const struct buf *prefix, bool is_reject,
+    uint32_t flags, const char *rcpt_lp, const char *rcpt_dom,
+    const char **why)
+{
+	struct store_account *a = NULL;
+	struct store_err serr;
+	struct store_add add = { 0 };
+	struct store_msg_fields mf = { 0 };
+	struct store_added added;
+	struct msg_facts facts;
+	struct buf path, mailfrom;
+	struct config *cfg = config_get();
+	const struct config_account *ca = cfg != NULL
+	    ? config_account_find(cfg, account)
+	    : NULL;
+	struct stat st;
+	void *map = MAP_FAILED;
+	int fd = -1, rc = -1;
+
+	memset(&facts, 0, sizeof(facts));
+	buf_init(&path, 4096);
+	buf_init(&mailfrom, 1024);
+	buf_addf(&path, "%s/tmp/smtp-deliver-XXXXXX", s->srv->datadir);
+	fd = mkostemp(path.data, O_CLOEXEC);
+	if (fd == -1) {
+		*why = "creating delivery file";
+		goto out;
+	}
+	if (io_write_all(fd, prefix->data, prefix->len) == -1 ||
+	    copy_fd(s->data_fd, fd) == -1 || fstat(fd, &st) == -1) {
+		*why = "writing delivery file";
+		goto out;
+	}
+	if (st.st_size > 0)
+		map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	if (map != MAP_FAILED)
+		facts_get(map, (size_t)st.st_size, &facts);
+	if (!s->mail.null_path)
+		smtp_addr_format(&s->mail.from, &mailfrom);
+	mf.remote_ip = s->remote_ip;
+	mf.ehlo_domain = s->hello;
+	mf.mailfrom = mailfrom.data;
+	mf.mailfrom_localpart = s->mail.null_path ? "" : s->mail.from.localpart;
+	mf.mailfrom_domain = s->mail.null_path ? "" : s->mail.from.domain;
+	mf.rcptto_localpart = rcpt_lp;
+	mf.rcptto_domain = rcpt_dom;
+	mf.msgfrom_localpart = facts.from_lp;
+	mf.msgfrom_domain = facts.from_dom;
+	mf.message_id = facts.msgid.data;
+	mf.subject_base = facts.subject.data;
+	mf.is_reject = is_reject;
+	mf.requiretls = s->mail.requiretls;
+	if (facts.parsed.len > 0 && !buf_failed(&facts.parsed)) {
+		mf.parsed = facts.parsed.data;
+		mf.parsed_len = facts.parsed.len;
+	}
+	add.path = path.data;
+	add.flags = flags;
+	add.create_mailbox = true;
+	add.quota = ca != NULL ? ca->eff.quota_message_size : 0;
+	add.fields = &mf;
+	if (store_account_get(s->srv->p.store, account, true, &a, &serr) == -1 ||
+	    store_deliver(a, &add, &mailbox, 1, &added, &serr) == -1) {
+		log_error(&s->log, "delivering to store", LF_ERR(serr.text),
+		    LF_STR("account", account), LF_STR("mailbox", mailbox));
+		*why = serr.code == STORE_EOVERQUOTA ? "quota" : "store";
+		goto out;
+	}
+	log_info(&s->log, "delivered message", LF_STR("account", account),
+	    LF_STR("mailbox", mailbox), LF_I64("uid", added.uid),
+	    LF_I64("size", st.st_size), LF_STR("rid", s->rid));
+	rc = 0;
+out:
+	if (map != MAP_FAILED)
+		munmap(map, (size_t)st.st_size);
+	facts_release(&facts);
+	store_account_put(a);
+	if (fd != -1) {
+		close(fd);
+		unlink(path.data);
+	}
+	buf_release(&path);
+	buf_release(&mailfrom);
+	config_put(cfg);
+	return rc;
+}
+
+/* ---- incoming ---- */
+
+struct rcpt_err {
+	int code;
+	const char *ecode;
+	const char *text;
+};
+
+static size_t
+count_received(struct span header)
+{
+	struct message_header_iter it;
+	struct message_field f;
+	const char *why;
+	size_t n = 0;
+
+	message_header_iter_init(&it, header);
+	while (message_header_next(&it, &f, &why) == 1)
+		if (span_eq_ci(f.name, "Received"))
+			n++;
+	return n;
+}
+
+/* Read the header section of the data file (bounded). */
+static void
+read_header(struct smtp_sess *s, struct buf *out)
+{
+	char chunk[8192];
+	off_t off = 0;
+
+	for (;;) {
+		ssize_t n = pread(s->data_fd, chunk, sizeof(chunk), off);
+
+		if (n <= 0 || buf_add(out, chunk, (size_t)n) == -1)
+			break;
+		off += n;
+		if (message_header_len(span_of_buf(out)) < out->len)
+			break;
+	}
+	if (out->failed)
+		buf_truncate(out, 0);
+	buf_truncate(out, message_header_len(span_of_buf(out)));
+}
+
+/* spec/smtp.md 12.4: the transaction result. */
+static void
+reply_result(struct smtp_sess *s, struct rcpt_err *errs, size_t nerr,
+    size_t ndelivered)
+{
+	struct buf t;
+	bool same = true, perm = false;
+
+	if (nerr == 0 || ndelivered > 0) {
+		s->good_tx++;
+		if (s->tx_bad_counted && s->bad_tx > 0)
+			s->bad_tx--;
+		s->tx_bad_counted = false;
+		smtp_reply(s, 250, "2.2.0", "it is done");
+		return;
+	}
+	buf_init(&t, 64 * 1024);
+	for (size_t i = 1; i < nerr; i++)
+		if (errs[i].code != errs[0].code ||
+		    strcmp(errs[i].ecode, errs[0].ecode) != 0)
+			same = false;
+	if (same) {
+		for (size_t i = 0; i < nerr; i++)
+			buf_addf(&t, "%s%s", i > 0 ? "\n" : "", errs[i].text);
+		smtp_reply(s, errs[0].code, errs[0].ecode, t.data);
+	} else {
+		for (size_t i = 0; i < nerr; i++) {
+			buf_addf(&t, "%d %s %s\n", errs[i].code, errs[i].ecode,
+			    errs[i].text);
+			perm = perm || errs[i].code >= 500;
+		}
+		buf_adds(&t, "multiple errors");
+		smtp_reply(s, perm ? 554 : 451, perm ? "5.3.0" : "4.3.0", t.data);
+	}
+	buf_release(&t);
+}
+
+void
+smtp_deliver_incoming(struct smtp_sess *s)
+{
+	struct buf header, prefix, addr, mailfrom, msgfrom;
+	struct rcpt_err *errs = xcalloc(s->nrcpts, sizeof(*errs));
+	struct config *cfg = config_get();
+	size_t nerr = 0, ndelivered = 0, nunknown = 0;
+	bool utf8msg, timeout = false;
+
+	buf_init(&header, SMTP_HEADER_MAX);
+	buf_init(&prefix, SMTP_PREFIX_MAX);
+	buf_init(&addr, 1024);
+	buf_init(&mailfrom, 1024);
+	buf_init(&msgfrom, 1024);
+	read_header(s, &header);
+	utf8msg = smtp_sess_needs_smtputf8(s, span_of_buf(&header));
+	if (s->srv->p.pedantic && utf8msg && !s->mail.smtputf8) {
+		smtp_reply(s, 550, "5.6.0", "smtputf8 extension is required but "
+					    "was not added to the MAIL command");
+		goto out;
+	}
+	if (count_received(span_of_buf(&header)) > SMTP_RECEIVED_MAX) {
+		smtp_reply(s, 550, "5.4.6",
+		    "loop detected, more than 100 Received headers");
+		goto out;
+	}
+	for (size_t i = 0; i < s->nrcpts; i++)
+		if (s->rcpts[i].unknown)
+			nunknown++;
+	if (nunknown == s->nrcpts) {
+		/* spec/smtp.md 12.1 step 6: make probing slow. */
+		smtp_reply_later(s, SMTP_UNKNOWN_DELAY_MS, 550, "5.1.1",
+		    "no such user(s)", false);
+		goto out;
+	}
+	if (!s->mail.null_path)
+		smtp_addr_format(&s->mail.from, &mailfrom);
+	{
+		struct span v;
+		struct message_addr_list l = { 0 };
+		const char *why;
+
+		if (message_header_find(span_of_buf(&header), "From", &v) == 0 &&
+		    message_addr_parse(v, &l, &why) == 0) {
+			const struct message_address *a = message_addr_first(&l);
+
+			if (a != NULL && a->user != NULL && a->host != NULL)
+				buf_addf(&msgfrom, "%s@%s", a->user, a->host);
+		}
+		message_addr_list_release(&l);
+	}
+	for (size_t i = 0; i < s->nrcpts; i++) {
+		struct smtp_rcpt_ent *e = &s->rcpts[i];
+		struct smtp_decision_in din = { 0 };
+		struct smtp_decision dec;
+		const struct config_account *ca;
+		struct rcpt_err *er = &errs[nerr];
+		const char *why = NULL;
+		int code;
+		const char *ecode, *text;
+
+		if (e->unknown) {
+			*er = (struct rcpt_err){ 550, "5.1.1", "no such user" };
+			nerr++;
+			continue;
+		}
+		if (s->srv->p.localserve &&
+		    smtp_localserve_error(e->addr.localpart, 'd', &code, &ecode,
+			&text)) {
+			if (code == 0) {
+				timeout = true;
+				code = 451;
+			}
+			*er = (struct rcpt_err){ code, ecode, text };
+			nerr++;
+			continue;
+		}
+		ca = cfg != NULL ? config_account_find(cfg, e->account) : NULL;
+		din.account = ca;
+		din.account_name = e->account;
+		din.dest_key = e->dest_key;
+		din.dest_mailbox = e->mailbox;
+		din.mailfrom = mailfrom.data;
+		din.msgfrom = msgfrom.data;
+		din.header = span_of_buf(&header);
+		din.tls = s->tls;
+		smtp_decide(&din, &dec);
+		buf_reset(&addr);
+		if (e->postmaster && e->addr.domain[0] == '\0')
+			buf_adds(&addr, "postmaster");
+		else
+			smtp_addr_format(&e->addr, &addr);
+		buf_reset(&prefix);
+		buf_addf(&prefix, "X-Mox-Reason: %s\r\n", dec.reason);
+		buf_addf(&prefix, "Delivered-To: %s\r\n", addr.data);
+		buf_addf(&prefix, "Return-Path: <%s>\r\n", mailfrom.data);
+		smtp_received(s, s->nrcpts == 1 ? addr.data : NULL, utf8msg,
+		    &prefix);
+		if (dec.kind == SMTP_DECIDE_ACCEPT) {
+			if (smtp_store_deliver(s, e->account, dec.mailbox, &prefix,
+				dec.mark_reject,
+				dec.mark_reject ? STORE_F_SEEN : 0,
+				e->addr.localpart, e->addr.domain, &why) == 0) {
+				ndelivered++;
+			} else {
+				*er = strcmp(why, "quota") == 0
+				    ? (struct rcpt_err){ 452, "4.2.2",
+					  "account storage full" }
+				    : (struct rcpt_err){ 451, "4.3.0",
+					  "error processing" };
+				nerr++;
+			}
+		} else {
+			if (dec.kind == SMTP_DECIDE_REJECT_KEEP && ca != NULL &&
+			    ca->rejects_mailbox != NULL &&
+			    ca->rejects_mailbox[0] != '\0')
+				smtp_store_deliver(s, e->account,
+				    ca->rejects_mailbox, &prefix, true,
+				    STORE_F_SEEN, e->addr.localpart,
+				    e->addr.domain, &why);
+			s->slow = true;
+			*er = (struct rcpt_err){ dec.code, dec.ecode, dec.text };
+			nerr++;
+			log_info(&s->log, "incoming message rejected",
+			    LF_STR("reason", dec.reason),
+			    LF_STR("rcpt", addr.data));
+		}
+		smtp_decision_release(&dec);
+	}
+	if (timeout && ndelivered == 0)
+		smtp_reply_later(s, 3600 * 1000, 451, "4.0.0", "timeout", false);
+	else
+		reply_result(s, errs, nerr, ndelivered);
+out:
+	smtp_tx_reset(s);
+	free(errs);
+	config_put(cfg);
+	buf_release(&header);
+	buf_release(&prefix);
+	buf_release(&addr);
+	buf_release(&mailfrom);
+	buf_release(&msgfrom);
+}
