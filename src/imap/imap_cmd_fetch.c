@@ -1,0 +1,590 @@
+/*
+ * imap_cmd_fetch.c: FETCH and UID FETCH (RFC 9051 6.4.5, 7.5.2; RFC 3516
+ * BINARY; RFC 7162 3.1.4 CHANGEDSINCE, 3.2.6 VANISHED; RFC 8970 PREVIEW;
+ * RFC 8514 SAVEDATE) as spec/imap.md 7 describes. The items are parsed
+ * here; their content comes from imap_fetch.h. A non-PEEK body item sets
+ * \Seen on a read-write mailbox, with one modseq for the command.
+ * Messages expunged by others meanwhile are skipped and the command ends
+ * with NO [EXPUNGEISSUED] (RFC 2180 4.1.2).
+ *
+ * Thread rule: the session's thread; blocks on disk and SQLite.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "imap/imap_fetch.h"
+#include "imap/imap_fmt.h"
+#include "imap/imap_int.h"
+#include "lib/xmalloc.h"
+#include "maildir/store.h"
+#include "message/message.h"
+#include "lib/banned.h"
+
+#define FETCH_ITEMS_MAX 100
+
+enum item_kind {
+	IT_UID,
+	IT_FLAGS,
+	IT_INTERNALDATE,
+	IT_SIZE,
+	IT_ENVELOPE,
+	IT_BODY,          /* BODY without section: non-extensible structure */
+	IT_BODYSTRUCTURE,
+	IT_SECTION,       /* BODY[...] / BODY.PEEK[...] */
+	IT_BINARY,        /* BINARY[...] / BINARY.PEEK[...] */
+	IT_BINARY_SIZE,
+	IT_RFC822,
+	IT_RFC822_HEADER,
+	IT_RFC822_TEXT,
+	IT_MODSEQ,
+	IT_PREVIEW,
+	IT_SAVEDATE,
+};
+
+struct item {
+	enum item_kind kind;
+	bool peek;
+	bool has_sec;
+	struct imap_section sec;
+};
+
+struct fetch {
+	struct item v[FETCH_ITEMS_MAX];
+	size_t n;
+	bool need_tree, need_bytes, sets_seen, modseq;
+	bool changedsince_set;
+	uint64_t changedsince;
+	bool vanished;
+	bool uid;
+};
+
+static int
+add_item(struct imap_cmd *x, struct fetch *f, enum item_kind k)
+{
+	if (f->n == FETCH_ITEMS_MAX) {
+		x->p.why = "too many fetch items";
+		return -1;
+	}
+	memset(&f->v[f->n], 0, sizeof(f->v[f->n]));
+	f->v[f->n].kind = k;
+	f->n++;
+	return 0;
+}
+
+static int
+section(struct imap_cmd *x, struct fetch *f, enum item_kind k, bool peek)
+{
+	struct item *it;
+	const char *why = NULL;
+
+	if (add_item(x, f, k) == -1)
+		return -1;
+	it = &f->v[f->n - 1];
+	it->peek = peek;
+	it->has_sec = true;
+	if (imap_section_scan(&x->p.s, &it->sec, &why) == -1) {
+		x->p.why = why;
+		return -1;
+	}
+	if (k != IT_SECTION && !imap_section_is_binary(&it->sec)) {
+		x->p.why = "bad binary section";
+		return -1;
+	}
+	if (k == IT_BINARY_SIZE && it->sec.partial) {
+		x->p.why = "no partial for BINARY.SIZE";
+		return -1;
+	}
+	f->need_tree = f->need_bytes = true;
+	if (!peek && k != IT_BINARY_SIZE)
+		f->sets_seen = true;
+	return 0;
+}
+
+/* If the item name w (ending in "[") is next, consume it up to the "[". */
+static bool
+prefix_ci(struct imap_cmd *x, const char *w)
+{
+	size_t n = strlen(w);
+	struct scan *s = &x->p.s;
+
+	if (s->len - s->pos < n || strncasecmp(s->p + s->pos, w, n) != 0)
+		return false;
+	s->pos += n - 1;
+	return true;
+}
+
+static int
+one_att(struct imap_cmd *x, struct fetch *f)
+{
+	static const struct {
+		const char *name;
+		enum item_kind k;
+		bool tree, bytes, seen;
+	} simple[] = {
+		{ "UID", IT_UID, false, false, false },
+		{ "FLAGS", IT_FLAGS, false, false, false },
+		{ "INTERNALDATE", IT_INTERNALDATE, false, false, false },
+		{ "RFC822.SIZE", IT_SIZE, false, false, false },
+		{ "RFC822.HEADER", IT_RFC822_HEADER, true, true, false },
+		{ "RFC822.TEXT", IT_RFC822_TEXT, true, true, true },
+		{ "RFC822", IT_RFC822, false, true, true },
+		{ "ENVELOPE", IT_ENVELOPE, true, false, false },
+		{ "BODYSTRUCTURE", IT_BODYSTRUCTURE, true, false, false },
+		{ "MODSEQ", IT_MODSEQ, false, false, false },
+		{ "PREVIEW", IT_PREVIEW, true, true, false },
+		{ "SAVEDATE", IT_SAVEDATE, false, false, false },
+	};
+
+	if (prefix_ci(x, "BODY.PEEK["))
+		return section(x, f, IT_SECTION, true);
+	if (prefix_ci(x, "BODY["))
+		return section(x, f, IT_SECTION, false);
+	if (prefix_ci(x, "BINARY.PEEK["))
+		return section(x, f, IT_BINARY, true);
+	if (prefix_ci(x, "BINARY.SIZE["))
+		return section(x, f, IT_BINARY_SIZE, true);
+	if (prefix_ci(x, "BINARY["))
+		return section(x, f, IT_BINARY, false);
+	for (size_t i = 0; i < ARRAY_LEN(simple); i++)
+		if (imap_parse_kw(&x->p, simple[i].name) == 0) {
+			if (add_item(x, f, simple[i].k) == -1)
+				return -1;
+			f->need_tree |= simple[i].tree;
+			f->need_bytes |= simple[i].bytes;
+			f->sets_seen |= simple[i].seen;
+			if (simple[i].k == IT_MODSEQ)
+				f->modseq = true;
+			if (simple[i].k == IT_PREVIEW &&
+			    imap_parse_peek(&x->p) == ' ' &&
+			    x->p.s.pos + 2 <= x->p.s.len &&
+			    x->p.s.p[x->p.s.pos + 1] == '(') {
+				/* RFC 8970 3.1: (LAZY) is accepted. */
+				x->p.s.pos++;
+				if (imap_parse_char(&x->p, '(') == -1 ||
+				    imap_parse_kw(&x->p, "LAZY") == -1 ||
+				    imap_parse_char(&x->p, ')') == -1)
+					return -1;
+			}
+			return 0;
+		}
+	if (imap_parse_kw(&x->p, "BODY") == 0) {
+		if (add_item(x, f, IT_BODY) == -1)
+			return -1;
+		f->need_tree = true;
+		return 0;
+	}
+	x->p.why = "unknown fetch item";
+	return -1;
+}
+
+static int
+parse_atts(struct imap_cmd *x, struct fetch *f)
+{
+	if (imap_parse_kw(&x->p, "ALL") == 0 || imap_parse_kw(&x->p, "FAST") == 0 ||
+	    imap_parse_kw(&x->p, "FULL") == 0) {
+		const char *w = x->p.s.p + x->p.s.pos;
+		bool fast = strncasecmp(w - 4, "FAST", 4) == 0;
+		bool full = strncasecmp(w - 4, "FULL", 4) == 0;
+
+		/* RFC 9051 6.4.5 macros. */
+		add_item(x, f, IT_FLAGS);
+		add_item(x, f, IT_INTERNALDATE);
+		add_item(x, f, IT_SIZE);
+		if (!fast) {
+			add_item(x, f, IT_ENVELOPE);
+			f->need_tree = true;
+		}
+		if (full)
+			add_item(x, f, IT_BODY);
+		return 0;
+	}
+	if (imap_parse_peek(&x->p) != '(')
+		return one_att(x, f);
+	(void)imap_parse_char(&x->p, '(');
+	for (;;) {
+		if (one_att(x, f) == -1)
+			return -1;
+		if (imap_parse_peek(&x->p) != ' ')
+			break;
+		(void)imap_parse_sp(&x->p);
+	}
+	return imap_parse_char(&x->p, ')');
+}
+
+static int
+parse_modifiers(struct imap_cmd *x, struct fetch *f)
+{
+	if (imap_parse_char(&x->p, '(') == -1)
+		return -1;
+	for (;;) {
+		if (imap_parse_kw(&x->p, "CHANGEDSINCE") == 0) {
+			if (imap_parse_sp(&x->p) == -1 ||
+			    imap_parse_number64(&x->p, &f->changedsince) == -1)
+				return -1;
+			/* INTEROP: iOS Mail 16 sends CHANGEDSINCE 0. */
+			f->changedsince_set = true;
+		} else if (imap_parse_kw(&x->p, "VANISHED") == 0) {
+			f->vanished = true;
+		} else {
+			x->p.why = "unknown fetch modifier";
+			return -1;
+		}
+		if (imap_parse_peek(&x->p) != ' ')
+			break;
+		(void)imap_parse_sp(&x->p);
+	}
+	return imap_parse_char(&x->p, ')');
+}
+
+static void
+date_out(struct buf *b, int64_t ns)
+{
+	static const char *const mon[] = { "Jan", "Feb", "Mar", "Apr", "May",
+		"Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
+	time_t t = (time_t)(ns / 1000000000);
+	struct tm tm;
+
+	if (gmtime_r(&t, &tm) == NULL)
+		memset(&tm, 0, sizeof(tm));
+	/* RFC 9051 9 date-time: day space-padded. */
+	buf_addf(b, "\"%2d-%s-%04d %02d:%02d:%02d +0000\"", tm.tm_mday,
+	    mon[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
+	    tm.tm_sec);
+}
+
+/* Per-message content, loaded when an item needs it. */
+struct msgdata {
+	struct buf bytes;
+	struct message_part *root;
+	bool loaded;
+};
+
+static int
+load(struct imap_session *s, uint32_t uid, const struct buf *parsed,
+    struct msgdata *d, bool need_bytes)
+{
+	const char *why;
+	int fd = -1;
+	struct store_err e;
+
+	if (d->loaded)
+		return 0;
+	d->loaded = true;
+	buf_init(&d->bytes, IMAP_MESSAGE_MAX);
+	if (need_bytes || parsed->len == 0) {
+		if (store_msg_open(s->acct, s->mb_id, uid, &fd, &e) == -1)
+			return -1;
+		for (;;) {
+			char *p = buf_reserve(&d->bytes, 65536);
+			ssize_t r;
+
+			if (p == NULL)
+				break;
+			r = read(fd, p, 65536);
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r <= 0)
+				break;
+			buf_commit(&d->bytes, (size_t)r);
+		}
+		(void)close(fd);
+	}
+	if (parsed->len > 0 &&
+	    message_deserialise(span_of_buf(parsed), d->bytes.len > 0 ?
+		    d->bytes.len :
+		    SIZE_MAX / 4,
+		&d->root, &why) == 0)
+		return 0;
+	if (d->bytes.len == 0 && fd == -1) {
+		if (store_msg_open(s->acct, s->mb_id, uid, &fd, &e) == -1)
+			return -1;
+		(void)close(fd);
+	}
+	return message_parse(d->bytes.data, d->bytes.len, &d->root, &why);
+}
+
+static void
+msgdata_release(struct msgdata *d)
+{
+	if (!d->loaded)
+		return;
+	buf_release(&d->bytes);
+	message_part_free(d->root);
+}
+
+/* Append one message's response. Returns 0, or -1 with *why (for a NO). */
+static int
+fetch_one(struct imap_session *s, struct fetch *f, size_t msn, uint32_t uid,
+    struct buf *out, const char **why)
+{
+	struct store_msg m;
+	struct store_err e;
+	struct buf parsed;
+	struct msgdata d = { 0 };
+	bool flags_done = false;
+	int rc = -1;
+
+	buf_init(&parsed, MESSAGE_SERIAL_MAX);
+	if (store_msg_get(s->acct, s->mb_id, uid, &m,
+		f->need_tree ? &parsed : NULL, &e) == -1) {
+		*why = e.code == STORE_ENOMSG ? "expunged" : "internal";
+		buf_release(&parsed);
+		return -1;
+	}
+	if (f->changedsince_set &&
+	    imap_modseq(m.modseq) <= (int64_t)f->changedsince) {
+		rc = 0;
+		goto out;
+	}
+	buf_addf(out, "* %zu FETCH (UID %u", msn, uid);
+	for (size_t i = 0; i < f->n; i++) {
+		struct item *it = &f->v[i];
+		struct buf tmp;
+		uint64_t sz;
+
+		if (it->kind == IT_UID)
+			continue;
+		if ((f->need_tree || f->need_bytes) &&
+		    it->kind != IT_FLAGS && it->kind != IT_INTERNALDATE &&
+		    it->kind != IT_SIZE && it->kind != IT_MODSEQ &&
+		    it->kind != IT_SAVEDATE &&
+		    load(s, uid, &parsed, &d, f->need_bytes) == -1) {
+			*why = "expunged";
+			goto out;
+		}
+		buf_addc(out, ' ');
+		switch (it->kind) {
+		case IT_UID:
+			break;
+		case IT_FLAGS:
+			imap_flags_out(out, m.flags, m.keywords);
+			flags_done = true;
+			break;
+		case IT_INTERNALDATE:
+			buf_adds(out, "INTERNALDATE ");
+			date_out(out, m.received_ns);
+			break;
+		case IT_SAVEDATE:
+			buf_adds(out, "SAVEDATE ");
+			date_out(out, m.received_ns);
+			break;
+		case IT_SIZE:
+			buf_addf(out, "RFC822.SIZE %lld", (long long)m.size);
+			break;
+		case IT_MODSEQ:
+			buf_addf(out, "MODSEQ (%lld)",
+			    (long long)imap_modseq(m.modseq));
+			break;
+		case IT_ENVELOPE:
+			buf_adds(out, "ENVELOPE ");
+			if (d.root != NULL && d.root->envelope != NULL)
+				imap_fetch_envelope(out, d.root->envelope, s->utf8);
+			else
+				buf_adds(out, "(NIL NIL NIL NIL NIL NIL NIL NIL "
+					      "NIL NIL)");
+			break;
+		case IT_BODY:
+		case IT_BODYSTRUCTURE:
+			buf_adds(out, it->kind == IT_BODY ? "BODY " :
+							    "BODYSTRUCTURE ");
+			imap_fetch_bodystructure(out, d.root,
+			    it->kind == IT_BODYSTRUCTURE);
+			break;
+		case IT_RFC822:
+			buf_adds(out, "RFC822 ");
+			imap_fmt_literal(out, d.bytes.data, d.bytes.len, false);
+			break;
+		case IT_RFC822_HEADER:
+		case IT_RFC822_TEXT: {
+			struct imap_section sec;
+
+			memset(&sec, 0, sizeof(sec));
+			sec.kind = it->kind == IT_RFC822_HEADER ?
+			    IMAP_SECTION_HEADER :
+			    IMAP_SECTION_TEXT;
+			buf_init(&tmp, IMAP_MESSAGE_MAX);
+			if (imap_section_extract(d.bytes.data, d.bytes.len,
+				d.root, &sec, false, &tmp, why) == -1) {
+				buf_release(&tmp);
+				goto out;
+			}
+			buf_adds(out, it->kind == IT_RFC822_HEADER ?
+				"RFC822.HEADER " :
+				"RFC822.TEXT ");
+			imap_fmt_literal(out, tmp.data, tmp.len, false);
+			buf_release(&tmp);
+			break;
+		}
+		case IT_SECTION:
+		case IT_BINARY:
+			buf_init(&tmp, IMAP_MESSAGE_MAX);
+			if (imap_section_extract(d.bytes.data, d.bytes.len,
+				d.root, &it->sec, it->kind == IT_BINARY, &tmp,
+				why) == -1) {
+				buf_release(&tmp);
+				goto out;
+			}
+			imap_section_name(out,
+			    it->kind == IT_BINARY ? "BINARY" : "BODY", &it->sec,
+			    it->kind == IT_SECTION);
+			buf_addc(out, ' ');
+			imap_fmt_literal(out, tmp.data, tmp.len,
+			    it->kind == IT_BINARY);
+			buf_release(&tmp);
+			break;
+		case IT_BINARY_SIZE:
+			if (imap_section_binary_size(d.bytes.data, d.bytes.len,
+				d.root, &it->sec, &sz, why) == -1)
+				goto out;
+			imap_section_name(out, "BINARY.SIZE", &it->sec, false);
+			buf_addf(out, " %llu", (unsigned long long)sz);
+			break;
+		case IT_PREVIEW:
+			buf_init(&tmp, 64 * 1024);
+			buf_adds(out, "PREVIEW ");
+			if (imap_fetch_preview(d.bytes.data, d.bytes.len, d.root,
+				&tmp) == 0 && tmp.len > 0)
+				imap_fmt_string(out, tmp.data, tmp.len, s->utf8);
+			else
+				buf_adds(out, "NIL");
+			buf_release(&tmp);
+			break;
+		}
+	}
+	if (f->sets_seen && !flags_done && !s->readonly) {
+		buf_addc(out, ' ');
+		imap_flags_out(out, m.flags, m.keywords);
+	}
+	if (!f->modseq && (f->changedsince_set ||
+		(s->qresync && (f->sets_seen || f->uid))))
+		buf_addf(out, " MODSEQ (%lld)", (long long)imap_modseq(m.modseq));
+	buf_adds(out, ")\r\n");
+	rc = 0;
+out:
+	msgdata_release(&d);
+	buf_release(&parsed);
+	free(m.keywords);
+	return rc;
+}
+
+static void
+vanished_earlier(struct imap_session *s, const struct imap_seqset *set,
+    uint64_t since)
+{
+	struct store_msg_list ch = { 0 };
+	struct store_err e;
+	uint32_t *v;
+	size_t n = 0;
+	struct buf b;
+
+	if (store_changes_since(s->acct, s->mb_id, (int64_t)since, &ch, &e) == -1)
+		return;
+	v = xreallocarray(NULL, ch.n + 1, sizeof(uint32_t));
+	for (size_t i = 0; i < ch.n; i++)
+		if (ch.v[i].expunged &&
+		    imap_seqset_contains(set, ch.v[i].uid, UINT32_MAX))
+			v[n++] = ch.v[i].uid;
+	if (n > 0) {
+		buf_init(&b, BUF_NOMAX);
+		buf_adds(&b, "* VANISHED (EARLIER) ");
+		imap_fmt_seqset(&b, v, n);
+		buf_adds(&b, "\r\n");
+		imap_write_buf(s, &b);
+		buf_release(&b);
+	}
+	free(v);
+	store_msg_list_release(&ch);
+}
+
+int
+imap_cmd_fetch(struct imap_session *s, struct imap_cmd *x)
+{
+	struct fetch *f = xcalloc(1, sizeof(*f));
+	struct imap_seqset set = { 0 };
+	uint32_t *uids = NULL;
+	size_t n = 0;
+	const char *why = NULL;
+	bool expunged = false, failed = false;
+	const char *fail_why = NULL;
+	int rc = -1;
+
+	if (imap_parse_sp(&x->p) == -1 || imap_parse_seqset(&x->p, &set) == -1 ||
+	    imap_parse_sp(&x->p) == -1 || parse_atts(x, f) == -1)
+		goto out;
+	if (!imap_parse_eof(&x->p) &&
+	    (imap_parse_sp(&x->p) == -1 || parse_modifiers(x, f) == -1))
+		goto out;
+	if (!imap_parse_eof(&x->p)) {
+		x->p.why = "unexpected arguments";
+		goto out;
+	}
+	if (f->vanished && (!x->uid || !s->qresync || !f->changedsince_set)) {
+		/* RFC 7162 3.2.6 */
+		x->p.why = "VANISHED needs UID FETCH, QRESYNC and CHANGEDSINCE";
+		goto out;
+	}
+	if (imap_seqset_uids(s, &set, x->uid, &uids, &n, &why) == -1) {
+		x->p.why = why;
+		goto out;
+	}
+	rc = 0;
+	f->uid = x->uid;
+	if (f->modseq || f->changedsince_set)
+		s->condstore = true;
+	if (f->vanished)
+		vanished_earlier(s, &set, f->changedsince);
+	if (f->sets_seen && !s->readonly && n > 0) {
+		struct store_flags_result res = { 0 };
+		struct store_err e;
+
+		/* RFC 9051 6.4.5: BODY[] sets \Seen; one modseq. */
+		store_sub_origin(s->sub);
+		if (store_flags(s->acct, s->mb_id, uids, n, STORE_FLAGS_ADD,
+			STORE_F_SEEN, "", -1, &res, &e) == -1)
+			log_error(&s->log, "setting seen", LF_ERR(e.text));
+		store_sub_origin(NULL);
+		store_flags_result_release(&res);
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct buf out;
+		size_t msn = imap_msn_of(s, uids[i]);
+
+		buf_init(&out, BUF_NOMAX);
+		why = NULL;
+		if (fetch_one(s, f, msn, uids[i], &out, &why) == -1) {
+			if (why != NULL && strcmp(why, "expunged") == 0) {
+				expunged = true;
+			} else {
+				failed = true;
+				fail_why = why;
+			}
+		} else {
+			imap_write_buf(s, &out);
+		}
+		buf_release(&out);
+	}
+	if (x->uid)
+		imap_changes_apply(s, true, true);
+	if (failed && fail_why == imap_fetch_err_unknown_cte)
+		imap_tagged(s, "NO", "[UNKNOWN-CTE] unknown content-transfer-"
+				     "encoding");
+	else if (failed)
+		imap_tagged(s, "NO", "fetch failed: %s",
+		    fail_why != NULL ? fail_why : "error");
+	else if (expunged)
+		imap_tagged(s, "NO", "[EXPUNGEISSUED] at least one message was "
+				     "expunged");
+	else
+		imap_tagged(s, "OK", "fetch done");
+out:
+	for (size_t i = 0; i < f->n; i++)
+		if (f->v[i].has_sec)
+			imap_section_release(&f->v[i].sec);
+	free(f);
+	free(uids);
+	imap_seqset_release(&set);
+	return rc;
+}
