@@ -112,7 +112,7 @@ imap_cmd_id(struct imap_session *s, struct imap_cmd *x)
 	if (expect_end(x) == -1)
 		return -1;
 	imap_reply(s, "* ID (\"name\" \"mox\" \"version\" \"%s\")",
-	    MOX_VERSION);
+	    PACKAGE_VERSION);
 	imap_tagged(s, "OK", "ID done");
 	return 0;
 }

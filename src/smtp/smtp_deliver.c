@@ -37,7 +37,7 @@
 /* ---- the decision (spec/smtp.md 12.2) ---- */
 
 static bool
-re_match(const char *re, const char *s)
+rule_match(const char *re, const char *s)
 {
 	regex_t r;
 	bool m;
@@ -76,8 +76,8 @@ headers_match(const struct sconf_strmap *hm, struct span header)
 			for (size_t k = 0; k < v.len; k++)
 				if (v.data[k] >= 'A' && v.data[k] <= 'Z')
 					v.data[k] += 32;
-			found = re_match(hm->keys[i], n.data) &&
-			    re_match(hm->vals[i], v.data);
+			found = rule_match(hm->keys[i], n.data) &&
+			    rule_match(hm->vals[i], v.data);
 			buf_release(&n);
 			buf_release(&v);
 		}
@@ -103,10 +103,10 @@ ruleset_find(const struct smtp_decision_in *in)
 		const struct config_ruleset *r = &d->rulesets.v[i];
 
 		if (r->smtp_mail_from_regexp != NULL &&
-		    !re_match(r->smtp_mail_from_regexp, in->mailfrom))
+		    !rule_match(r->smtp_mail_from_regexp, in->mailfrom))
 			continue;
 		if (r->msg_from_regexp != NULL &&
-		    !re_match(r->msg_from_regexp, in->msgfrom))
+		    !rule_match(r->msg_from_regexp, in->msgfrom))
 			continue;
 		/* VerifiedDomain needs a validated domain: none until the
 		 * SPF/DKIM results are inputs. */

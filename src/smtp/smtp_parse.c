@@ -701,7 +701,6 @@ smtp_parse_ehlo(struct span args, bool ehlo, struct span *name_out,
     const char **why)
 {
 	struct scan s = scan_of(span_trim(args));
-	struct smtp_parse_opts o = { .smtputf8 = true };
 	struct smtp_perr err;
 	struct buf tmp;
 	bool lit = false, u8 = false;

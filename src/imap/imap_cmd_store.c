@@ -1,0 +1,164 @@
+/*
+ * imap_cmd_store.c: STORE and UID STORE (RFC 9051 6.4.6; RFC 7162 3.1.3
+ * UNCHANGEDSINCE and MODIFIED) as spec/imap.md 9.4 describes: one modseq
+ * for the messages that changed, FETCH responses for every matched
+ * message unless .SILENT.
+ *
+ * Thread rule: the session's thread; blocks on SQLite.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "imap/imap_fmt.h"
+#include "imap/imap_int.h"
+#include "lib/xmalloc.h"
+#include "maildir/store.h"
+#include "lib/banned.h"
+
+static bool
+in_list(const uint32_t *v, size_t n, uint32_t x)
+{
+	for (size_t i = 0; i < n; i++)
+		if (v[i] == x)
+			return true;
+	return false;
+}
+
+static void
+fetch_line(struct imap_session *s, uint32_t uid, bool flags, bool modseq)
+{
+	struct store_msg m;
+	struct store_err e;
+	struct buf b;
+	size_t msn = imap_msn_of(s, uid);
+
+	if (msn == 0 || store_msg_get(s->acct, s->mb_id, uid, &m, NULL, &e) == -1)
+		return;
+	buf_init(&b, BUF_NOMAX);
+	buf_addf(&b, "* %zu FETCH (UID %u", msn, uid);
+	if (flags) {
+		buf_addc(&b, ' ');
+		imap_flags_out(&b, m.flags, m.keywords);
+	}
+	if (modseq)
+		buf_addf(&b, " MODSEQ (%lld)", (long long)imap_modseq(m.modseq));
+	buf_adds(&b, ")\r\n");
+	imap_write_buf(s, &b);
+	buf_release(&b);
+	free(m.keywords);
+}
+
+int
+imap_cmd_store(struct imap_session *s, struct imap_cmd *x)
+{
+	struct imap_seqset set = { 0 };
+	struct imap_flags fl;
+	struct store_flags_result res = { 0 };
+	struct store_err e;
+	enum store_flag_op op = STORE_FLAGS_SET;
+	uint64_t unch = 0;
+	bool has_unch = false, silent = false;
+	uint32_t *uids = NULL;
+	size_t n = 0;
+	const char *why = NULL;
+	int rc = -1;
+
+	if (imap_parse_sp(&x->p) == -1 || imap_parse_seqset(&x->p, &set) == -1 ||
+	    imap_parse_sp(&x->p) == -1)
+		goto out;
+	if (imap_parse_peek(&x->p) == '(') {
+		if (imap_parse_char(&x->p, '(') == -1 ||
+		    imap_parse_kw(&x->p, "UNCHANGEDSINCE") == -1 ||
+		    imap_parse_sp(&x->p) == -1 ||
+		    imap_parse_number64(&x->p, &unch) == -1 ||
+		    imap_parse_char(&x->p, ')') == -1 ||
+		    imap_parse_sp(&x->p) == -1)
+			goto out;
+		has_unch = true;
+	}
+	if (imap_parse_char(&x->p, '+') == 0)
+		op = STORE_FLAGS_ADD;
+	else if (imap_parse_char(&x->p, '-') == 0)
+		op = STORE_FLAGS_REMOVE;
+	x->p.why = NULL;
+	if (imap_parse_kw(&x->p, "FLAGS.SILENT") == 0)
+		silent = true;
+	else if (imap_parse_kw(&x->p, "FLAGS") == -1)
+		goto out;
+	if (imap_parse_sp(&x->p) == -1)
+		goto out;
+	if (imap_parse_peek(&x->p) == '(') {
+		if (imap_parse_flag_list(&x->p, &fl) == -1)
+			goto out;
+	} else if (imap_parse_flags_bare(&x->p, &fl) == -1) {
+		goto out;
+	}
+	if (!imap_parse_eof(&x->p)) {
+		x->p.why = "unexpected arguments";
+		goto out;
+	}
+	if (imap_seqset_uids(s, &set, x->uid, &uids, &n, &why) == -1) {
+		x->p.why = why;
+		goto out;
+	}
+	rc = 0;
+	if (has_unch)
+		s->condstore = true;
+	if (s->readonly) {
+		imap_tagged(s, "NO", "[READ-ONLY] mailbox open read-only");
+		goto out;
+	}
+	store_sub_origin(s->sub);
+	if (n > 0 && store_flags(s->acct, s->mb_id, uids, n, op, fl.flags,
+			 fl.keywords, has_unch ? (int64_t)unch : -1, &res,
+			 &e) == -1) {
+		store_sub_origin(NULL);
+		imap_store_no(s, &e, "NONEXISTENT");
+		goto out;
+	}
+	store_sub_origin(NULL);
+	for (size_t i = 0; i < n; i++) {
+		bool modified = in_list(res.modified, res.n_modified, uids[i]);
+		bool changed = in_list(res.changed, res.n_changed, uids[i]);
+
+		if (modified)
+			continue;
+		if (!silent)
+			fetch_line(s, uids[i], true, s->condstore);
+		else if (s->condstore && changed)
+			fetch_line(s, uids[i], false, true);
+	}
+	if (res.n_modified > 0) {
+		/* RFC 7162 3.1.3: report the ones not stored. */
+		struct buf b;
+		uint32_t *set_out = xreallocarray(NULL, res.n_modified,
+		    sizeof(uint32_t));
+		size_t k = 0;
+
+		for (size_t i = 0; i < res.n_modified; i++) {
+			size_t msn = imap_msn_of(s, res.modified[i]);
+
+			fetch_line(s, res.modified[i], true, true);
+			if (x->uid)
+				set_out[k++] = res.modified[i];
+			else if (msn > 0)
+				set_out[k++] = (uint32_t)msn;
+		}
+		buf_init(&b, BUF_NOMAX);
+		imap_fmt_seqset(&b, set_out, k);
+		imap_tagged(s, "OK", "[MODIFIED %s] conditional store did not "
+				     "modify all",
+		    b.data);
+		buf_release(&b);
+		free(set_out);
+		goto out;
+	}
+	if (x->uid)
+		imap_changes_apply(s, true, true);
+	imap_tagged(s, "OK", "store done");
+out:
+	store_flags_result_release(&res);
+	free(uids);
+	imap_seqset_release(&set);
+	return rc;
+}
