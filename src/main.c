@@ -11,6 +11,8 @@
 
 #include "moxbuild.h"
 #include "cli.h"
+#include "cmd_dkim.h"
+#include "cmd_dns.h"
 #include "config/config.h"
 #include "ctl/ctl.h"
 #include "lib/buf.h"
@@ -54,6 +56,40 @@ static const struct cli_command commands[] = {
 		"every field.", cmd_describe_static },
 	{ "config describe-domains", "", "Print an annotated domains.conf "
 		"with every field.", cmd_describe_domains },
+	{ "dns lookup", "TYPE NAME",
+	    "Look up records of TYPE (a, aaaa, mx, txt, ptr, cname, tlsa, srv, "
+	    "ns) for NAME and say whether the answer was DNSSEC-verified.",
+	    cmd_dns_lookup },
+	{ "spf check", "DOMAIN IP", "Evaluate the SPF policy of DOMAIN for a "
+		"message from IP.", cmd_spf_check },
+	{ "spf lookup", "DOMAIN", "Print the SPF record of DOMAIN.",
+	    cmd_spf_lookup },
+	{ "spf parse", "TXT", "Parse an SPF record and print it normalised.",
+	    cmd_spf_parse },
+	{ "dnsbl check", "ZONE IP", "Check whether IP is listed in the DNS "
+		"block list ZONE.", cmd_dnsbl_check },
+	{ "dnsbl checkhealth", "ZONE", "Check that the DNS block list ZONE "
+		"answers (127.0.0.2 listed, 127.0.0.1 not).",
+	    cmd_dnsbl_checkhealth },
+	{ "dkim genrsa", "", "Print a new 2048-bit RSA private key for DKIM "
+		"(PKCS8 PEM).", cmd_dkim_genrsa },
+	{ "dkim gened25519", "", "Print a new ed25519 private key for DKIM "
+		"(PKCS8 PEM).", cmd_dkim_gened25519 },
+	{ "dkim txt", "< privatekey", "Print the DNS TXT record value for a "
+		"DKIM private key read from stdin.", cmd_dkim_txt },
+	{ "dkim lookup", "SELECTOR DOMAIN", "Look up and print the DKIM key "
+		"record of SELECTOR at DOMAIN.", cmd_dkim_lookup },
+	{ "dkim verify", "FILE", "Verify the DKIM signatures of the message "
+		"in FILE and print a result per signature.", cmd_dkim_verify },
+	{ "dkim sign", "FILE", "Sign the message in FILE with the DKIM "
+		"selectors configured for its From domain; print the signed "
+		"message.", cmd_dkim_sign },
+	{ "dmarc lookup", "DOMAIN", "Look up and print the DMARC policy of "
+		"DOMAIN (with the organizational domain fallback).",
+	    cmd_dmarc_lookup },
+	{ "dmarc verify", "REMOTEIP MAILFROM EHLO < message",
+	    "Evaluate SPF, DKIM and DMARC for a message read from stdin as "
+	    "if it arrived from REMOTEIP.", cmd_dmarc_verify },
 	{ "version", "", "Print the version.", cmd_version },
 	{ "help", "[command ...]", "Print the commands, or the help of one.",
 	    cmd_help },

@@ -70,7 +70,7 @@ dns_cache_new(size_t max)
 	c->pos.max = max;
 	/* A leaf lock: callers hold no lock across DNS (STYLE.md 8), and the
 	 * cache calls nothing while holding it. */
-	lock_init(&c->lock, LOCK_ORDER_LOG, "dns cache");
+	lock_init(&c->lock, LOCK_ORDER_DNS, "dns cache");
 	return c;
 }
 

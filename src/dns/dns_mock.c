@@ -371,7 +371,7 @@ dns_mock_new(void)
 	struct dns_resolver *r = xcalloc(1, sizeof(*r));
 	struct mock *m = xcalloc(1, sizeof(*m));
 
-	lock_init(&m->lock, LOCK_ORDER_LOG, "dns mock");
+	lock_init(&m->lock, LOCK_ORDER_DNS, "dns mock");
 	atomic_init(&m->queries, 0);
 	r->query = mock_query;
 	r->free = mock_free;

@@ -19,7 +19,7 @@
 #include "lib/banned.h"
 
 static bool
-re_match(const char *re, const char *name)
+junk_re_match(const char *re, const char *name)
 {
 	regex_t r;
 	bool m;
@@ -50,12 +50,12 @@ junk_flags(struct imap_session *s, const struct store_mailbox *mb,
 
 		*quota = ca->eff.quota_message_size;
 		if (aj->enabled) {
-			if (re_match(aj->junk_mailbox_regexp, mb->name)) {
+			if (junk_re_match(aj->junk_mailbox_regexp, mb->name)) {
 				*set = STORE_F_JUNK;
 				*clear = STORE_F_NOTJUNK;
-			} else if (re_match(aj->neutral_mailbox_regexp, mb->name)) {
+			} else if (junk_re_match(aj->neutral_mailbox_regexp, mb->name)) {
 				*set = 0;
-			} else if (re_match(aj->not_junk_mailbox_regexp,
+			} else if (junk_re_match(aj->not_junk_mailbox_regexp,
 				       mb->name)) {
 				*set = STORE_F_NOTJUNK;
 				*clear = STORE_F_JUNK;

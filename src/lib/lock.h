@@ -18,6 +18,7 @@ enum lock_order {
 	LOCK_ORDER_ACCOUNTS,
 	LOCK_ORDER_ACCOUNT,
 	LOCK_ORDER_CHANGES,
+	LOCK_ORDER_DNS, /* resolver cache and mock: leaf locks */
 	LOCK_ORDER_LOG,
 };
 

@@ -150,7 +150,7 @@ dnsbl_health_new(void)
 {
 	struct dnsbl_health *h = xcalloc(1, sizeof(*h));
 
-	lock_init(&h->lock, LOCK_ORDER_LOG, "dnsbl health");
+	lock_init(&h->lock, LOCK_ORDER_DNS, "dnsbl health");
 	return h;
 }
 
