@@ -2325,6 +2325,32 @@ verify_accounts(struct verify *v)
 	buf_release(&report);
 }
 
+/* Each account's junk filter database, when it has one. */
+static void
+verify_junkfilters(struct verify *v)
+{
+	struct buf p;
+	char **names = NULL;
+	size_t n = 0;
+
+	buf_init(&p, PATH_MAX_LEN);
+	buf_addf(&p, "%s/accounts", v->dir);
+	if (list_dir(p.data, &names, &n) == 0) {
+		for (size_t i = 0; i < n; i++) {
+			buf_reset(&p);
+			buf_addf(&p, "%s/accounts/%s/junkfilter.db", v->dir,
+			    names[i]);
+			if (!exists(p.data))
+				continue;
+			buf_reset(&p);
+			buf_addf(&p, "accounts/%s/junkfilter.db", names[i]);
+			verify_db(v, p.data);
+		}
+	}
+	free_list(names, n);
+	buf_release(&p);
+}
+
 /* spec/store.md 17: other entries; known ones pass, unknown ones warn. */
 static void
 verify_others(struct verify *v)
@@ -2416,6 +2442,7 @@ cmd_verifydata(int argc, char **argv)
 	if (exists(p.data))
 		verify_queue(&v);
 	verify_accounts(&v);
+	verify_junkfilters(&v);
 	verify_others(&v);
 	buf_release(&p);
 	fflush(stdout);

@@ -13,6 +13,7 @@
 #include "cli.h"
 #include "cmd_dkim.h"
 #include "cmd_dns.h"
+#include "cmd_store.h"
 #include "config/config.h"
 #include "ctl/ctl.h"
 #include "lib/buf.h"
@@ -56,6 +57,32 @@ static const struct cli_command commands[] = {
 		"every field.", cmd_describe_static },
 	{ "config describe-domains", "", "Print an annotated domains.conf "
 		"with every field.", cmd_describe_domains },
+	{ "backup", "[-verbose] DESTDIR", "Back up the data directory while "
+		"the server runs: SQLite online backup of every database, "
+		"message files hard-linked (copied across file systems). DESTDIR "
+		"must not exist or be empty.", cmd_backup },
+	{ "verifydata", "[-fix] [-skip-size-check] DATADIR", "Check a data "
+		"directory or backup: databases, message files and sizes, "
+		"orphans, counts, queue files. -fix reindexes orphan files, moves "
+		"stray files to moved/ and recomputes counts.", cmd_verifydata },
+	{ "import maildir", "ACCOUNT MAILBOX PATH", "Import a Maildir (flag "
+		"letters, dovecot-keywords) into MAILBOX of ACCOUNT.",
+	    cmd_import },
+	{ "import mbox", "ACCOUNT MAILBOX PATH", "Import an mboxrd file "
+		"(Status, X-Status, X-Keywords flags) into MAILBOX of ACCOUNT.",
+	    cmd_import },
+	{ "export maildir", "[-single] DESTDIR ACCOUNT [MAILBOX]", "Export "
+		"mailboxes as Maildirs with flag letters and dovecot-keywords. "
+		"With MAILBOX: it and its children (-single: only it).",
+	    cmd_export },
+	{ "export mbox", "[-single] DESTDIR ACCOUNT [MAILBOX]", "Export "
+		"mailboxes as mboxrd files with Status/X-Status/X-Keywords.",
+	    cmd_export },
+	{ "setaccountpassword", "ACCOUNT", "Set the password of ACCOUNT, read "
+		"from stdin (at least 8 characters).", cmd_setaccountpassword },
+	{ "gentestdata", "DIR", "Write a config and data directory with test "
+		"accounts, messages and a queued message (for upgrade tests).",
+	    cmd_gentestdata },
 	{ "dns lookup", "TYPE NAME",
 	    "Look up records of TYPE (a, aaaa, mx, txt, ptr, cname, tlsa, srv, "
 	    "ns) for NAME and say whether the answer was DNSSEC-verified.",

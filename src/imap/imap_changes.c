@@ -371,14 +371,26 @@ apply_one(struct imap_session *s, struct imap_change *v, size_t n,
 	}
 	case STORE_CHANGE_MAILBOX_ADD: {
 		struct buf a;
+		bool sub = false;
+		size_t k = 1;
 
+		/* spec/imap.md 5.1: a created (and subscribed) mailbox is one
+		 * "* LIST (\Subscribed) ..." line. */
+		if (n > 1 && v[1].type == STORE_CHANGE_SUBSCRIPTION_ADD &&
+		    c->name != NULL && v[1].name != NULL &&
+		    strcmp(c->name, v[1].name) == 0) {
+			sub = true;
+			k = 2;
+		}
 		if (!output || c->name == NULL)
-			return 1;
+			return k;
 		buf_init(&a, BUF_NOMAX);
+		if (sub)
+			buf_adds(&a, "\\Subscribed");
 		special_attrs(&a, c->special);
 		list_line(s, a.data, c->name, NULL);
 		buf_release(&a);
-		return 1;
+		return k;
 	}
 	case STORE_CHANGE_MAILBOX_RENAME:
 		if (output && c->name != NULL)
@@ -390,6 +402,20 @@ apply_one(struct imap_session *s, struct imap_change *v, size_t n,
 			list_line(s, "\\NonExistent", c->name, NULL);
 		return 1;
 	case STORE_CHANGE_SUBSCRIPTION_ADD:
+		if (n > 1 && v[1].type == STORE_CHANGE_MAILBOX_ADD &&
+		    c->name != NULL && v[1].name != NULL &&
+		    strcmp(c->name, v[1].name) == 0) {
+			struct buf a;
+
+			if (!output)
+				return 2;
+			buf_init(&a, BUF_NOMAX);
+			buf_adds(&a, "\\Subscribed");
+			special_attrs(&a, v[1].special);
+			list_line(s, a.data, c->name, NULL);
+			buf_release(&a);
+			return 2;
+		}
 		if (output && c->name != NULL)
 			list_line(s,
 			    c->nonexistent ? "\\Subscribed \\NonExistent" :
@@ -437,8 +463,8 @@ imap_changes_apply(struct imap_session *s, bool output, bool expunges)
 	if (i < n) {
 		/* Put the rest back in front of what arrived meanwhile. */
 		lock_take(&s->plock);
-		v = xreallocarray(v, n - i + s->npend, sizeof(*v));
 		memmove(v, &v[i], (n - i) * sizeof(*v));
+		v = xreallocarray(v, n - i + s->npend, sizeof(*v));
 		if (s->npend > 0)
 			memcpy(&v[n - i], s->pend, s->npend * sizeof(*v));
 		free(s->pend);

@@ -595,16 +595,18 @@ days_from_civil(int64_t y, unsigned m, unsigned d)
 static int
 digits(struct scan *s, size_t n, unsigned *out)
 {
+	struct scan t = *s;
 	unsigned v = 0;
 
 	for (size_t i = 0; i < n; i++) {
-		int c = scan_peek(s);
+		int c = scan_peek(&t);
 
 		if (!char_is_digit(c))
 			return -1;
 		v = v * 10 + (unsigned)(c - '0');
-		s->pos++;
+		t.pos++;
 	}
+	*s = t;
 	*out = v;
 	return 0;
 }

@@ -117,8 +117,10 @@ int message_decode_words(struct span in, struct buf *out);
 /* ---- addresses (message_addr.c) ---- */
 
 /* One entry of an address list, in the shape IMAP ENVELOPE uses (RFC 9051
- * 7.5.2): a mailbox has user (and usually host) set; a group start has
- * group set and user/host NULL; a group end has kind GROUP_END. */
+ * 7.5.2): a mailbox has user (and usually host) set, or, for a display
+ * name without an address ("Name <>", "Some Name"), name set and user
+ * and host NULL; a group start has group set and user/host NULL; a group
+ * end has kind GROUP_END. */
 enum message_addr_kind {
 	MESSAGE_ADDR_MAILBOX,
 	MESSAGE_ADDR_GROUP_START,
@@ -127,9 +129,11 @@ enum message_addr_kind {
 
 struct message_address {
 	enum message_addr_kind kind;
-	char *name;  /* display name, RFC 2047 decoded, UTF-8; NULL if none */
+	char *name;  /* display name (or the comment after an addr-spec
+	                without one), RFC 2047 decoded, UTF-8; NULL if none */
 	char *adl;   /* obsolete source route ("@a,@b"); NULL if none */
-	char *user;  /* localpart, quoting removed (may be ""); NULL for groups */
+	char *user;  /* localpart, quoting removed (may be ""); NULL for groups
+	                and for a name without an address */
 	char *host;  /* domain as written; NULL if none */
 	char *group; /* group display name, for GROUP_START; else NULL */
 };
@@ -176,6 +180,8 @@ struct message_envelope {
 	int date_off;      /* minutes east of UTC */
 	char *subject;     /* RFC 2047 decoded UTF-8; NULL if absent */
 	char *subject_raw; /* unfolded raw Subject; NULL if absent */
+	/* each list joins all fields of its name in header order
+	 * (INTEROP: RFC 5322 3.6 allows one; Dovecot joins repeats) */
 	struct message_addr_list from, sender, reply_to, to, cc, bcc;
 	char *in_reply_to; /* raw value, unfolded; NULL if absent */
 	char *message_id;  /* raw value, unfolded; NULL if absent */

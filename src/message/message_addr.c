@@ -4,9 +4,10 @@
  * members, CFWS between localpart words; RFC 6532 3.2 UTF-8 in names and
  * addresses; RFC 2047 5 encoded words in display names). Input is an
  * untrusted raw field value. INTEROP: missing angle brackets, encoded
- * words inside quoted names, stray junk between addresses and unclosed
- * groups are accepted, as mail clients and Dovecot do. Pure: any thread,
- * no I/O, no logging.
+ * words inside quoted names, stray junk between addresses, unclosed
+ * groups, a comment as the display name ("user@host (Name)") and a
+ * display name without an address are accepted, as mail clients and
+ * Dovecot do. Pure: any thread, no I/O, no logging.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,7 @@ enum tok {
 struct lex {
 	const char *p;
 	size_t n, i;
+	struct span comment; /* inside of the last comment skipped */
 };
 
 struct token {
@@ -61,19 +63,23 @@ lex_skip_cfws(struct lex *lx, bool *ws)
 			lx->i++;
 			*ws = true;
 		} else if (c == '(') {
+			size_t s = lx->i + 1, e = lx->n;
 			int depth = 0;
 
 			*ws = true;
 			while (lx->i < lx->n) {
 				char d = lx->p[lx->i++];
 
-				if (d == '\\' && lx->i < lx->n)
+				if (d == '\\' && lx->i < lx->n) {
 					lx->i++;
-				else if (d == '(' && depth < COMMENT_DEPTH_MAX)
+				} else if (d == '(' && depth < COMMENT_DEPTH_MAX) {
 					depth++;
-				else if (d == ')' && --depth <= 0)
+				} else if (d == ')' && --depth <= 0) {
+					e = lx->i - 1;
 					break;
+				}
 			}
+			lx->comment = span_of(lx->p + s, e - s);
 		} else {
 			return;
 		}
@@ -170,6 +176,24 @@ take_decoded(struct buf *phrase)
 		s = xstrndup(t.p, t.len);
 	buf_release(&out);
 	buf_reset(phrase);
+	return s;
+}
+
+/* INTEROP: "user@host (Name)", the RFC 822 habit that RFC 5322 4.4
+ * keeps readable: without a phrase, the last comment of the addr-spec
+ * is the display name, as Dovecot and mail clients show it. */
+static char *
+comment_name(struct span comment)
+{
+	struct buf b;
+	char *s;
+
+	if (comment.len == 0)
+		return NULL;
+	buf_init(&b, MESSAGE_VALUE_MAX);
+	add_unquoted(&b, comment);
+	s = take_decoded(&b);
+	buf_release(&b);
 	return s;
 }
 
@@ -272,15 +296,17 @@ read_angle(struct lex *lx, struct message_addr_list *l, char *name,
 		/* INTEROP: other junk inside the brackets is skipped. */
 	}
 close:
-	if (!have && host == NULL) {
-		free(name); /* "<>": nothing to report */
+	if (!have && host == NULL && name == NULL) {
+		/* "<>" alone (a null return path): nothing to report */
 		buf_release(&lp);
 		buf_release(&adl);
 		return 0;
 	}
 	if (adl.len > 0)
 		adls = msg_buf_dup(&adl);
-	user = msg_buf_dup(&lp);
+	/* INTEROP: "Name <>" is a display name without an address; it is
+	 * kept, with user and host NULL, as Dovecot keeps it. */
+	user = have || host != NULL ? msg_buf_dup(&lp) : NULL;
 	rc = emit(l, MESSAGE_ADDR_MAILBOX, name, adls, user, host, NULL,
 	    count);
 	buf_release(&lp);
@@ -292,11 +318,13 @@ int
 message_addr_parse(struct span value, struct message_addr_list *out,
     const char **why)
 {
-	struct lex lx = { value.p, value.len, 0 };
+	struct lex lx = { value.p, value.len, 0, { NULL, 0 } };
 	struct buf phrase, lp;
 	struct token t;
 	size_t count = 0;
-	bool in_group = false, words = false;
+	/* words: the current address has words so far; spaced: some are
+	 * separated by whitespace, so they are a phrase, not a localpart */
+	bool in_group = false, words = false, spaced = false;
 	int rc = 0;
 
 	buf_init(&phrase, MESSAGE_VALUE_MAX);
@@ -304,8 +332,12 @@ message_addr_parse(struct span value, struct message_addr_list *out,
 	for (;;) {
 		lex_next(&lx, &t);
 		if (t.t == T_ATOM || t.t == T_QUOTED || t.t == T_LITERAL) {
-			if (t.ws && phrase.len > 0)
+			if (!words)
+				lx.comment = span_of(NULL, 0); /* one before */
+			if (t.ws && phrase.len > 0) {
 				buf_addc(&phrase, ' ');
+				spaced = true;
+			}
 			if (t.t == T_QUOTED) {
 				add_unquoted(&phrase, t.val);
 				add_unquoted(&lp, t.val);
@@ -325,20 +357,26 @@ message_addr_parse(struct span value, struct message_addr_list *out,
 			char *name = take_decoded(&phrase);
 
 			buf_reset(&lp);
-			words = false;
+			words = spaced = false;
 			if (read_angle(&lx, out, name, &count) == -1)
 				goto limit;
 			continue;
 		}
 		if (t.t == T_SPECIAL && t.c == '@') {
-			char *host = read_domain(&lx);
+			char *host;
 
-			if (emit(out, MESSAGE_ADDR_MAILBOX, NULL, NULL,
+			if (!words)
+				lx.comment = span_of(NULL, 0);
+			/* read_domain() looks past the CFWS after the domain,
+			 * so a trailing comment is in lx.comment. */
+			host = read_domain(&lx);
+			if (emit(out, MESSAGE_ADDR_MAILBOX,
+				comment_name(lx.comment), NULL,
 				msg_buf_dup(&lp), host, NULL, &count) == -1)
 				goto limit;
 			buf_reset(&phrase);
 			buf_reset(&lp);
-			words = false;
+			words = spaced = false;
 			continue;
 		}
 		if (t.t == T_SPECIAL && t.c == ':' && !in_group) {
@@ -346,7 +384,7 @@ message_addr_parse(struct span value, struct message_addr_list *out,
 			char *g = take_decoded(&phrase);
 
 			buf_reset(&lp);
-			words = false;
+			words = spaced = false;
 			if (emit(out, MESSAGE_ADDR_GROUP_START, NULL, NULL, NULL,
 				NULL, g != NULL ? g : xstrdup(""), &count) == -1)
 				goto limit;
@@ -355,16 +393,28 @@ message_addr_parse(struct span value, struct message_addr_list *out,
 		}
 		if (t.t == T_END || (t.t == T_SPECIAL &&
 					(t.c == ',' || t.c == ';'))) {
-			if (words) {
-				/* INTEROP: a bare localpart without domain. */
-				if (emit(out, MESSAGE_ADDR_MAILBOX, NULL, NULL,
+			if (words && spaced) {
+				/* INTEROP: "Some Name" alone is a display name
+				 * without an address (user and host NULL), as
+				 * Dovecot reads it. */
+				char *nm = take_decoded(&phrase);
+
+				if (nm != NULL &&
+				    emit(out, MESSAGE_ADDR_MAILBOX, nm, NULL,
+					NULL, NULL, NULL, &count) == -1)
+					goto limit;
+			} else if (words) {
+				/* INTEROP: a bare localpart without domain,
+				 * "user (Name)" included. */
+				if (emit(out, MESSAGE_ADDR_MAILBOX,
+					comment_name(lx.comment), NULL,
 					msg_buf_dup(&lp), NULL, NULL,
 					&count) == -1)
 					goto limit;
 			}
 			buf_reset(&phrase);
 			buf_reset(&lp);
-			words = false;
+			words = spaced = false;
 			if ((t.t == T_END || t.c == ';') && in_group) {
 				if (emit(out, MESSAGE_ADDR_GROUP_END, NULL, NULL,
 					NULL, NULL, NULL, &count) == -1)

@@ -25,6 +25,8 @@ struct pctx {
 	bool truncated; /* a limit was hit somewhere */
 };
 
+#define BOUNDARY_RFC_MAX 70 /* RFC 2046 5.1.1: 1 to 70 characters */
+
 /* Boundaries of the open multiparts, outermost first. */
 struct bstack {
 	const char *b; /* borrowed from the part's parameters */
@@ -107,14 +109,17 @@ set_once(char **dst, char *v)
 		free(v);
 }
 
+/* INTEROP: a repeated address field (RFC 5322 3.6 allows one) adds to
+ * the list, as if its addresses followed a comma, as Dovecot reads it:
+ * no address is hidden behind the first field. The list stops growing
+ * at MESSAGE_ADDRS_MAX. */
 static void
-parse_addrs(struct message_addr_list *l, struct span raw, bool *seen)
+parse_addrs(struct message_addr_list *l, struct span raw)
 {
 	const char *why = NULL;
 
-	if (*seen)
+	if (l->n >= MESSAGE_ADDRS_MAX)
 		return;
-	*seen = true;
 	(void)message_addr_parse(raw, l, &why);
 }
 
@@ -125,7 +130,6 @@ parse_envelope(struct span header)
 	struct message_header_iter it;
 	struct message_field f;
 	const char *why = NULL;
-	bool seen[6] = { false };
 
 	message_header_iter_init(&it, header);
 	while (message_header_next(&it, &f, &why) == 1) {
@@ -142,17 +146,17 @@ parse_envelope(struct span header)
 				e->subject = decoded_dup(f.value);
 			}
 		} else if (span_eq_ci(f.name, "from")) {
-			parse_addrs(&e->from, f.value, &seen[0]);
+			parse_addrs(&e->from, f.value);
 		} else if (span_eq_ci(f.name, "sender")) {
-			parse_addrs(&e->sender, f.value, &seen[1]);
+			parse_addrs(&e->sender, f.value);
 		} else if (span_eq_ci(f.name, "reply-to")) {
-			parse_addrs(&e->reply_to, f.value, &seen[2]);
+			parse_addrs(&e->reply_to, f.value);
 		} else if (span_eq_ci(f.name, "to")) {
-			parse_addrs(&e->to, f.value, &seen[3]);
+			parse_addrs(&e->to, f.value);
 		} else if (span_eq_ci(f.name, "cc")) {
-			parse_addrs(&e->cc, f.value, &seen[4]);
+			parse_addrs(&e->cc, f.value);
 		} else if (span_eq_ci(f.name, "bcc")) {
-			parse_addrs(&e->bcc, f.value, &seen[5]);
+			parse_addrs(&e->bcc, f.value);
 		} else if (span_eq_ci(f.name, "in-reply-to")) {
 			set_once(&e->in_reply_to, msg_unfold_dup(f.value));
 		} else if (span_eq_ci(f.name, "message-id")) {
@@ -262,10 +266,24 @@ delimiter(const char *m, size_t pos, size_t le, const char *bnd, size_t bl)
 	return 1;
 }
 
-/* Find the next delimiter line at or after pos of any open multipart,
- * the innermost first (RFC 2046 5.1.2: a boundary of an enclosing
- * multipart ends the inner one too). Fills *h; h->level is -1 when the
- * input ends first. */
+/* Length of a boundary when delimiter lines that match several are
+ * assigned (find_delim()). */
+static size_t
+rank(const struct bstack *b)
+{
+	return b->len < BOUNDARY_RFC_MAX ? b->len : BOUNDARY_RFC_MAX;
+}
+
+/* Find the next delimiter line at or after pos of any open multipart
+ * (RFC 2046 5.1.2: a boundary of an enclosing multipart ends the inner
+ * one too). Fills *h; h->level is -1 when the input ends first.
+ * RFC 2046 5.1.1 forbids a boundary that is a prefix of an enclosing
+ * one, but generators do nest "ab" in "a" or "a" in "ab"; a line that
+ * matches several open boundaries then belongs to the longest of them,
+ * the one it spells out in full, the innermost on a tie. Past the 70
+ * characters RFC 2046 5.1.1 allows, length does not count: nested
+ * boundaries that differ only there are a tie. INTEROP: this is
+ * Dovecot's reading (it compares at most 70 characters). */
 static void
 find_delim(struct pctx *c, size_t pos, size_t limit, const struct bstack *bs,
     int nb, struct hit *h)
@@ -275,18 +293,23 @@ find_delim(struct pctx *c, size_t pos, size_t limit, const struct bstack *bs,
 	while (pos < limit) {
 		size_t le = msg_line_end(m, limit, pos);
 
+		h->level = -1;
 		if (le - pos >= 2 && m[pos] == '-' && m[pos + 1] == '-') {
 			for (int i = nb - 1; i >= 0; i--) {
 				int k = delimiter(m, pos, le, bs[i].b, bs[i].len);
 
-				if (k != 0) {
-					h->pos = pos;
-					h->line_end = le;
+				if (k != 0 && (h->level < 0 ||
+						  rank(&bs[i]) >
+						      rank(&bs[h->level]))) {
 					h->level = i;
 					h->kind = k;
-					return;
 				}
 			}
+		}
+		if (h->level >= 0) {
+			h->pos = pos;
+			h->line_end = le;
+			return;
 		}
 		pos = le;
 	}
@@ -365,6 +388,21 @@ parse_multipart(struct pctx *c, struct message_part *p, size_t limit,
 		add_empty_child(c, p);
 }
 
+/* Whether a header section ends in an empty line (RFC 5322 2.1), rather
+ * than at the end of its input. */
+static bool
+ends_in_empty_line(struct span h)
+{
+	size_t n = h.len;
+
+	if (n == 0 || h.p[n - 1] != '\n')
+		return false;
+	n--;
+	if (n > 0 && h.p[n - 1] == '\r')
+		n--;
+	return n == 0 || h.p[n - 1] == '\n';
+}
+
 static void
 parse_part(struct pctx *c, struct message_part *p, size_t start, size_t limit,
     struct bstack *bs, int nb, int depth, bool in_digest, struct hit *h)
@@ -385,6 +423,18 @@ parse_part(struct pctx *c, struct message_part *p, size_t start, size_t limit,
 	p->type = xstrdup(in_digest ? "message" : "text");
 	p->subtype = xstrdup(in_digest ? "rfc822" : "plain");
 	parse_headers(p, header);
+	if (h->level >= 0 && !ends_in_empty_line(header)) {
+		/* The header ran into a delimiter of an enclosing multipart:
+		 * the part has no body, even when it declares a boundary of
+		 * its own that the same line would match (INTEROP: as
+		 * Dovecot reads it). Leaves and messages find the same line
+		 * below and end there too. */
+		if (message_part_is_multipart(p)) {
+			p->end_off = p->body_off;
+			add_empty_child(c, p);
+			goto count;
+		}
+	}
 	if (message_part_is_multipart(p)) {
 		const char *bnd = message_param_get(p->params, p->nparams,
 		    "boundary");

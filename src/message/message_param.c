@@ -70,8 +70,45 @@ skip_cfws(const char *s, size_t n, size_t *i)
 	}
 }
 
+/* Advance to the next ";" outside quoted strings, or the end. */
+static void
+skip_to_semicolon(const char *s, size_t n, size_t *i)
+{
+	bool quoted = false;
+
+	while (*i < n && (quoted || s[*i] != ';')) {
+		if (quoted && s[*i] == '\\' && *i + 1 < n)
+			(*i)++;
+		else if (s[*i] == '"')
+			quoted = !quoted;
+		(*i)++;
+	}
+}
+
+/* Whether s[j] starts, after CFWS, "attribute =": a parameter whose ";"
+ * before it is missing. */
+static bool
+param_follows(const char *s, size_t n, size_t j)
+{
+	size_t t;
+
+	skip_cfws(s, n, &j);
+	t = j;
+	while (j < n && s[j] > 0x20 && s[j] < 0x7f &&
+	    strchr("()<>@,;:\\\"/[]?=", s[j]) == NULL)
+		j++;
+	if (j == t)
+		return false;
+	skip_cfws(s, n, &j);
+	return j < n && s[j] == '=';
+}
+
 /* Read a value at s[*i]: quoted string or text up to ";" (comments
- * dropped, ends trimmed). Appends to out. */
+ * dropped, ends trimmed). Appends to out. RFC 2045 5.1 makes an unquoted
+ * value a token; INTEROP: words after it are kept (file names with
+ * spaces), but when they read as another parameter with its ";" missing,
+ * the value ends at the space and the rest up to ";" is dropped, as
+ * Dovecot reads it. */
 static void
 read_value(const char *s, size_t n, size_t *i, struct buf *out)
 {
@@ -97,6 +134,12 @@ read_value(const char *s, size_t n, size_t *i, struct buf *out)
 		if (s[*i] == '(') {
 			skip_comment(s, n, i);
 			continue;
+		}
+		/* Looked at once per run of CFWS, so the scan stays linear. */
+		if (is_ws((unsigned char)s[*i]) && keep > 0 &&
+		    out->len == keep && param_follows(s, n, *i)) {
+			skip_to_semicolon(s, n, i);
+			break;
 		}
 		buf_addc(out, s[*i]);
 		if (!is_ws((unsigned char)s[*i]))

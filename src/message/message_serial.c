@@ -282,7 +282,9 @@ get_addrs(json_object *o, const char *k, struct message_addr_list *l,
 		    str_elem(e, 4, &m->host, ld) == -1 ||
 		    str_elem(e, 5, &m->group, ld) == -1)
 			return -1;
-		if (m->kind == MESSAGE_ADDR_MAILBOX && m->user == NULL) {
+		if (m->kind == MESSAGE_ADDR_MAILBOX && m->user == NULL &&
+		    (m->name == NULL || m->host != NULL)) {
+			/* only a bare display name has no user */
 			ld->why = "address without user";
 			return -1;
 		}

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "lib/buf.h"
+#include "lib/lock.h"
 #include "lib/log.h"
 #include "smtp/smtp.h"
 #include "smtp/smtp_parse.h"
@@ -34,7 +35,9 @@ struct smtp_server {
 	char *hostname;
 	char *listener_name;
 	char *datadir;
-	struct queue *queue;         /* submission only */
+	struct lock queue_lock;      /* guards the one-time queue open */
+	struct queue *queue;         /* submission; opened on first use
+				      * (after privileges were dropped) */
 	uint64_t max_size;
 };
 
@@ -114,6 +117,9 @@ void smtp_tx_reset(struct smtp_sess *s);
 /* RFC 6531 3.2: non-ASCII in MAIL FROM or RCPT localparts or in the
  * header section means the message needs SMTPUTF8. */
 bool smtp_sess_needs_smtputf8(const struct smtp_sess *s, struct span header);
+
+/* The queue, opened on first use; NULL with err on failure. Any worker. */
+struct queue *smtp_server_queue(struct smtp_server *srv, struct buf *err);
 
 /* ---- delivery decision (smtp_deliver.c) ---- */
 

@@ -303,7 +303,8 @@ from_allowed(const struct smtp_sess *s, const struct config *cfg,
 /* ---- localserve: deliver the queued copies back (spec/smtp.md 18) ---- */
 
 static void
-localserve_deliver(struct smtp_sess *s, struct queue_msg *qm, size_t n,
+localserve_deliver(struct smtp_sess *s, struct queue *q, struct queue_msg *qm,
+    size_t n,
     const struct config *cfg, const char *mailfrom)
 {
 	struct buf prefix, addr, err;
@@ -341,7 +342,7 @@ localserve_deliver(struct smtp_sess *s, struct queue_msg *qm, size_t n,
 			continue;
 		}
 		buf_reset(&err);
-		if (queue_remove(s->srv->queue, qm[i].id, &err) == -1)
+		if (queue_remove(q, qm[i].id, &err) == -1)
 			log_error(&s->log, "removing delivered message from queue",
 			    LF_ERR(err.data), LF_I64("queueid", qm[i].id));
 	}
@@ -400,6 +401,7 @@ smtp_submit(struct smtp_sess *s)
 	const struct message_address *fa = NULL;
 	struct queue_extra *extra = NULL;
 	struct queue_msg *qm = NULL;
+	struct queue *q = NULL;
 	struct config *cfg = config_get();
 	const struct config_account *ca = NULL;
 	char **rcpts = NULL;
@@ -573,7 +575,8 @@ smtp_submit(struct smtp_sess *s)
 		}
 		m->nextra = nextra;
 	}
-	if (queue_add(s->srv->queue, s->data_path, qm, n, &err) == -1) {
+	q = smtp_server_queue(s->srv, &err);
+	if (q == NULL || queue_add(q, s->data_path, qm, n, &err) == -1) {
 		log_error(&s->log, "adding message to queue", LF_ERR(err.data));
 		if (errno == ENOSPC)
 			smtp_reply(s, 452, "4.3.1", "error delivering message");
@@ -588,7 +591,7 @@ smtp_submit(struct smtp_sess *s)
 	    LF_U64("recipients", n), LF_I64("queueid", qm[0].id),
 	    LF_STR("msgid", msgid.data), LF_I64("size", qm[0].size));
 	if (s->srv->p.localserve)
-		localserve_deliver(s, qm, n, cfg, mailfrom.data);
+		localserve_deliver(s, q, qm, n, cfg, mailfrom.data);
 	s->good_tx++;
 	if (s->tx_bad_counted && s->bad_tx > 0)
 		s->bad_tx--;

@@ -89,8 +89,28 @@ static const struct {
 	{ "quoted localpart", "\"a b\"@example.org", "m|||a b|example.org|;" },
 	{ "empty quoted localpart", "\"\"@example.org",
 	    "m||||example.org|;" },
-	{ "comment ignored", "bob@example.org (Bob)",
-	    "m|||bob|example.org|;" },
+	/* INTEROP: a comment after an addr-spec without phrase is the
+	 * display name (RFC 822 habit; Dovecot). */
+	{ "comment name", "bbb@ddd.com (John X. Doe)",
+	    "m|John X. Doe||bbb|ddd.com|;" },
+	{ "comment after phrase ignored", "Bob <b@c> (x)", "m|Bob||b|c|;" },
+	{ "leading comment not a name", "(x) b@c", "m|||b|c|;" },
+	{ "last comment wins", "a(x)@b (y)", "m|y||a|b|;" },
+	{ "encoded comment", "a@b (=?utf-8?q?J=C3=B6rg?=)",
+	    "m|J\xc3\xb6rg||a|b|;" },
+	{ "escaped comment", "a@b (x \\(y\\))", "m|x (y)||a|b|;" },
+	{ "nested comment", "a@b (x (y))", "m|x (y)||a|b|;" },
+	{ "empty comment", "a@b ( )", "m|||a|b|;" },
+	{ "unterminated comment", "a@b (Name", "m|Name||a|b|;" },
+	{ "comment per address", "a@b (A), c@d", "m|A||a|b|;m|||c|d|;" },
+	{ "localpart with comment", "user (Name)", "m|Name||user||;" },
+	/* INTEROP: a display name without an address (Dovecot keeps it). */
+	{ "name only", "Someone Else", "m|Someone Else||||;" },
+	{ "name with empty angle", "MAILER DAEMON <>",
+	    "m|MAILER DAEMON||||;" },
+	{ "name only in list", "A B, c@d", "m|A B||||;m|||c|d|;" },
+	{ "name only in group", "G: A B;", "s|||||G;m|A B||||;e|||||;" },
+	{ "empty quoted words", "\"\" \"\", c@d", "m|||||;m|||c|d|;" },
 	{ "group", "undisclosed: a@b, c@d;, e@f",
 	    "s|||||undisclosed;m|||a|b|;m|||c|d|;e|||||;m|||e|f|;" },
 	{ "empty group", "Team:;", "s|||||Team;e|||||;" },
@@ -269,7 +289,7 @@ test_encoded_words(void **state)
 static const struct {
 	const char *in;
 	const char *type;
-	const char *pname, *pvalue;
+	const char *pname, *pvalue; /* pvalue NULL: pname must be absent */
 } ctype_cases[] = {
 	{ "Content-Type: text/plain; charset=us-ascii\r\n\r\n", "text/plain",
 	    "charset", "us-ascii" },
@@ -299,6 +319,26 @@ static const struct {
 	{ "Content-Type: a/b; =x; ;;; c\r\n\r\n", "a/b", NULL, NULL },
 	{ "Content-Type: a/b; q=\"unterminated\r\n\r\n", "a/b", "q",
 	    "unterminated" },
+	/* INTEROP: empty parameters (";;") are skipped. */
+	{ "Content-Type: multipart/alternative;; boundary=\"foo\"\r\n\r\n",
+	    "multipart/alternative", "boundary", "foo" },
+	/* INTEROP: words after an unquoted value are kept... */
+	{ "Content-Type: a/b; name=My File.pdf\r\n\r\n", "a/b", "name",
+	    "My File.pdf" },
+	/* ...unless they read as a parameter whose ";" is missing: then
+	 * they are dropped up to the next ";" (Dovecot's reading). */
+	{ "Content-Type: message/external-body; access-type=mail-server\r\n"
+	  "  server=\"x@y\"; expiration=z\r\n\r\n",
+	    "message/external-body", "access-type", "mail-server" },
+	{ "Content-Type: message/external-body; access-type=mail-server\r\n"
+	  "  server=\"x@y\"; expiration=z\r\n\r\n",
+	    "message/external-body", "server", NULL },
+	{ "Content-Type: message/external-body; access-type=mail-server\r\n"
+	  "  server=\"x@y\"; expiration=z\r\n\r\n",
+	    "message/external-body", "expiration", "z" },
+	{ "Content-Type: a/b; x=1 y (c) = 2; z=3\r\n\r\n", "a/b", "x", "1" },
+	{ "Content-Type: a/b; x=1 y=\"p; z=4\"; z=3\r\n\r\n", "a/b", "z",
+	    "3" },
 	{ "\r\nno header", "text/plain", NULL, NULL },
 };
 
@@ -318,7 +358,8 @@ test_content_type(void **state)
 		if (ctype_cases[i].pname != NULL) {
 			v = message_param_get(p->params, p->nparams,
 			    ctype_cases[i].pname);
-			if (v == NULL || strcmp(v, ctype_cases[i].pvalue) != 0)
+			if (ctype_cases[i].pvalue == NULL ? v != NULL
+			    : v == NULL || strcmp(v, ctype_cases[i].pvalue) != 0)
 				fail_msg("case %zu: param %s", i,
 				    v != NULL ? v : "(none)");
 		}
@@ -604,6 +645,154 @@ test_mime_tree(void **state)
 	(void)state;
 }
 
+/* "type/subtype" with "(children)" of a multipart or "[body size]" of
+ * a leaf. */
+static void
+tree_render(const struct message_part *p, struct buf *out)
+{
+	buf_addf(out, "%s/%s", p->type, p->subtype);
+	if (p->nparts == 0) {
+		buf_addf(out, "[%zu]", p->end_off - p->body_off);
+		return;
+	}
+	buf_addc(out, '(');
+	for (size_t i = 0; i < p->nparts; i++)
+		tree_render(&p->parts[i], out);
+	buf_addc(out, ')');
+}
+
+#define B70 "0123456789012345678901234567890123456789012345678901234567890123456789"
+
+/* RFC 2046 5.1.1 forbids nesting a boundary that is a prefix of
+ * another; when it happens, a line goes to the longest boundary it
+ * matches (counting at most 70 characters), and a header that runs into
+ * a delimiter line ends the part there. */
+static const struct {
+	const char *name;
+	const char *in;
+	const char *want;
+} boundary_cases[] = {
+	{ "inner prefix of outer",
+	    "Content-Type: multipart/mixed; boundary=\"ab\"\r\n\r\n"
+	    "--ab\r\n"
+	    "Content-Type: multipart/mixed; boundary=\"a\"\r\n\r\n"
+	    "--ab\r\n"
+	    "Content-Type: text/plain\r\n\r\n"
+	    "--a\r\n\r\n",
+	    "multipart/mixed(multipart/mixed(text/plain[0])text/plain[7])" },
+	{ "outer line ends inner part",
+	    "Content-Type: multipart/mixed; boundary=\"ab\"\r\n\r\n"
+	    "--ab\r\n"
+	    "Content-Type: multipart/mixed; boundary=\"a\"\r\n\r\n"
+	    "--a\r\n"
+	    "Content-Type: text/plain\r\n\r\n"
+	    "body\r\n"
+	    "--ab\r\n"
+	    "Content-Type: text/html\r\n\r\n"
+	    "body2\r\n",
+	    "multipart/mixed(multipart/mixed(text/plain[4])text/html[7])" },
+	{ "outer prefix of inner",
+	    "Content-Type: multipart/mixed; boundary=\"a\"\r\n\r\n"
+	    "--a\r\n"
+	    "Content-Type: multipart/mixed; boundary=\"ab\"\r\n\r\n"
+	    "--ab\r\n\r\n"
+	    "x\r\n"
+	    "--ab--\r\n"
+	    "--a--\r\n",
+	    "multipart/mixed(multipart/mixed(text/plain[1]))" },
+	{ "header runs into a delimiter",
+	    "Content-Type: multipart/mixed; boundary=\"a\"\r\n\r\n"
+	    "--a\r\n"
+	    "Content-Type: multipart/mixed; boundary=\"ab\"\r\n"
+	    "--ab\r\n"
+	    "Content-Type: text/plain\r\n\r\n"
+	    "--ab--\r\n"
+	    "--a--\r\n",
+	    "multipart/mixed(multipart/mixed(text/plain[0])text/plain[0]"
+	    "text/plain[0])" },
+	{ "beyond 70 characters is a tie",
+	    "Content-Type: multipart/mixed; boundary=\"" B70 "xy\"\r\n\r\n"
+	    "--" B70 "xy\r\n"
+	    "Content-Type: multipart/mixed; boundary=\"" B70 "x\"\r\n\r\n"
+	    "--" B70 "xy\r\n\r\n"
+	    "1\r\n"
+	    "--" B70 "xy\r\n\r\n"
+	    "22\r\n",
+	    "multipart/mixed(multipart/mixed(text/plain[1]text/plain[4]))" },
+};
+
+static void
+test_boundary_prefix(void **state)
+{
+	for (size_t i = 0; i < ARRAY_LEN(boundary_cases); i++) {
+		struct message_part *p = NULL;
+		const char *why = NULL;
+		struct buf got;
+
+		buf_init(&got, 4096);
+		assert_int_equal(message_parse(boundary_cases[i].in,
+		    strlen(boundary_cases[i].in), &p, &why), 0);
+		tree_render(p, &got);
+		if (strcmp(got.data, boundary_cases[i].want) != 0)
+			fail_msg("case %s: got %s want %s",
+			    boundary_cases[i].name, got.data,
+			    boundary_cases[i].want);
+		message_part_free(p);
+		buf_release(&got);
+	}
+	(void)state;
+}
+
+/* INTEROP: repeated address fields are joined, in header order. */
+static const struct {
+	const char *name;
+	const char *in;
+	const char *want_from, *want_to;
+} join_cases[] = {
+	{ "two To",
+	    "From: a@b\r\nTo: <c@d>\r\nTo: e@f, g@h\r\n\r\n",
+	    "m|||a|b|;", "m|||c|d|;m|||e|f|;m|||g|h|;" },
+	{ "two From, one name only",
+	    "From: MAILER DAEMON <>\r\nSubject: x\r\nFrom: x@y (X)\r\n\r\n",
+	    "m|MAILER DAEMON||||;m|X||x|y|;", "" },
+	{ "group across fields",
+	    "To: G: a@b\r\nTo: c@d\r\n\r\n", "",
+	    "s|||||G;m|||a|b|;e|||||;m|||c|d|;" },
+};
+
+static void
+test_envelope_join(void **state)
+{
+	for (size_t i = 0; i < ARRAY_LEN(join_cases); i++) {
+		struct message_part *p = NULL, *q = NULL;
+		const char *why = NULL, *in = join_cases[i].in;
+		struct buf from, to, ser;
+
+		buf_init(&from, 4096);
+		buf_init(&to, 4096);
+		buf_init(&ser, MESSAGE_SERIAL_MAX);
+		assert_int_equal(message_parse(in, strlen(in), &p, &why), 0);
+		addr_render(&p->envelope->from, &from);
+		addr_render(&p->envelope->to, &to);
+		if (strcmp(from.data, join_cases[i].want_from) != 0 ||
+		    strcmp(to.data, join_cases[i].want_to) != 0)
+			fail_msg("case %s: from %s to %s", join_cases[i].name,
+			    from.data, to.data);
+		/* A name without an address survives the store. */
+		assert_int_equal(message_serialise(p, &ser), 0);
+		if (message_deserialise(span_of_buf(&ser), strlen(in), &q,
+			&why) == -1 || !message_part_equal(p, q))
+			fail_msg("case %s: serial %s", join_cases[i].name,
+			    why != NULL ? why : "differs");
+		message_part_free(p);
+		message_part_free(q);
+		buf_release(&from);
+		buf_release(&to);
+		buf_release(&ser);
+	}
+	(void)state;
+}
+
 /* Every prefix of a message parses, with offsets inside the prefix. */
 static void
 check_offsets(const struct message_part *p, size_t len)
@@ -791,6 +980,8 @@ main(void)
 		cmocka_unit_test(test_charset),
 		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_mime_tree),
+		cmocka_unit_test(test_boundary_prefix),
+		cmocka_unit_test(test_envelope_join),
 		cmocka_unit_test(test_prefixes),
 		cmocka_unit_test(test_serial),
 		cmocka_unit_test(test_thread_helpers),

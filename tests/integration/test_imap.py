@@ -1,0 +1,518 @@
+#!/usr/bin/env python3
+"""IMAP server end to end against `mox localserve` on 127.0.0.4 with
+python3's imaplib and raw sockets: greeting and capabilities, login by
+address, LIST/CREATE/RENAME/DELETE/SUBSCRIBE/STATUS, APPEND (literals,
+MULTIAPPEND), SELECT/EXAMINE responses, FETCH of every item kind, STORE,
+SEARCH/ESEARCH/SEARCHRES, COPY/MOVE/EXPUNGE and their UID forms, two
+sessions on one mailbox seeing each other's changes (EXPUNGE, FETCH,
+EXISTS, QRESYNC VANISHED), IDLE wakeups, literal limits, bad first
+command, STARTTLS and implicit TLS, AUTHENTICATE PLAIN, CRAM-MD5,
+SCRAM-SHA-256 and SCRAM-SHA-256-PLUS. Ends with mox-verifydata."""
+
+import base64
+import hashlib
+import hmac
+import imaplib
+import os
+import re
+import shutil
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+
+BUILD = os.environ.get("MOX_BUILDDIR", os.getcwd())
+MOX = os.path.join(BUILD, "mox")
+IP = "127.0.0.4"
+PORT, TLSPORT = 1143, 1993
+USER, PASS = "mox@localhost", "moxmoxmox"
+
+CAPS = ("IMAP4rev2 IMAP4rev1 ENABLE LITERAL+ IDLE SASL-IR BINARY UNSELECT "
+        "UIDPLUS ESEARCH SEARCHRES MOVE UTF8=ACCEPT LIST-EXTENDED SPECIAL-USE "
+        "LIST-STATUS AUTH=SCRAM-SHA-256-PLUS AUTH=SCRAM-SHA-256 "
+        "AUTH=SCRAM-SHA-1-PLUS AUTH=SCRAM-SHA-1 AUTH=CRAM-MD5 ID "
+        "APPENDLIMIT=9223372036854775807 CONDSTORE QRESYNC STATUS=SIZE QUOTA "
+        "QUOTA=RES-STORAGE")
+
+MSG = (b"From: Alice <alice@example.org>\r\nTo: mox@localhost\r\n"
+       b"Subject: hello there\r\nDate: Mon, 2 Jan 2006 15:04:05 -0700\r\n"
+       b"Message-ID: <m1@example.org>\r\n"
+       b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n"
+       b"\r\n--b\r\nContent-Type: text/plain; charset=utf-8\r\n"
+       b"Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+       b"caf=C3=A9 searchable words\r\n--b\r\n"
+       b"Content-Type: application/octet-stream\r\n"
+       b"Content-Transfer-Encoding: base64\r\n"
+       b"Content-Disposition: attachment; filename=x.bin\r\n\r\n"
+       b"AAECAw==\r\n--b--\r\n")
+
+failures = []
+imaplib.Commands.setdefault("ID", ("NONAUTH", "AUTH", "SELECTED"))
+
+
+def check(cond, what):
+    if not cond:
+        failures.append(what)
+        print("FAIL:", what, flush=True)
+    else:
+        print("ok:", what, flush=True)
+
+
+def wait_port(port, deadline=15.0):
+    end = time.time() + deadline
+    while time.time() < end:
+        try:
+            with socket.create_connection((IP, port), timeout=1):
+                return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+class Raw:
+    """A line-level IMAP client over a socket, for exact transcripts."""
+
+    def __init__(self, port=PORT, tls=False):
+        s = socket.create_connection((IP, port), timeout=10)
+        if tls:
+            ctx = ssl.create_default_context()
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+            s = ctx.wrap_socket(s, server_hostname="localhost")
+        self.s = s
+        self.buf = b""
+
+    def line(self, timeout=10):
+        self.s.settimeout(timeout)
+        while b"\r\n" not in self.buf:
+            d = self.s.recv(65536)
+            if not d:
+                raise EOFError("closed")
+            self.buf += d
+        ln, self.buf = self.buf.split(b"\r\n", 1)
+        return ln
+
+    def send(self, data):
+        self.s.sendall(data)
+
+    def cmd(self, tag, text):
+        """Send a command, return (untagged lines, tagged line)."""
+        self.send(tag.encode() + b" " + text + b"\r\n")
+        return self.until(tag)
+
+    def until(self, tag):
+        out = []
+        while True:
+            ln = self.line()
+            if ln.startswith(tag.encode() + b" "):
+                return out, ln
+            out.append(ln)
+
+    def close(self):
+        try:
+            self.s.close()
+        except OSError:
+            pass
+
+
+def login(port=PORT):
+    m = imaplib.IMAP4(IP, port)
+    m.login(USER, PASS)
+    return m
+
+
+def test_greeting():
+    r = Raw()
+    g = r.line()
+    check(g == b"* OK [CAPABILITY " + CAPS.encode() +
+          b" STARTTLS AUTH=PLAIN] mox imap", "greeting with capabilities")
+    u, t = r.cmd("a1", b"CAPABILITY")
+    check(u == [b"* CAPABILITY " + CAPS.encode() + b" STARTTLS AUTH=PLAIN"]
+          and t.startswith(b"a1 OK"), "CAPABILITY before login")
+    u, t = r.cmd("a2", b"SELECT inbox")
+    check(t.startswith(b"a2 NO"), "SELECT refused before login")
+    u, t = r.cmd("a3", b"LOGIN mox@localhost wrong")
+    check(t.startswith(b"a3 NO [AUTHENTICATIONFAILED]"), "bad password")
+    u, t = r.cmd("a4", b"LOGIN nobody@localhost moxmoxmox")
+    check(t.startswith(b"a4 NO [AUTHENTICATIONFAILED]"), "unknown user")
+    r2 = Raw()
+    r2.line()
+    r2.send(b'b1 LOGIN "mox@localhost" {9}\r\n')
+    check(r2.line() == b"+ ", "continuation request with a space")
+    r2.send(b"moxmoxmox\r\n")
+    u, t = r2.until("b1")
+    check(t.startswith(b"b1 OK [CAPABILITY"), "login with a literal password")
+    u, t = r2.cmd("b2", b"LOGIN mox@localhost moxmoxmox")
+    check(t.startswith(b"b2 NO"), "LOGIN refused when authenticated")
+    u, t = r2.cmd("b3", b"NOSUCHCMD")
+    check(t.startswith(b"b3 BAD"), "unknown later command is BAD")
+    u, t = r2.cmd("b4", b"SELECT {200000}")
+    check(t.startswith(b"b4 BAD [TOOBIG]"), "too big sync literal refused")
+    r2.send(b"b5 SELECT {5+}\r\nInbox\r\n")
+    u, t = r2.until("b5")
+    check(t.startswith(b"b5 OK [READ-WRITE]"), "non-sync literal")
+    u, t = r2.cmd("b6", b"FETCH 1:* (FLAGS (((")
+    check(t.startswith(b"b6 BAD"), "unbalanced parentheses are BAD")
+    u, t = r2.cmd("b7", b"ENABLE \xff\xfe")
+    check(t.startswith(b"b7 BAD"), "8-bit garbage is BAD")
+    u, t = r2.cmd("b8", b"LOGOUT")
+    check(u == [b"* BYE thanks"] and t.startswith(b"b8 OK"), "LOGOUT")
+    r.close()
+    r2.close()
+
+    r = Raw()
+    r.line()
+    r.send(b"GET / HTTP/1.1\r\n")
+    check(r.line().startswith(b"* BYE please try again speaking imap"),
+          "non-IMAP first command closes with BYE")
+    r.close()
+
+
+def test_tls():
+    m = imaplib.IMAP4(IP, PORT)
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    typ, _ = m.starttls(ssl_context=ctx)
+    check(typ == "OK", "STARTTLS")
+    typ, caps = m.capability()
+    check(caps[0].decode().endswith(" AUTH=PLAIN") and
+          "STARTTLS" not in caps[0].decode(), "capabilities after STARTTLS")
+    typ, _ = m.login(USER, PASS)
+    check(typ == "OK", "login after STARTTLS")
+    m.logout()
+    m = imaplib.IMAP4_SSL(IP, TLSPORT, ssl_context=ctx)
+    check(m.capabilities[-1] == "AUTH=PLAIN", "IMAPS capabilities")
+    typ, _ = m.authenticate(
+        "PLAIN", lambda _: ("\0" + USER + "\0" + PASS).encode())
+    check(typ == "OK", "AUTHENTICATE PLAIN over implicit TLS")
+    m.logout()
+
+
+def cram(m):
+    def resp(chal):
+        d = hmac.new(PASS.encode(), chal, hashlib.md5).hexdigest()
+        return (USER + " " + d).encode()
+    return m.authenticate("CRAM-MD5", resp)
+
+
+def scram_exchange(sock_cmd, mech, hashname, cbname=None, cbdata=b""):
+    """Run SCRAM with Raw r; returns the tagged line."""
+    r = sock_cmd
+    cnonce = base64.b64encode(os.urandom(18)).decode()
+    gs2 = ("p=%s,," % cbname) if cbname else "n,,"
+    first_bare = "n=%s,r=%s" % (USER, cnonce)
+    r.send(b"s1 AUTHENTICATE " + mech.encode() + b" " +
+           base64.b64encode((gs2 + first_bare).encode()) + b"\r\n")
+    ln = r.line()
+    if not ln.startswith(b"+ "):
+        return ln
+    server_first = base64.b64decode(ln[2:]).decode()
+    attrs = dict(a.split("=", 1) for a in server_first.split(","))
+    salt = base64.b64decode(attrs["s"])
+    it = int(attrs["i"])
+    salted = hashlib.pbkdf2_hmac(hashname, PASS.encode(), salt, it)
+    ckey = hmac.new(salted, b"Client Key", hashname).digest()
+    skey = hashlib.new(hashname, ckey).digest()
+    cbind = base64.b64encode(gs2.encode() + cbdata).decode()
+    final_wo = "c=%s,r=%s" % (cbind, attrs["r"])
+    auth = ",".join([first_bare, server_first, final_wo]).encode()
+    sig = hmac.new(skey, auth, hashname).digest()
+    proof = bytes(a ^ b for a, b in zip(ckey, sig))
+    r.send(base64.b64encode(
+        (final_wo + ",p=" + base64.b64encode(proof).decode()).encode()) +
+        b"\r\n")
+    ln = r.line()
+    if not ln.startswith(b"+ "):
+        return ln
+    v = base64.b64decode(ln[2:]).decode()
+    server_key = hmac.new(salted, b"Server Key", hashname).digest()
+    want = base64.b64encode(hmac.new(server_key, auth, hashname).digest())
+    if v != "v=" + want.decode():
+        r.send(b"*\r\n")
+        return r.line()
+    r.send(b"\r\n")
+    return r.line()
+
+
+def test_sasl():
+    m = imaplib.IMAP4(IP, PORT)
+    typ, _ = cram(m)
+    check(typ == "OK", "AUTHENTICATE CRAM-MD5")
+    m.logout()
+    r = Raw()
+    r.line()
+    t = scram_exchange(r, "SCRAM-SHA-256", "sha256")
+    check(t.startswith(b"s1 OK"), "AUTHENTICATE SCRAM-SHA-256 (SASL-IR)")
+    r.close()
+    r = Raw()
+    r.line()
+    t = scram_exchange(r, "SCRAM-SHA-1", "sha1")
+    check(t.startswith(b"s1 OK"), "AUTHENTICATE SCRAM-SHA-1")
+    r.close()
+    # -PLUS with tls-unique over TLS 1.2 (python has no tls-exporter).
+    s = socket.create_connection((IP, TLSPORT), timeout=10)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    s = ctx.wrap_socket(s, server_hostname="localhost")
+    r = Raw.__new__(Raw)
+    r.s, r.buf = s, b""
+    r.line()
+    cb = s.get_channel_binding("tls-unique")
+    t = scram_exchange(r, "SCRAM-SHA-256-PLUS", "sha256", "tls-unique", cb)
+    check(t.startswith(b"s1 OK"), "AUTHENTICATE SCRAM-SHA-256-PLUS tls-unique")
+    r.close()
+    r = Raw()
+    r.line()
+    r.send(b"x2 AUTHENTICATE PLAIN\r\n")
+    check(r.line() == b"+ ", "PLAIN asks for the initial response")
+    r.send(b"*\r\n")
+    check(r.line().startswith(b"x2 BAD"), "AUTHENTICATE aborted with *")
+    r.close()
+
+
+def test_session():
+    m = login()
+    typ, data = m.list()
+    names = [d.decode() for d in data]
+    check(any(n == '(\\Drafts) "/" Drafts' for n in names),
+          "LIST with special-use always")
+    check(m.create("Work/Sub")[0] == "OK", "CREATE with parent")
+    check(m.create("Work")[0] == "NO", "CREATE existing is NO")
+    m.untagged_responses.clear()
+    typ, data = m.list('""', "Work*")
+    check(len(data) == 2, "LIST pattern")
+    typ, data = m._simple_command("LIST", "(SUBSCRIBED)", '""', "*",
+                                  "RETURN", "(CHILDREN STATUS (MESSAGES))")
+    typ, data = m._untagged_response(typ, data, "LIST")
+    check(any(b"\\HasChildren" in d and b"Work" in d for d in data),
+          "LIST-EXTENDED RETURN CHILDREN")
+    check(m.rename("Work/Sub", "Work/Other")[0] == "OK", "RENAME")
+    check(m.delete("Work/Other")[0] == "OK", "DELETE")
+    check(m.delete("Nope")[0] == "NO", "DELETE missing")
+    check(m.subscribe("Gone")[0] == "OK", "SUBSCRIBE non-existing")
+    check(m.unsubscribe("Gone")[0] == "OK", "UNSUBSCRIBE")
+    typ, data = m.lsub('""', "*")
+    check(typ == "OK", "LSUB")
+    typ, data = m.append("Inbox", "(\\Seen $label1)",
+                         imaplib.Time2Internaldate(1136239445), MSG)
+    check(typ == "OK" and b"APPENDUID" in data[0], "APPEND with APPENDUID")
+    typ, data = m.append("Inbox", None, None, MSG.replace(b"\r\n", b"\n"))
+    check(typ == "OK", "APPEND with bare LF")
+    typ, data = m.append("NoSuch", None, None, MSG)
+    check(typ == "NO" and b"TRYCREATE" in data[0], "APPEND TRYCREATE")
+    m.untagged_responses.clear()
+    typ, data = m.status("Inbox", "(MESSAGES UIDNEXT UIDVALIDITY UNSEEN "
+                         "DELETED SIZE RECENT HIGHESTMODSEQ APPENDLIMIT)")
+    check(typ == "OK" and b"MESSAGES 2" in data[0] and b"UNSEEN 1" in data[0],
+          "STATUS")
+    typ, data = m.select("Inbox")
+    check(typ == "OK" and data == [b"2"], "SELECT")
+    check(m.response("PERMANENTFLAGS")[1][0] is not None, "PERMANENTFLAGS")
+    typ, data = m.fetch("1", "(UID FLAGS INTERNALDATE RFC822.SIZE ENVELOPE "
+                        "BODYSTRUCTURE BODY MODSEQ)")
+    text = data[0].decode() if isinstance(data[0], bytes) else str(data[0])
+    check(typ == "OK" and "ENVELOPE" in text and "BODYSTRUCTURE" in text
+          and '"hello there"' in text and "03-Jan-2006" in text or
+          " 2-Jan-2006" in text or "INTERNALDATE" in text,
+          "FETCH attributes")
+    typ, data = m.fetch("1", "(BODY.PEEK[HEADER.FIELDS (Subject)] "
+                        "BODY.PEEK[1] BODY.PEEK[2.MIME] BINARY.PEEK[2] "
+                        "BINARY.SIZE[2] BODY.PEEK[]<0.4> RFC822.HEADER)")
+    parts = [p for p in data if isinstance(p, tuple)]
+    check(len(parts) == 6, "FETCH sections")
+    check(parts[0][1] == b"Subject: hello there\r\n\r\n", "HEADER.FIELDS")
+    check(parts[3][1] == b"\x00\x01\x02\x03", "BINARY decoded")
+    check(b"BODY[]<0> {4}" in parts[4][0] and parts[4][1] == b"From",
+          "partial fetch")
+    typ, data = m.fetch("2", "(FLAGS)")
+    check(b"\\Seen" not in data[0], "message 2 unseen")
+    typ, data = m.fetch("2", "(BODY[TEXT])")
+    check(any(isinstance(p, bytes) and b"\\Seen" in p for p in data) or
+          any(isinstance(p, tuple) and b"\\Seen" in p[0] for p in data),
+          "BODY[] sets \\Seen")
+    try:
+        typ, data = m.fetch("3", "(FLAGS)")
+    except imaplib.IMAP4.error:
+        typ = "BAD"
+    check(typ == "BAD", "FETCH beyond the mailbox is BAD")
+    typ, data = m.store("1", "+FLAGS", "(\\Flagged custom)")
+    check(typ == "OK" and b"\\Flagged" in data[0] and b"custom" in data[0],
+          "STORE +FLAGS")
+    typ, data = m.store("1", "-FLAGS.SILENT", "(custom)")
+    check(typ == "OK", "STORE -FLAGS.SILENT")
+    try:
+        typ, data = m.store("1", "+FLAGS", "(\\Bogus)")
+    except imaplib.IMAP4.error:
+        typ = "BAD"
+    check(typ == "BAD", "STORE unknown system flag")
+    typ, data = m.search(None, "FLAGGED")
+    check(data == [b"1"], "SEARCH FLAGGED")
+    typ, data = m.search("UTF-8", "BODY", "searchable")
+    check(data == [b"1 2"], "SEARCH BODY over decoded text")
+    typ, data = m.search(None, "CHARSET", "KOI8-R", "ALL")
+    check(typ == "NO", "SEARCH BADCHARSET")
+    typ, data = m._simple_command("UID", "SEARCH", "RETURN",
+                                  "(MIN MAX COUNT SAVE)", "ALL")
+    typ, data = m._untagged_response(typ, data, "ESEARCH")
+    check(typ == "OK" and b"COUNT 2" in data[0] and b'TAG "' in data[0],
+          "ESEARCH")
+    typ, data = m.fetch("$", "(UID)")
+    check(typ == "OK" and len(data) == 2, "SEARCHRES $")
+    typ, data = m.copy("1:2", "Archive")
+    check(typ == "OK" and b"COPYUID" in data[0], "COPY with COPYUID")
+    typ, data = m.copy("1", "Nope")
+    check(typ == "NO" and b"TRYCREATE" in data[0], "COPY TRYCREATE")
+    typ, data = m.uid("MOVE", "1", "Trash")
+    check(typ == "OK", "UID MOVE")
+    typ, data = m.store("1", "+FLAGS", "(\\Deleted)")
+    m.untagged_responses.clear()
+    typ, data = m.expunge()
+    check(typ == "OK" and data == [b"1"], "EXPUNGE %r" % data)
+    typ, data = m.select("Trash", readonly=True)
+    check(typ == "OK" and m.response("READ-ONLY")[1] != [None], "EXAMINE")
+    typ, data = m.store("1", "+FLAGS", "(\\Deleted)")
+    check(typ == "NO", "STORE on read-only")
+    m.close()
+    typ, data = m._simple_command("NAMESPACE")
+    check(typ == "OK", "NAMESPACE")
+    typ, data = m._simple_command("ID", "NIL")
+    check(typ == "OK", "ID")
+    typ, data = m._simple_command("GETQUOTAROOT", "Inbox")
+    check(typ == "OK", "GETQUOTAROOT")
+    m.logout()
+
+
+def test_two_sessions():
+    a = Raw()
+    a.line()
+    a.cmd("a1", b"LOGIN mox@localhost moxmoxmox")
+    a.cmd("a2", b"CREATE Shared")
+    b = Raw()
+    b.line()
+    b.cmd("b1", b"LOGIN mox@localhost moxmoxmox")
+    b.cmd("b2", b"ENABLE QRESYNC")
+    u, t = b.cmd("b3", b"SELECT Shared")
+    check(t.startswith(b"b3 OK [READ-WRITE]") and b"* 0 EXISTS" in u,
+          "second session selects")
+    c = Raw()
+    c.line()
+    c.cmd("c1", b"LOGIN mox@localhost moxmoxmox")
+    u, t = c.cmd("c2", b"SELECT Shared")
+    for i in range(3):
+        a.send(b"a3 APPEND Shared {%d+}\r\n" % len(MSG) + MSG + b"\r\n")
+        a.until("a3")
+    u, t = b.cmd("b4", b"NOOP")
+    check(b"* 3 EXISTS" in u and any(l.startswith(b"* 3 FETCH (UID 3 FLAGS")
+                                     for l in u), "EXISTS and FETCH on NOOP")
+    u, t = c.cmd("c3", b"NOOP")
+    check(b"* 3 EXISTS" in u, "third session sees EXISTS")
+    u, t = c.cmd("c4", b"STORE 2 +FLAGS (\\Deleted)")
+    u, t = b.cmd("b5", b"NOOP")
+    check(any(l.startswith(b"* 2 FETCH (UID 2 FLAGS (\\Deleted) MODSEQ")
+              for l in u), "flag change seen by the other session")
+    # Idle in b, expunge in c: VANISHED arrives during IDLE.
+    b.send(b"b6 IDLE\r\n")
+    check(b.line() == b"+ waiting", "IDLE continuation")
+    u, t = c.cmd("c5", b"EXPUNGE")
+    check(u == [b"* 2 EXPUNGE"], "EXPUNGE in the expunging session")
+    check(b.line(timeout=5) == b"* VANISHED 2", "VANISHED delivered in IDLE")
+    a.send(b"a4 APPEND Shared {%d}\r\n" % len(MSG))
+    check(a.line() == b"+ Ready for literal data", "APPEND continuation")
+    a.send(MSG + b"\r\n")
+    a.until("a4")
+    check(b.line(timeout=5) == b"* 3 EXISTS", "EXISTS delivered in IDLE")
+    b.send(b"DONE\r\n")
+    u, t = b.until("b6")
+    check(t.startswith(b"b6 OK"), "IDLE done")
+    # No EXPUNGE during FETCH: c removes; a (selected) fetches.
+    a.cmd("a5", b"SELECT Shared")
+    c.cmd("c6", b"STORE 1 +FLAGS.SILENT (\\Deleted)")
+    c.cmd("c7", b"EXPUNGE")
+    u, t = a.cmd("a6", b"FETCH 1:* (UID)")
+    check(not any(b"EXPUNGE" in l for l in u) and
+          t.startswith(b"a6 NO [EXPUNGEISSUED]") or
+          (not any(b"EXPUNGE" in l for l in u)),
+          "no EXPUNGE during FETCH")
+    u, t = a.cmd("a7", b"NOOP")
+    check(b"* 1 EXPUNGE" in u, "EXPUNGE after FETCH at NOOP: %r %r" % (u, t))
+    # QRESYNC select: VANISHED (EARLIER).
+    u, t = b.cmd("b7", b"UNSELECT")
+    m = re.search(rb"UIDVALIDITY (\d+)",
+                  b"".join(c.cmd("c8", b"STATUS Shared (UIDVALIDITY)")[0]))
+    uidv = m.group(1)
+    u, t = b.cmd("b8", b"SELECT Shared (QRESYNC (" + uidv + b" 1))")
+    check(any(l.startswith(b"* VANISHED (EARLIER) 1:2") for l in u),
+          "SELECT QRESYNC reports VANISHED (EARLIER)")
+    u, t = b.cmd("b9", b"UID FETCH 1:* (FLAGS) (CHANGEDSINCE 1 VANISHED)")
+    check(t.startswith(b"b9 OK") and any(b"VANISHED (EARLIER)" in l
+                                        for l in u), "UID FETCH VANISHED")
+    for r in (a, b, c):
+        r.close()
+
+
+def test_multiappend_binary():
+    r = Raw()
+    r.line()
+    r.cmd("m1", b"LOGIN mox@localhost moxmoxmox")
+    r.send(b"m2 APPEND Inbox (\\Seen) {%d+}\r\n" % len(MSG) + MSG +
+           b" ~{%d+}\r\n" % len(MSG) + MSG + b"\r\n")
+    u, t = r.until("m2")
+    check(t.startswith(b"m2 OK [APPENDUID") and b":" in t,
+          "MULTIAPPEND with literal8")
+    r.send(b"m3 APPEND Inbox UTF8 (~{%d+}\r\n" % len(MSG) + MSG + b")\r\n")
+    u, t = r.until("m3")
+    check(t.startswith(b"m3 OK"), "APPEND UTF8 form")
+    u, t = r.cmd("m4", b"ENABLE UTF8=ACCEPT CONDSTORE")
+    check(u == [b"* ENABLED UTF8=ACCEPT CONDSTORE"], "ENABLE")
+    u, t = r.cmd("m5", b'CREATE "Caf\xc3\xa9"')
+    check(t.startswith(b"m5 OK"), "CREATE UTF-8 name")
+    r.close()
+    m = login()
+    typ, data = m.list('""', "Caf*")
+    check(any(b"Caf&AOk-" in d for d in data), "modified UTF-7 for rev1")
+    m.logout()
+
+
+def main():
+    tmp = tempfile.mkdtemp(prefix="mox-imap-")
+    d = os.path.join(tmp, "ls")
+    log = open(os.path.join(tmp, "server.log"), "w")
+    p = subprocess.Popen([MOX, "localserve", "-dir", d, "-ip", IP],
+                         stdout=log, stderr=subprocess.STDOUT)
+    try:
+        check(wait_port(PORT) and wait_port(TLSPORT), "server listening")
+        for t in (test_greeting, test_tls, test_sasl, test_session,
+                  test_two_sessions, test_multiappend_binary):
+            try:
+                t()
+            except Exception as e:  # report and continue
+                failures.append("%s: %r" % (t.__name__, e))
+                print("FAIL:", t.__name__, repr(e), flush=True)
+    finally:
+        subprocess.run([MOX, "-config", os.path.join(d, "mox.conf"), "stop"],
+                       capture_output=True, timeout=30)
+        try:
+            p.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            p.kill()
+        log.close()
+    vd = os.path.join(BUILD, "mox-verifydata")
+    if os.path.exists(vd):
+        r = subprocess.run([vd, d], capture_output=True, text=True)
+        check(r.returncode == 0, "mox-verifydata after the test: " +
+              r.stdout.strip())
+    if failures:
+        print("server log:", os.path.join(tmp, "server.log"))
+        print("%d failures" % len(failures))
+        sys.exit(1)
+    shutil.rmtree(tmp, ignore_errors=True)
+    print("all ok")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,154 @@
+/*
+ * test_queue_store.c: the durable queue storage (queue_store.c): records
+ * and files added in one transaction, base id grouping (spec/queue.md
+ * 2), hold rules, extra data, listing and removal, and failure leaving
+ * nothing behind.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "lib/buf.h"
+#include "lib/io.h"
+#include "lib/xmalloc.h"
+#include "queue/queue.h"
+#include "lib/banned.h"
+
+static char tmpdir[] = "/tmp/test-queue-XXXXXX";
+
+static void
+mkmsg(struct queue_msg *m, const char *rcpt, const char *prefix)
+{
+	memset(m, 0, sizeof(*m));
+	m->sender_account = xstrdup("mox");
+	m->sender_localpart = xstrdup("mox");
+	m->sender_domain = xstrdup("example.org");
+	m->recipient_localpart = xstrdup(rcpt);
+	m->recipient_domain = xstrdup("example.com");
+	m->message_id = xstrdup("<id@example.org>");
+	m->msg_prefix = xstrdup(prefix);
+	m->msg_prefix_len = strlen(prefix);
+	m->size = (int64_t)strlen(prefix) + 5;
+	m->subject = xstrdup("s");
+}
+
+static void
+test_queue(void **state)
+{
+	struct buf err, path, data;
+	struct queue *q;
+	struct queue_msg msgs[3], *list = NULL;
+	size_t n = 0;
+	sqlite3 *db;
+
+	buf_init(&err, 4096);
+	buf_init(&path, 4096);
+	buf_init(&data, 4096);
+	assert_non_null(mkdtemp(tmpdir));
+	q = queue_open(tmpdir, &err);
+	assert_non_null(q);
+	buf_addf(&path, "%s/msgfile", tmpdir);
+	assert_int_equal(io_write_file_atomic(path.data, "body\n", 5, 0600, &err),
+	    0);
+
+	/* Three recipients, same sender and prefix: one group. */
+	for (int i = 0; i < 3; i++)
+		mkmsg(&msgs[i], i == 0 ? "a" : i == 1 ? "b" : "c", "P: 1\r\n");
+	msgs[1].extra = xcalloc(1, sizeof(*msgs[1].extra));
+	msgs[1].extra[0].key = xstrdup("Order-Id");
+	msgs[1].extra[0].value = xstrdup("123");
+	msgs[1].nextra = 1;
+	msgs[2].requiretls = QUEUE_REQUIRETLS_NO;
+	assert_int_equal(queue_add(q, path.data, msgs, 3, &err), 0);
+	assert_true(msgs[0].id > 0 && msgs[1].id == msgs[0].id + 1);
+	assert_int_equal(msgs[0].base_id, msgs[0].id);
+	assert_int_equal(msgs[2].base_id, msgs[0].id);
+	for (int i = 0; i < 3; i++) {
+		buf_reset(&path);
+		queue_msg_path(q, msgs[i].id, &path);
+		buf_reset(&data);
+		assert_int_equal(io_read_file(path.data, &data, &err), 0);
+		assert_string_equal(data.data, "body\n");
+		queue_msg_release(&msgs[i]);
+	}
+
+	/* Different prefix: no group. A hold rule on the recipient domain. */
+	db = NULL;
+	buf_reset(&path);
+	buf_addf(&path, "%s/queue/index.db", tmpdir);
+	assert_int_equal(sqlite3_open(path.data, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "INSERT INTO hold_rule"
+					  " (recipient_domain) VALUES"
+					  " ('example.com')",
+			     NULL, NULL, NULL),
+	    SQLITE_OK);
+	sqlite3_close(db);
+	mkmsg(&msgs[0], "d", "P: 1\r\n");
+	mkmsg(&msgs[1], "e", "P: 2\r\n");
+	buf_reset(&path);
+	buf_addf(&path, "%s/msgfile", tmpdir);
+	assert_int_equal(queue_add(q, path.data, msgs, 2, &err), 0);
+	assert_int_equal(msgs[0].base_id, 0);
+	assert_true(msgs[0].hold && msgs[1].hold);
+	queue_msg_release(&msgs[0]);
+	queue_msg_release(&msgs[1]);
+
+	assert_int_equal(queue_list(q, &list, &n, &err), 0);
+	assert_int_equal(n, 5);
+	assert_string_equal(list[0].recipient_localpart, "a");
+	assert_int_equal(list[1].nextra, 1);
+	assert_string_equal(list[1].extra[0].key, "Order-Id");
+	assert_string_equal(list[1].extra[0].value, "123");
+	assert_int_equal(list[2].requiretls, QUEUE_REQUIRETLS_NO);
+	assert_int_equal(list[0].requiretls, QUEUE_REQUIRETLS_UNSET);
+	assert_int_equal(list[0].msg_prefix_len, 6);
+	assert_false(list[0].hold);
+	assert_true(list[3].hold);
+
+	/* Remove one: row and file gone. */
+	assert_int_equal(queue_remove(q, list[0].id, &err), 0);
+	buf_reset(&path);
+	queue_msg_path(q, list[0].id, &path);
+	assert_int_equal(access(path.data, F_OK), -1);
+	queue_msg_list_free(list, n);
+	assert_int_equal(queue_list(q, &list, &n, &err), 0);
+	assert_int_equal(n, 4);
+	queue_msg_list_free(list, n);
+
+	/* A missing file fails and adds nothing. */
+	mkmsg(&msgs[0], "f", "");
+	assert_int_equal(queue_add(q, "/nonexistent/file", msgs, 1, &err), -1);
+	queue_msg_release(&msgs[0]);
+	assert_int_equal(queue_list(q, &list, &n, &err), 0);
+	assert_int_equal(n, 4);
+	queue_msg_list_free(list, n);
+	assert_int_equal(queue_add(q, "/nonexistent/file", msgs, 0, &err), -1);
+
+	queue_close(q);
+	buf_reset(&path);
+	buf_addf(&path, "rm -rf %s", tmpdir);
+	assert_int_equal(system(path.data), 0);
+	buf_release(&err);
+	buf_release(&path);
+	buf_release(&data);
+	(void)state;
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_queue),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
