@@ -22,6 +22,7 @@ const char imap_fetch_err_unknown_cte[] =
 /* RFC 9051 7.5.2 leaves a missing host to the server; NIL would read as
  * group syntax, so a placeholder is sent (INTEROP: as Dovecot does). */
 #define MISSING_DOMAIN "MISSING_DOMAIN"
+#define MISSING_MAILBOX "MISSING_MAILBOX" /* a name without an address */
 #define PREVIEW_TEXT_MAX (256 * 1024)
 
 static bool
@@ -111,7 +112,7 @@ add_addrs(struct buf *out, const struct message_addr_list *l, bool utf8_ok)
 			buf_addc(out, ' ');
 			imap_fmt_nstring(out, a->adl, utf8_ok);
 			buf_addc(out, ' ');
-			imap_fmt_nstring(out, a->user != NULL ? a->user : "",
+			imap_fmt_nstring(out, a->user != NULL ? a->user : MISSING_MAILBOX,
 			    utf8_ok);
 			buf_addc(out, ' ');
 			imap_fmt_nstring(out,
