@@ -13,6 +13,7 @@
 #include "cli.h"
 #include "cmd_dkim.h"
 #include "cmd_dns.h"
+#include "cmd_sendmail.h"
 #include "cmd_store.h"
 #include "config/config.h"
 #include "ctl/ctl.h"
@@ -83,6 +84,12 @@ static const struct cli_command commands[] = {
 	{ "gentestdata", "DIR", "Write a config and data directory with test "
 		"accounts, messages and a queued message (for upgrade tests).",
 	    cmd_gentestdata },
+	{ "sendmail", "[-t] [-f from] [-F name] [rcpt ...] < message",
+	    "Submit a message read from stdin to the submission server "
+	    "configured in /etc/moxsubmit.conf (with authentication), for "
+	    "system tools such as cron and mail(1). On failure the message is "
+	    "appended to ~/moxsubmit.failures and the exit status is 1.",
+	    cmd_sendmail },
 	{ "dns lookup", "TYPE NAME",
 	    "Look up records of TYPE (a, aaaa, mx, txt, ptr, cname, tlsa, srv, "
 	    "ns) for NAME and say whether the answer was DNSSEC-verified.",
@@ -464,7 +471,11 @@ main(int argc, char **argv)
 		cli.config_path = "config/mox.conf";
 	log_init();
 	log_set_format(LOG_FORMAT_HUMAN);
-	(void)slash;
+	/* Installed as "sendmail": behave as `mox sendmail`. */
+	if (strcmp(slash != NULL ? slash + 1 : argv[0], "sendmail") == 0) {
+		argv[0] = (char *)"sendmail";
+		return cmd_sendmail(argc, argv);
+	}
 
 	for (; i < argc && argv[i][0] == '-'; i++) {
 		const char *f = argv[i];

@@ -9,8 +9,10 @@ PKGS="build-essential autoconf automake pkg-config git ca-certificates
 libgnutls28-dev gnutls-bin nettle-dev libsqlite3-dev sqlite3 libldns-dev
 ldnsutils libmicrohttpd-dev libjson-c-dev libcurl4-gnutls-dev libcmocka-dev
 libidn2-dev libpcre2-dev libcrypt-dev publicsuffix
-python3 procps iproute2 util-linux curl swaks
-python3-dkim opendkim-tools nsd unbound"
+python3 procps iproute2 util-linux curl
+python3-dkim opendkim-tools nsd unbound
+swaks libnet-ssleay-perl libio-socket-ssl-perl libauthen-sasl-perl postfix
+isync cyrus-clients mutt tmux"
 
 missing=""
 for p in $PKGS; do

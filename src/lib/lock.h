@@ -14,10 +14,11 @@ enum lock_order {
 	LOCK_ORDER_CONFIG = 1,
 	LOCK_ORDER_NET,     /* listener/ip registries, connection list */
 	LOCK_ORDER_TIMER,   /* reactor timer heap */
-	LOCK_ORDER_POOL,    /* worker pool queue */
 	LOCK_ORDER_ACCOUNTS,
 	LOCK_ORDER_ACCOUNT,
 	LOCK_ORDER_CHANGES,
+	LOCK_ORDER_POOL, /* worker pool queue: a leaf, so a change callback
+			  * under the account lock may wake a connection */
 	LOCK_ORDER_DNS, /* resolver cache and mock: leaf locks */
 	LOCK_ORDER_LOG,
 };

@@ -520,7 +520,7 @@ smtp_parse_rfc3339(struct span sp, int64_t *ns_out)
 	tm.tm_min = (int)mi;
 	tm.tm_sec = (int)sec;
 	t = timegm(&tm);
-	if (t == (time_t)-1)
+	if (t == (time_t)-1 || t > INT64_MAX / 1000000000 - 1)
 		return -1;
 	*ns_out = (int64_t)t * 1000000000 + (int64_t)frac;
 	return 0;

@@ -133,12 +133,12 @@ def main():
         # Serve.
         p, log, ok = start(d)
         check(ok, "localserve listens on SMTP 1025")
-        check(greeting(1025).startswith(b"421 "), "SMTP port answers")
-        check(greeting(1587).startswith(b"421 "), "submission port answers")
-        check(greeting(1143).startswith(b"* BYE"), "IMAP port answers")
+        check(greeting(1025).startswith(b"220 "), "SMTP port greets")
+        check(greeting(1587).startswith(b"220 "), "submission port greets")
+        check(greeting(1143).startswith(b"* OK"), "IMAP port greets")
         check(greeting(1080).startswith(b"HTTP/1.1 503"), "HTTP port answers")
         ctx = ssl.create_default_context(cafile=os.path.join(d, "localhost.crt"))
-        for port, want in ((1993, b"* BYE"), (1465, b"421 "), (1443, b"HTTP/1.1")):
+        for port, want in ((1993, b"* OK"), (1465, b"220 "), (1443, b"HTTP/1.1")):
             try:
                 with socket.create_connection((IP, port), timeout=5) as raw:
                     with ctx.wrap_socket(raw, server_hostname="localhost") as s:
