@@ -28,14 +28,17 @@
 #include "cli.h"
 #include "config/config.h"
 #include "ctl/ctl.h"
+#include "dns/dns.h"
 #include "lib/buf.h"
 #include "lib/io.h"
 #include "lib/log.h"
 #include "lib/span.h"
 #include "lib/xmalloc.h"
 #include "net/net.h"
+#include "queue/queue.h"
 #include "serve.h"
 #include "serve_proto.h"
+#include "mailauth/publicsuffix.h"
 #include "maildir/store.h"
 #include "tls/tls.h"
 #include "lib/banned.h"
@@ -110,6 +113,7 @@ struct server {
 	struct store *store;
 	struct net_reactor *net;
 	struct ctl_server *ctl;
+	struct queue_runner *queue; /* outgoing deliveries */
 	struct tls_server **tls; /* owned, one per listener and SNI mode */
 	size_t ntls;
 	struct svc_arg *args;    /* protocol arguments, freed after net_stop */
@@ -119,6 +123,8 @@ struct server {
 	struct log_ctx log;
 	char *datadir;
 	bool localserve;
+	struct dns_resolver *resolver; /* shared by all services */
+	struct publicsuffix_list *psl; /* NULL when the list is missing */
 };
 
 static struct tls_server *
@@ -200,6 +206,8 @@ listen_service(struct server *s, const char *lname,
 	ss.hostname = l->hostname != NULL ? l->hostname : s->cfg->st->hostname;
 	ss.store = s->store;
 	ss.localserve = s->localserve;
+	ss.resolver = s->resolver;
+	ss.psl = s->psl;
 	switch (d->proto) {
 	case SVC_SMTP:
 		proto = serve_smtp_proto(&ss, &arg, err);
@@ -357,20 +365,46 @@ static const struct ctl_command ctl_cmds[] = {
 static uid_t fix_uid;
 static int fix_failures;
 
+/* Give one entry to the user. Runs as root over a tree the user may
+ * control, so: never follow a symlink (O_NOFOLLOW, and the entry must be
+ * the one nftw saw), and leave alone a foreign file with other hard links
+ * (it could be a link to a file outside the data directory). */
 static int
 fix_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
-	if (flag == FTW_SL)
-		return 0;
-	if (st->st_uid != fix_uid && lchown(path, fix_uid, 0) == -1)
-		fix_failures++;
-	if (S_ISDIR(st->st_mode) && (st->st_mode & 07777) != 02750 &&
-	    chmod(path, 02750) == -1)
-		fix_failures++;
-	if (S_ISREG(st->st_mode) && (st->st_mode & 0777 & ~0640) != 0 &&
-	    chmod(path, st->st_mode & 0640) == -1)
-		fix_failures++;
+	struct stat fst;
+	int fd, oflags = O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC;
+	mode_t want;
+
 	(void)ftw;
+	if (flag == FTW_SL || flag == FTW_NS || flag == FTW_DNR)
+		return 0;
+	if (S_ISDIR(st->st_mode)) {
+		oflags |= O_DIRECTORY;
+		want = 02750;
+	} else if (S_ISREG(st->st_mode)) {
+		want = st->st_mode & 0640;
+	} else {
+		return 0; /* sockets and the like are recreated at start */
+	}
+	if (st->st_uid == fix_uid && (st->st_mode & 07777) == want)
+		return 0;
+	if (S_ISREG(st->st_mode) && st->st_uid != fix_uid && st->st_nlink > 1) {
+		fix_failures++;
+		return 0;
+	}
+	fd = open(path, oflags);
+	if (fd < 0) {
+		fix_failures++;
+		return 0;
+	}
+	if (fstat(fd, &fst) == -1 || fst.st_dev != st->st_dev ||
+	    fst.st_ino != st->st_ino ||
+	    (fst.st_uid != fix_uid && fchown(fd, fix_uid, 0) == -1) ||
+	    ((fst.st_mode & 07777) != want && fchmod(fd, want) == -1))
+		fix_failures++;
+	if (close(fd) == -1)
+		fix_failures++;
 	return 0;
 }
 
@@ -407,12 +441,15 @@ drop_privileges(struct server *s, struct buf *err)
 	if (!s->cfg->st->no_fix_permissions) {
 		fix_uid = uid;
 		fix_failures = 0;
-		nftw(s->datadir, fix_entry, 32, FTW_PHYS);
+		if (nftw(s->datadir, fix_entry, 32, FTW_PHYS) == -1)
+			fix_failures++;
 		if (fix_failures > 0)
 			log_error(&s->log, "fixing data directory permissions",
 			    LF_STR("path", s->datadir),
 			    LF_I64("failures", fix_failures));
 	}
+	/* Worker threads exist already: glibc applies set*id to every
+	 * thread of the process (POSIX semantics via its setxid broadcast). */
 	if (setgroups(1, &gid) == -1 || setgid(gid) == -1 || setuid(uid) == -1) {
 		buf_addf(err, "dropping privileges to %s: %s\n", user,
 		    log_strerror(errno));
@@ -473,6 +510,37 @@ open_accounts(struct server *s, struct buf *err)
 	return 0;
 }
 
+/* The shared resolver from DNSResolvers (empty: /etc/resolv.conf) and
+ * the public suffix list (spec/auth.md 1). A missing list is logged and
+ * left NULL: DMARC then aligns only exact domains. */
+static int
+open_dns(struct server *s, struct buf *err)
+{
+	const struct config_static *st = s->cfg->st;
+	struct dns_params p = { 0 };
+	struct buf perr;
+	char *path;
+
+	p.servers = (const char *const *)st->dns_resolvers.v;
+	p.nservers = st->dns_resolvers.n;
+	s->resolver = dns_resolver_new(&p, err);
+	if (s->resolver == NULL) {
+		buf_adds(err, " (check DNSResolvers in mox.conf)\n");
+		return -1;
+	}
+	path = st->public_suffix_list_file != NULL
+	    ? config_path(s->cfg, st->public_suffix_list_file)
+	    : xstrdup(PUBLICSUFFIX_PATH);
+	buf_init(&perr, 4096);
+	s->psl = publicsuffix_load(path, &perr);
+	if (s->psl == NULL)
+		log_error(&s->log, "loading public suffix list", LF_ERR(perr.data),
+		    LF_STR("path", path));
+	buf_release(&perr);
+	free(path);
+	return 0;
+}
+
 static void
 server_free(struct server *s)
 {
@@ -495,6 +563,8 @@ server_free(struct server *s)
 	}
 	free(s->args);
 	store_free(s->store);
+	dns_resolver_free(s->resolver);
+	publicsuffix_free(s->psl);
 	for (size_t i = 0; i < s->nbound; i++)
 		free(s->bound[i].ip);
 	free(s->bound);
@@ -545,6 +615,8 @@ serve_run(struct config *cfg, const struct serve_opts *o)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	if (open_dns(&s, &err) == -1)
+		goto out;
 	np.workers = (unsigned)cfg->st->worker_pool_size;
 	s.net = net_start(&np, &err);
 	if (s.net == NULL)
@@ -566,6 +638,17 @@ serve_run(struct config *cfg, const struct serve_opts *o)
 	if (ensure_receivedid_key(&s, &err) == -1 ||
 	    open_accounts(&s, &err) == -1)
 		goto stop;
+	{
+		struct queue_runner_params qp = { 0 };
+
+		qp.datadir = s.datadir;
+		qp.store = s.store;
+		qp.resolver = s.resolver;
+		qp.localserve = o->localserve;
+		s.queue = queue_runner_start(&qp, &err);
+		if (s.queue == NULL)
+			goto stop;
+	}
 	s.ctl = ctl_server_start(s.datadir, ctl_cmds, ARRAY_LEN(ctl_cmds), &s,
 	    &err);
 	if (s.ctl == NULL)
@@ -587,6 +670,7 @@ serve_run(struct config *cfg, const struct serve_opts *o)
 	    sig == SIGINT ? "SIGINT" : "SIGTERM"));
 	rc = 0;
 stop:
+	queue_runner_stop(s.queue);
 	forced = net_stop(s.net, SERVE_GRACE_MS);
 	if (forced > 0)
 		log_info(&s.log, "closed connections at shutdown",

@@ -10,7 +10,9 @@
 #include <stdbool.h>
 
 struct config_listener;
+struct dns_resolver;
 struct net_proto;
+struct publicsuffix_list;
 struct store;
 struct tls_server;
 
@@ -25,6 +27,11 @@ struct serve_service {
 	const char *hostname; /* listener Hostname, else the global one */
 	struct store *store;  /* accounts; shared */
 	bool localserve;      /* mox localserve rules */
+	/* One resolver (mox.conf DNSResolvers, else /etc/resolv.conf) and
+	 * the public suffix list, shared by all services; both outlive the
+	 * protocol arguments. psl may be NULL when the list is missing. */
+	struct dns_resolver *resolver;
+	const struct publicsuffix_list *psl;
 };
 
 /* Return the protocol for svc and set *arg_out to its listener argument

@@ -2,7 +2,8 @@
  * serve_smtp.c: wiring of the SMTP services (serve_proto.h): each
  * configured SMTP, Submission or Submissions service gets an smtp_server
  * (src/smtp) with the listener's settings (spec/smtp.md 1). Called at
- * startup from the main thread.
+ * startup from the main thread. The services share serve.c's resolver
+ * and public suffix list (spec/auth.md 1).
  */
 #include <string.h>
 
@@ -27,6 +28,8 @@ serve_smtp_proto(const struct serve_service *svc, void **arg_out,
 		p.require_starttls = l->smtp.require_starttls;
 		p.no_require_tls = l->smtp.no_require_tls;
 		p.first_time_sender_delay_ns = l->smtp.first_time_sender_delay;
+		p.dnsbls = (const char *const *)l->smtp.dnsbls.v;
+		p.ndnsbls = l->smtp.dnsbls.n;
 	} else if (strcmp(svc->service, "Submission") == 0) {
 		p.kind = SMTP_KIND_SUBMISSION;
 		p.no_require_starttls = l->submission.no_require_starttls;
@@ -42,6 +45,8 @@ serve_smtp_proto(const struct serve_service *svc, void **arg_out,
 	p.pedantic = cfg != NULL && cfg->st->pedantic;
 	p.localserve = svc->localserve;
 	p.store = svc->store;
+	p.resolver = svc->resolver;
+	p.psl = svc->psl;
 	config_put(cfg);
 	srv = smtp_server_new(&p, err);
 	if (srv == NULL)

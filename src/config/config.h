@@ -208,6 +208,8 @@ struct config_static {
 	int64_t quota_message_size;
 	/* Our additions. */
 	struct sconf_strlist dns_resolvers; /* DNSResolvers: "ip:port", "[ip6]:port" */
+	char *public_suffix_list_file; /* PublicSuffixListFile; NULL: the
+					* Debian path (publicsuffix.h) */
 	int64_t worker_pool_size;     /* WorkerPoolSize; default applied */
 };
 

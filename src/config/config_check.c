@@ -1720,6 +1720,8 @@ config_check_files(const struct config *cfg, struct buf *err)
 	chk_init(&c, cfg->path, err);
 	check_file(&c, cfg, &st->pos, "AdminPasswordFile",
 	    st->admin_password_file);
+	check_file(&c, cfg, &st->pos, "PublicSuffixListFile",
+	    st->public_suffix_list_file);
 	for (size_t i = 0; i < st->listeners.n; i++) {
 		const struct config_tls *t = st->listeners.vals[i].tls;
 		size_t p = chk_push(&c, "Listeners.%s.TLS", st->listeners.keys[i]);

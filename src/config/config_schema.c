@@ -507,6 +507,13 @@ static const struct sconf_field f_static[] = {
 	FLD(config_static, dns_resolvers, "DNSResolvers", t_strlist, OPT,
 	    "DNS resolvers to use instead of those of /etc/resolv.conf, as "
 	    "ip:port, e.g. 127.0.0.1:53 or [::1]:53."),
+	FLD(config_static, public_suffix_list_file, "PublicSuffixListFile",
+	    sconf_type_str, OPT,
+	    "Path of the public suffix list (publicsuffix.org format) used to "
+	    "find organizational domains for DMARC and DKIM. Default "
+	    "/usr/share/publicsuffix/public_suffix_list.dat (Debian package "
+	    "publicsuffix). A relative path is relative to the config "
+	    "directory."),
 	FLD(config_static, worker_pool_size, "WorkerPoolSize", sconf_type_int,
 	    OPT,
 	    "Number of worker threads for connections. Default 4 times the "

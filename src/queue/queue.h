@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lib/span.h"
+
 struct buf;
 
 #define QUEUE_EXTRA_MAX 100        /* X-Mox-Extra-* keys per message */
@@ -92,5 +94,288 @@ void queue_msg_list_free(struct queue_msg *v, size_t n);
 int queue_remove(struct queue *q, int64_t id, struct buf *err);
 /* Path of record id's message file into out. */
 void queue_msg_path(const struct queue *q, int64_t id, struct buf *out);
+
+
+/* ---- attempt bookkeeping (queue_store.c) ---- */
+
+/* Backoff before the attempt after one that started with `attempts`
+ * previous attempts (spec/queue.md 4.1): (7 min 30 s + jitter) << attempts,
+ * jitter in [-5 s, +4 s]. For tests, the environment variable
+ * MOX_TEST_QUEUE_BACKOFF_DIVISOR (a positive integer) divides the result,
+ * e.g. 450 makes the first interval about 1 s. Pure but for the env. */
+int64_t queue_backoff_ns(int64_t attempts, int jitter_s);
+/* Divisor from MOX_TEST_QUEUE_BACKOFF_DIVISOR, 1 when unset or invalid. */
+int64_t queue_backoff_divisor(void);
+
+/* Outcome of one attempt for one record. */
+struct queue_attempt_result {
+	bool success;
+	bool permanent;
+	int code;             /* remote SMTP code, 0 when none */
+	char secode[16];      /* enhanced code without class, "1.1" */
+	const char *error;    /* our text; "" on success */
+	const char *reply;    /* full remote reply lines, or "" */
+	const char *remote_host;
+	const char *remote_ip;
+};
+
+/* ---- the runner (queue_run.c) ---- */
+
+struct store;
+struct dns_resolver;
+struct tls_session;
+struct config;
+
+/* What a recipient's TLS policy (MTA-STS, DANE) requires of a host
+ * (spec/queue.md 5.2, 5.3). The seam to src/queue/tlspolicy.h. */
+struct queue_tls_host {
+	bool skip;               /* MX host not allowed by an enforced policy */
+	bool require_starttls;   /* MTA-STS enforce or DANE records */
+	bool pkix;               /* verify PKIX (MTA-STS enforce) */
+	bool verified_mechanism; /* usable DANE or MTA-STS enforce */
+};
+
+struct queue_tls_policy {
+	/* Prepare for the original recipient domain. 0 with *state_out, or
+	 * -1 with *why for a temporary failure of the attempt. */
+	int (*domain)(void *arg, const char *domain, bool tls_required_no,
+	    void **state_out, const char **why);
+	/* Requirements for one MX host. 0, or -1 with *why: the host fails
+	 * temporarily. */
+	int (*host)(void *arg, void *state, const char *host,
+	    struct queue_tls_host *out, const char **why);
+	/* Verify a handshake against DANE records of host (NULL: none).
+	 * 0, or -1 with the reason appended to err. */
+	int (*verify)(void *arg, void *state, const char *host,
+	    struct tls_session *s, struct buf *err);
+	void (*done)(void *arg, void *state);
+	void *arg;
+};
+
+struct queue_runner_params {
+	const char *datadir;
+	struct store *store;             /* for DSNs; borrowed */
+	struct dns_resolver *resolver;   /* borrowed; NULL: localserve only */
+	bool localserve;                 /* deliver to the local SMTP listener */
+	const struct queue_tls_policy *tls; /* NULL: opportunistic only */
+};
+
+struct queue_runner; /* opaque; owns a scheduler thread */
+
+/* Start the scheduler thread. NULL with err. Call once per server. */
+struct queue_runner *queue_runner_start(const struct queue_runner_params *p,
+    struct buf *err);
+/* Wake the scheduler now (after an add or change). Any thread. */
+void queue_runner_kick(struct queue_runner *r);
+/* Stop picking, wait for running deliveries to end, free. NULL-safe. */
+void queue_runner_stop(struct queue_runner *r);
+
+/* ---- routes (queue_route.c) ---- */
+
+struct config_route;
+/* spec/queue.md 4.3: does route match (ASCII domains, attempts before
+ * this attempt)? Pure. */
+bool queue_route_match(const struct config_route *rt, const char *from_domain,
+    const char *to_domain, int64_t attempts);
+/* Transport name for a record: account routes, domain routes, global
+ * routes, first match wins; "" = default direct. Borrowed from cfg. */
+const char *queue_route_transport(const struct config *cfg,
+    const char *account, const char *from_domain, const char *to_domain,
+    int64_t attempts);
+
+/* ---- DSNs (queue_dsn.c) ---- */
+
+struct queue_dsn_rcpt {
+	const char *recipient;       /* full address */
+	const char *status;          /* "5.1.1" */
+	const char *error;           /* our text */
+	const char *reply;           /* full remote reply lines or "" */
+	const char *remote_host;     /* or "" */
+	const char *remote_ip;       /* or "" */
+	int64_t last_attempt_ns;
+	int64_t will_retry_until_ns; /* delayed only; 0: none */
+};
+
+struct queue_dsn {
+	bool delayed;                /* "delayed" instead of "failed" */
+	const char *hostname;        /* reporting MTA, our host name */
+	const char *to;              /* sender address */
+	const char *message_id;      /* original, with <>; or "" */
+	const char *boundary;        /* NULL: random */
+	const char *msgid_out;       /* Message-Id of the DSN; NULL: random */
+	int64_t now_ns;
+	int64_t arrival_ns;
+	const char *future_release_request; /* or "" */
+	const struct queue_dsn_rcpt *rcpts;
+	size_t nrcpts;
+	struct span orig_header;     /* original message header section */
+};
+
+/* Compose a DSN (RFC 3464, RFC 6522 multipart/report) into out. 0, or
+ * -1 when out's maximum was reached. Pure but for randomness when
+ * boundary/msgid_out are NULL. */
+int queue_dsn_compose(const struct queue_dsn *d, struct buf *out);
+
+/* ---- suppressions (queue_suppress.c) ---- */
+
+/* Base address (spec/queue.md 11) of localpart@domain into out. Pure. */
+void queue_suppress_base(const char *localpart, const char *domain,
+    struct buf *out);
+struct queue_suppression {
+	int64_t id;
+	int64_t created_ns;
+	char *account;
+	char *base_address;
+	char *original_address;
+	bool manual;
+	char *reason;
+};
+void queue_suppression_list_free(struct queue_suppression *v, size_t n);
+/* Is address (localpart@domain) suppressed for account? 1 yes (fills
+ * *out when not NULL), 0 no, -1 error. */
+int queue_suppress_lookup(struct queue *q, const char *account,
+    const char *address, struct queue_suppression *out, struct buf *err);
+/* Add (0; also when present: not an error), manual with reason. */
+int queue_suppress_add(struct queue *q, const char *account,
+    const char *address, bool manual, const char *reason, struct buf *err);
+/* Remove by base address; -1 with "not present" when absent. */
+int queue_suppress_remove(struct queue *q, const char *account,
+    const char *address, struct buf *err);
+/* List (account NULL/"": all) in id order. */
+int queue_suppress_list(struct queue *q, const char *account,
+    struct queue_suppression **out, size_t *n_out, struct buf *err);
+
+/* ---- admin operations (queue_admin.c, queue_hold.c, queue_retired.c,
+ * queue_webhook.c); all usable with or without a running server; a
+ * running runner notices changes within a second ---- */
+
+/* Filter (spec/queue.md 13). Zero value matches everything. */
+struct queue_filter {
+	const int64_t *ids;      /* NULL: any */
+	size_t nids;
+	int64_t max;             /* 0: unlimited */
+	const char *account;     /* NULL: any */
+	const char *from;        /* substring of sender address */
+	const char *to;          /* substring of recipient address */
+	int cmp_submitted;       /* '<', '>' or 0: compare queued with */
+	int64_t submitted_ns;    /*   this absolute time */
+	int cmp_next;            /* '<', '>' or 0: next attempt (or last
+				  * activity for retired) with */
+	int64_t next_ns;
+	const char *transport;   /* NULL: any; "" default */
+	int hold;                /* -1 any, 0 no, 1 yes */
+	int result;              /* retired: -1 any, 0 failure, 1 success */
+	const char *event;       /* webhooks: event name or NULL */
+	bool sort_queued;        /* sort by queued/submitted, else next
+				  * attempt (last activity for retired) */
+	bool asc;
+};
+void queue_filter_init(struct queue_filter *f); /* hold = result = -1 */
+
+/* One listed record, for display. */
+struct queue_item {
+	int64_t id;
+	int64_t queued_ns;
+	int64_t next_attempt_ns;  /* retired: last activity */
+	int64_t last_attempt_ns;  /* 0: none */
+	bool hold;
+	bool success;             /* retired */
+	char *account;
+	char *sender;             /* address or "" */
+	char *recipient;
+	char *transport;
+	char *last_error;
+	int64_t attempts;
+};
+void queue_item_list_free(struct queue_item *v, size_t n);
+
+/* List queued messages matching f, sorted per f. */
+int queue_admin_list(struct queue *q, const struct queue_filter *f,
+    struct queue_item **out, size_t *n_out, struct buf *err);
+/* Set hold flag; *n_out gets the count. */
+int queue_admin_hold(struct queue *q, const struct queue_filter *f, bool hold,
+    int64_t *n_out, struct buf *err);
+/* Add d to next attempt, or with from_now set it to now + d. */
+int queue_admin_schedule(struct queue *q, const struct queue_filter *f,
+    bool from_now, int64_t d_ns, int64_t *n_out, struct buf *err);
+/* Set explicit transport ("" = routes). */
+int queue_admin_transport(struct queue *q, const struct queue_filter *f,
+    const char *transport, int64_t *n_out, struct buf *err);
+/* Set RequireTLS tri-state. */
+int queue_admin_requiretls(struct queue *q, const struct queue_filter *f,
+    enum queue_requiretls v, int64_t *n_out, struct buf *err);
+/* Fail: result "delivery canceled by admin", failure DSN to the sender
+ * (into its account in store; NULL: opened on the data directory),
+ * retired as failed. */
+int queue_admin_fail(struct queue *q, struct store *store,
+    const struct queue_filter *f, int64_t *n_out, struct buf *err);
+/* Drop: same result, no DSN, retired as canceled, files removed. */
+int queue_admin_drop(struct queue *q, const struct queue_filter *f,
+    int64_t *n_out, struct buf *err);
+/* Write prefix + file of message id to fd. */
+int queue_admin_dump(struct queue *q, int64_t id, int fd, struct buf *err);
+
+struct queue_hold_rule {
+	int64_t id;
+	char *account;          /* "" any */
+	char *sender_domain;    /* "" any */
+	char *recipient_domain; /* "" any */
+};
+int queue_hold_rule_list(struct queue *q, struct queue_hold_rule **out,
+    size_t *n_out, struct buf *err);
+void queue_hold_rule_list_free(struct queue_hold_rule *v, size_t n);
+/* Add (all empty: everything held); matching queued messages are put on
+ * hold at once. *id_out gets the new id when not NULL. */
+int queue_hold_rule_add(struct queue *q, const char *account,
+    const char *sender_domain, const char *recipient_domain,
+    int64_t *id_out, struct buf *err);
+/* Remove; -1 when absent. Messages keep their hold flag. */
+int queue_hold_rule_remove(struct queue *q, int64_t id, struct buf *err);
+
+/* Retired messages (spec/queue.md 9). */
+int queue_retired_list(struct queue *q, const struct queue_filter *f,
+    struct queue_item **out, size_t *n_out, struct buf *err);
+/* Retired record id as indented JSON into out; -1 when absent. */
+int queue_retired_print(struct queue *q, int64_t id, struct buf *out,
+    struct buf *err);
+/* Delete retired messages and webhooks with KeepUntil < now. */
+int queue_retired_cleanup(struct queue *q, int64_t now_ns, struct buf *err);
+
+/* Webhooks (spec/queue.md 14): events are recorded here; sending comes
+ * with the web server. */
+struct queue_webhook_item {
+	int64_t id;
+	int64_t queue_msg_id;
+	int64_t submitted_ns;
+	int64_t next_attempt_ns;  /* retired: last activity */
+	int64_t last_attempt_ns;
+	bool success;             /* retired */
+	char *account;
+	char *event;
+	char *url;
+	char *last_error;
+};
+void queue_webhook_item_list_free(struct queue_webhook_item *v, size_t n);
+int queue_webhook_list(struct queue *q, const struct queue_filter *f,
+    bool retired, struct queue_webhook_item **out, size_t *n_out,
+    struct buf *err);
+int queue_webhook_schedule(struct queue *q, const struct queue_filter *f,
+    bool from_now, int64_t d_ns, int64_t *n_out, struct buf *err);
+/* Retire matching pending hooks with result "canceled by admin". */
+int queue_webhook_cancel(struct queue *q, const struct queue_filter *f,
+    int64_t *n_out, struct buf *err);
+/* Webhook (pending or retired) id as indented JSON. */
+int queue_webhook_print(struct queue *q, int64_t id, bool retired,
+    struct buf *out, struct buf *err);
+
+/* ---- internal, shared by the queue files and tests ---- */
+
+/* Open the queue database on the calling thread (caller closes with
+ * sqlite3_close()). */
+struct sqlite3;
+int queue_db_open(const struct queue *q, struct sqlite3 **out,
+    struct buf *err);
+/* Data directory the queue lives in. Borrowed. */
+const char *queue_datadir(const struct queue *q);
 
 #endif

@@ -22,15 +22,18 @@
 #include "lib/buf.h"
 #include "lib/io.h"
 #include "lib/log.h"
+#include "lib/span.h"
 #include "lib/timeutil.h"
 #include "lib/xmalloc.h"
 #include "queue/queue.h"
+#include "queue/queue_int.h"
 #include "lib/banned.h"
 
 #define QUEUE_BUSY_MS 10000
 #define QUEUE_PATH_MAX 4096
 
 struct queue {
+	char *datadir;
 	char *dir;    /* <datadir>/queue */
 	char *msgdir; /* <datadir>/queue/msg */
 	char *db;     /* <datadir>/queue/index.db */
@@ -74,10 +77,77 @@ static const char queue_schema[] =
     " id INTEGER PRIMARY KEY,"
     " account TEXT NOT NULL DEFAULT '',"
     " sender_domain TEXT NOT NULL DEFAULT '',"
-    " recipient_domain TEXT NOT NULL DEFAULT '');";
+    " recipient_domain TEXT NOT NULL DEFAULT '');"
+    /* spec/queue.md 1.3: retired copies; results and extra as JSON. */
+    "CREATE TABLE IF NOT EXISTS retired ("
+    " id INTEGER PRIMARY KEY,"
+    " base_id INTEGER NOT NULL DEFAULT 0,"
+    " queued INTEGER NOT NULL,"
+    " sender_account TEXT NOT NULL,"
+    " sender_localpart TEXT NOT NULL, sender_domain TEXT NOT NULL,"
+    " from_id TEXT NOT NULL DEFAULT '',"
+    " recipient_localpart TEXT NOT NULL, recipient_domain TEXT NOT NULL,"
+    " recipient_address TEXT NOT NULL,"
+    " attempts INTEGER NOT NULL, max_attempts INTEGER NOT NULL,"
+    " dialed_ips TEXT NOT NULL DEFAULT '',"
+    " last_attempt INTEGER,"
+    " results TEXT NOT NULL DEFAULT '',"
+    " has8bit INTEGER NOT NULL, smtputf8 INTEGER NOT NULL,"
+    " is_dmarc_report INTEGER NOT NULL, is_tls_report INTEGER NOT NULL,"
+    " size INTEGER NOT NULL,"
+    " message_id TEXT NOT NULL, subject TEXT NOT NULL,"
+    " transport TEXT NOT NULL, requiretls INTEGER,"
+    " future_release_request TEXT NOT NULL,"
+    " extra TEXT NOT NULL DEFAULT '{}',"
+    " success INTEGER NOT NULL,"
+    " last_activity INTEGER NOT NULL,"
+    " keep_until INTEGER NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS retired_fromid ON retired(from_id);"
+    "CREATE INDEX IF NOT EXISTS retired_rcpt ON retired(recipient_address,"
+    " last_activity);"
+    /* spec/queue.md 11 */
+    "CREATE TABLE IF NOT EXISTS suppression ("
+    " id INTEGER PRIMARY KEY,"
+    " created INTEGER NOT NULL,"
+    " account TEXT NOT NULL,"
+    " base_address TEXT NOT NULL,"
+    " original_address TEXT NOT NULL,"
+    " manual INTEGER NOT NULL,"
+    " reason TEXT NOT NULL,"
+    " UNIQUE (account, base_address));"
+    /* spec/queue.md 14: pending and retired webhooks; payload JSON. */
+    "CREATE TABLE IF NOT EXISTS webhook ("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " queue_msg_id INTEGER NOT NULL DEFAULT 0,"
+    " from_id TEXT NOT NULL DEFAULT '',"
+    " message_id TEXT NOT NULL DEFAULT '',"
+    " subject TEXT NOT NULL DEFAULT '',"
+    " extra TEXT NOT NULL DEFAULT '{}',"
+    " account TEXT NOT NULL,"
+    " url TEXT NOT NULL,"
+    " authorization TEXT NOT NULL DEFAULT '',"
+    " is_incoming INTEGER NOT NULL DEFAULT 0,"
+    " event TEXT NOT NULL DEFAULT '',"
+    " payload TEXT NOT NULL,"
+    " submitted INTEGER NOT NULL,"
+    " attempts INTEGER NOT NULL DEFAULT 0,"
+    " next_attempt INTEGER NOT NULL,"
+    " results TEXT NOT NULL DEFAULT '[]');"
+    "CREATE TABLE IF NOT EXISTS webhook_retired ("
+    " id INTEGER PRIMARY KEY,"
+    " queue_msg_id INTEGER NOT NULL, from_id TEXT NOT NULL,"
+    " message_id TEXT NOT NULL, subject TEXT NOT NULL, extra TEXT NOT NULL,"
+    " account TEXT NOT NULL, url TEXT NOT NULL,"
+    " authorization TEXT NOT NULL, is_incoming INTEGER NOT NULL,"
+    " event TEXT NOT NULL, payload TEXT NOT NULL,"
+    " submitted INTEGER NOT NULL, attempts INTEGER NOT NULL,"
+    " results TEXT NOT NULL,"
+    " success INTEGER NOT NULL, last_activity INTEGER NOT NULL,"
+    " keep_until INTEGER NOT NULL, superseded_by INTEGER NOT NULL DEFAULT 0);"
+    "PRAGMA user_version = 1;";
 
-static int
-db_open(const struct queue *q, sqlite3 **out, struct buf *err)
+int
+queue_db_open(const struct queue *q, sqlite3 **out, struct buf *err)
 {
 	sqlite3 *db = NULL;
 
@@ -103,6 +173,36 @@ db_open(const struct queue *q, sqlite3 **out, struct buf *err)
 	return 0;
 }
 
+const char *
+queue_datadir(const struct queue *q)
+{
+	return q->datadir;
+}
+
+int64_t
+queue_backoff_divisor(void)
+{
+	const char *v = getenv("MOX_TEST_QUEUE_BACKOFF_DIVISOR");
+	uint64_t d;
+
+	if (v == NULL || span_u64(span_of_cstr(v), 1000000, &d) == -1 ||
+	    d == 0)
+		return 1;
+	return (int64_t)d;
+}
+
+int64_t
+queue_backoff_ns(int64_t attempts, int jitter_s)
+{
+	int64_t base = (7 * 60 + 30 + jitter_s) * NS_PER_SEC;
+
+	if (attempts < 0)
+		attempts = 0;
+	if (attempts > 16)
+		attempts = 16;
+	return (base << attempts) / queue_backoff_divisor();
+}
+
 void
 queue_msg_path(const struct queue *q, int64_t id, struct buf *out)
 {
@@ -117,6 +217,7 @@ queue_open(const char *datadir, struct buf *err)
 	sqlite3 *db = NULL;
 
 	buf_init(&b, QUEUE_PATH_MAX);
+	q->datadir = xstrdup(datadir);
 	io_path_join(&b, datadir, "queue");
 	q->dir = buf_take(&b);
 	buf_addf(&b, "%s/msg", q->dir);
@@ -128,7 +229,7 @@ queue_open(const char *datadir, struct buf *err)
 		buf_addf(err, "creating %s: %s", q->msgdir, log_strerror(errno));
 		goto fail;
 	}
-	if (db_open(q, &db, err) == -1)
+	if (queue_db_open(q, &db, err) == -1)
 		goto fail;
 	if (sqlite3_exec(db, queue_schema, NULL, NULL, NULL) != SQLITE_OK) {
 		buf_addf(err, "%s: schema: %s", q->db, sqlite3_errmsg(db));
@@ -147,6 +248,7 @@ queue_close(struct queue *q)
 {
 	if (q == NULL)
 		return;
+	free(q->datadir);
 	free(q->dir);
 	free(q->msgdir);
 	free(q->db);
@@ -211,6 +313,23 @@ fsync_file(const char *path)
 	if (close(fd) == -1)
 		rc = -1;
 	return rc;
+}
+
+static bool
+fromid_exists(sqlite3 *db, const char *id)
+{
+	sqlite3_stmt *st = NULL;
+	bool found = true;
+
+	if (sqlite3_prepare_v2(db,
+		"SELECT 1 FROM msg WHERE from_id = ?1 UNION ALL"
+		" SELECT 1 FROM retired WHERE from_id = ?1 LIMIT 1",
+		-1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+		found = sqlite3_step(st) != SQLITE_DONE;
+	}
+	sqlite3_finalize(st);
+	return found;
 }
 
 /* spec/queue.md 1.4: a rule matches when each non-empty field matches. */
@@ -353,7 +472,7 @@ queue_add(struct queue *q, const char *path, struct queue_msg *msgs,
 		buf_addf(err, "fsync %s: %s", path, log_strerror(errno));
 		goto out;
 	}
-	if (db_open(q, &db, err) == -1)
+	if (queue_db_open(q, &db, err) == -1)
 		goto out;
 	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
 		buf_addf(err, "queue begin: %s", sqlite3_errmsg(db));
@@ -367,6 +486,12 @@ queue_add(struct queue *q, const char *path, struct queue_msg *msgs,
 		if (m->next_attempt_ns == 0)
 			m->next_attempt_ns = now;
 		m->base_id = group && i > 0 ? msgs[0].id : 0;
+		if (m->from_id != NULL && m->from_id[0] != '\0' &&
+		    fromid_exists(db, m->from_id)) {
+			/* spec/queue.md 2 step 3 */
+			buf_adds(err, "fromid not unique");
+			goto out;
+		}
 		if (apply_hold(db, m) == -1) {
 			buf_addf(err, "queue hold rules: %s", sqlite3_errmsg(db));
 			goto out;
@@ -429,31 +554,32 @@ col_str(sqlite3_stmt *st, int i)
 }
 
 int
-queue_list(struct queue *q, struct queue_msg **out, size_t *n_out,
-    struct buf *err)
+queue_int_load(sqlite3 *db, const char *where, int64_t arg,
+    struct queue_msg **out, size_t *n_out)
 {
-	sqlite3 *db = NULL;
 	sqlite3_stmt *st = NULL, *ex = NULL;
 	struct queue_msg *v = NULL;
+	struct buf sql;
 	size_t n = 0;
 	int rc = -1, r;
 
-	if (db_open(q, &db, err) == -1)
-		return -1;
-	if (sqlite3_prepare_v2(db,
-		"SELECT id, base_id, queued, hold, sender_account,"
-		" sender_localpart, sender_domain, from_id, recipient_localpart,"
-		" recipient_domain, attempts, max_attempts, next_attempt,"
-		" last_attempt, has8bit, smtputf8, is_dmarc_report,"
-		" is_tls_report, size, message_id, msg_prefix, subject,"
-		" transport, requiretls, future_release_request"
-		" FROM msg ORDER BY id",
-		-1, &st, NULL) != SQLITE_OK ||
+	buf_init(&sql, 4096);
+	buf_addf(&sql,
+	    "SELECT id, base_id, queued, hold, sender_account,"
+	    " sender_localpart, sender_domain, from_id, recipient_localpart,"
+	    " recipient_domain, attempts, max_attempts, next_attempt,"
+	    " last_attempt, has8bit, smtputf8, is_dmarc_report,"
+	    " is_tls_report, size, message_id, msg_prefix, subject,"
+	    " transport, requiretls, future_release_request"
+	    " FROM msg WHERE %s ORDER BY id", where);
+	if (sqlite3_prepare_v2(db, sql.data, -1, &st, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(db,
 		"SELECT key, value FROM msg_extra WHERE msg_id = ?1"
 		" ORDER BY key",
 		-1, &ex, NULL) != SQLITE_OK)
-		goto fail;
+		goto out;
+	if (sqlite3_bind_parameter_count(st) >= 1)
+		sqlite3_bind_int64(st, 1, arg);
 	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
 		struct queue_msg *m;
 		const void *pfx;
@@ -503,19 +629,32 @@ queue_list(struct queue *q, struct queue_msg **out, size_t *n_out,
 		}
 	}
 	if (r != SQLITE_DONE)
-		goto fail;
+		goto out;
 	*out = v;
 	*n_out = n;
 	v = NULL;
 	n = 0;
 	rc = 0;
-	goto out;
-fail:
-	buf_addf(err, "queue list: %s", sqlite3_errmsg(db));
 out:
 	queue_msg_list_free(v, n);
 	sqlite3_finalize(st);
 	sqlite3_finalize(ex);
+	buf_release(&sql);
+	return rc;
+}
+
+int
+queue_list(struct queue *q, struct queue_msg **out, size_t *n_out,
+    struct buf *err)
+{
+	sqlite3 *db = NULL;
+	int rc;
+
+	if (queue_db_open(q, &db, err) == -1)
+		return -1;
+	rc = queue_int_load(db, "1", 0, out, n_out);
+	if (rc == -1)
+		buf_addf(err, "queue list: %s", sqlite3_errmsg(db));
 	sqlite3_close(db);
 	return rc;
 }
@@ -562,7 +701,7 @@ queue_remove(struct queue *q, int64_t id, struct buf *err)
 	int rc = -1;
 
 	buf_init(&p, QUEUE_PATH_MAX);
-	if (db_open(q, &db, err) == -1)
+	if (queue_db_open(q, &db, err) == -1)
 		goto out;
 	if (sqlite3_prepare_v2(db, "DELETE FROM msg WHERE id = ?1", -1, &st,
 		NULL) != SQLITE_OK) {

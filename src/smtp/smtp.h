@@ -16,7 +16,9 @@
 #include <stdint.h>
 
 struct buf;
+struct dns_resolver;
 struct net_proto;
+struct publicsuffix_list;
 struct store;
 struct tls_server;
 
@@ -42,6 +44,13 @@ struct smtp_server_params {
 	bool pedantic;               /* global Pedantic */
 	bool localserve;             /* mox localserve rules (spec 18) */
 	struct store *store;         /* shared; outlives the server */
+	/* Message authentication (spec/auth.md): the shared resolver (NULL:
+	 * no checks, every verdict "none") and public suffix list (may be
+	 * NULL); both outlive the server. */
+	struct dns_resolver *resolver;
+	const struct publicsuffix_list *psl;
+	const char *const *dnsbls;   /* SMTP.DNSBLs zones; copied */
+	size_t ndnsbls;
 };
 
 struct smtp_server; /* opaque */

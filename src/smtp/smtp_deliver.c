@@ -1,9 +1,12 @@
 /*
  * smtp_deliver.c: incoming delivery after DATA on port 25 (spec/smtp.md
  * 10, 12): the delivery decision as one step (smtp_decide(), with the
- * iprev/SPF/DKIM/DMARC/junk results as inputs), trace headers (RFC 5321
- * 4.4 Received, RFC 9228 Delivered-To, Return-Path), and delivery into
- * the store, durable before the reply (DESIGN.md "Data directory").
+ * iprev/SPF/DKIM/DMARC verdicts of smtp_auth_checks.c and the DNSBL as
+ * inputs), trace and result headers (RFC 5321 4.4 Received, RFC 8601
+ * Authentication-Results, RFC 7208 9.1 Received-SPF, RFC 9228
+ * Delivered-To, Return-Path), the DMARC evaluations kept for aggregate
+ * reports (RFC 7489 7.2, spec/auth.md 9.2) and delivery into the store,
+ * durable before the reply (DESIGN.md "Data directory").
  *
  * Trust: the message and envelope come from an unauthenticated peer;
  * header values written by us are our own text or validated addresses.
@@ -28,6 +31,8 @@
 #include "maildir/store.h"
 #include "message/message.h"
 #include "net/net.h"
+#include "reports/reports.h"
+#include "smtp/smtp_auth_checks.h"
 #include "smtp/smtp_int.h"
 #include "tls/tls.h"
 #include "lib/banned.h"
@@ -87,6 +92,47 @@ headers_match(const struct sconf_strmap *hm, struct span header)
 	return true;
 }
 
+/* VerifiedDomain: equal to, or a parent of, a validated domain. */
+static bool
+domain_under(const char *d, const char *parent)
+{
+	size_t n = strlen(d), pn = strlen(parent);
+
+	if (strcasecmp(d, parent) == 0)
+		return true;
+	return n > pn && d[n - pn - 1] == '.' &&
+	    strcasecmp(d + n - pn, parent) == 0;
+}
+
+static bool
+verified(const struct smtp_decision_in *in, const char *dom)
+{
+	if (in->spf_pass_domain != NULL &&
+	    domain_under(in->spf_pass_domain, dom))
+		return true;
+	if (in->ehlo_pass_domain != NULL &&
+	    domain_under(in->ehlo_pass_domain, dom))
+		return true;
+	for (size_t i = 0; i < in->ndkim_pass; i++)
+		if (domain_under(in->dkim_pass_domains[i], dom))
+			return true;
+	return false;
+}
+
+/* ListAllowDomain: the SPF-validated MAIL FROM domain or a passing
+ * DKIM d= (exact). */
+static bool
+list_allowed(const struct smtp_decision_in *in, const char *dom)
+{
+	if (in->spf_pass_domain != NULL &&
+	    strcasecmp(in->spf_pass_domain, dom) == 0)
+		return true;
+	for (size_t i = 0; i < in->ndkim_pass; i++)
+		if (strcasecmp(in->dkim_pass_domains[i], dom) == 0)
+			return true;
+	return false;
+}
+
 static const struct config_ruleset *
 ruleset_find(const struct smtp_decision_in *in)
 {
@@ -108,9 +154,7 @@ ruleset_find(const struct smtp_decision_in *in)
 		if (r->msg_from_regexp != NULL &&
 		    !rule_match(r->msg_from_regexp, in->msgfrom))
 			continue;
-		/* VerifiedDomain needs a validated domain: none until the
-		 * SPF/DKIM results are inputs. */
-		if (r->verified_domain != NULL)
+		if (r->verified_domain != NULL && !verified(in, r->verified_domain))
 			continue;
 		if (r->headers_regexp.n > 0 &&
 		    !headers_match(&r->headers_regexp, in->header))
@@ -118,6 +162,13 @@ ruleset_find(const struct smtp_decision_in *in)
 		return r;
 	}
 	return NULL;
+}
+
+static void
+reject(struct smtp_decision *out, const char *reason)
+{
+	out->kind = SMTP_DECIDE_REJECT_KEEP;
+	out->reason = reason;
 }
 
 void
@@ -131,22 +182,31 @@ smtp_decide(const struct smtp_decision_in *in, struct smtp_decision *out)
 	out->mailbox = xstrdup(rs != NULL && rs->mailbox != NULL
 		? rs->mailbox
 		: in->dest_mailbox != NULL ? in->dest_mailbox : "Inbox");
-	/* Step 5: DMARC reject policy without an aligned pass. */
+	/* Step 3: a mailing list we were told to allow. */
+	if (rs != NULL && rs->list_allow_domain != NULL &&
+	    list_allowed(in, rs->list_allow_domain)) {
+		out->reason = "list-allow";
+		out->mailing_list = true;
+		return;
+	}
+	/* Step 4: a forwarding ruleset disables DMARC rejection. */
+	out->forwarded = rs != NULL && rs->is_forward;
 	if (in->dmarc == SMTP_AUTH_FAIL && in->dmarc_reject_policy &&
-	    !(rs != NULL && rs->is_forward)) {
-		out->kind = SMTP_DECIDE_REJECT_KEEP;
+	    in->dmarc_use && !out->forwarded) {
+		/* Step 5: DMARC reject without an aligned pass. */
+		reject(out, "dmarc-policy");
 		out->code = 550;
 		out->ecode = "5.7.26";
 		out->text = "rejecting per dmarc policy";
-		out->reason = "dmarc-policy";
 	} else if (in->spf == SMTP_AUTH_FAIL || in->spf == SMTP_AUTH_SOFTFAIL) {
-		/* Step 10: no sender history is kept yet, so the reputation
-		 * method is always "none". */
-		out->kind = SMTP_DECIDE_REJECT_KEEP;
-		out->reason = "spf-policy";
+		/* Steps 8, 10: no sender history is kept yet, so the
+		 * reputation method is always "none". Step 11 needs a weak
+		 * junk signal from reputation, which "none" never gives. */
+		reject(out, "spf-policy");
 	} else if (in->junk_known && in->junk_prob > 0.95) {
-		out->kind = SMTP_DECIDE_REJECT_KEEP;
-		out->reason = "junk-content";
+		reject(out, "junk-content"); /* step 13 */
+	} else if (in->dnsbl_listed != NULL && in->dnsbl_listed(in->dnsbl_arg)) {
+		reject(out, "dns-blocklisted"); /* step 14 */
 	}
 	if (out->kind == SMTP_DECIDE_REJECT_KEEP && out->code == 0) {
 		/* spec/smtp.md 12.2: deliberately temporary and vague. */
@@ -204,7 +264,7 @@ smtp_header_fold(struct buf *out, const char *name, const char *value)
 
 void
 smtp_received(struct smtp_sess *s, const char *rcpt, bool utf8msg,
-    struct buf *out)
+    const char *revname, struct buf *out)
 {
 	struct buf v, date;
 	const char *proto = !s->ehlo ? "SMTP" : utf8msg ? "UTF8SMTP" : "ESMTP";
@@ -212,7 +272,12 @@ smtp_received(struct smtp_sess *s, const char *rcpt, bool utf8msg,
 
 	buf_init(&v, 4096);
 	buf_init(&date, 64);
-	if (s->srv->p.kind == SMTP_KIND_SMTP)
+	if (s->srv->p.kind == SMTP_KIND_SMTP && revname != NULL &&
+	    (s->hello == NULL || strcasecmp(revname, s->hello) != 0))
+		/* spec/smtp.md 10: the iprev name unless equal to EHLO */
+		buf_addf(&v, "from %s (%s [%s])", s->hello != NULL ? s->hello : "",
+		    revname, s->remote_ip);
+	else if (s->srv->p.kind == SMTP_KIND_SMTP)
 		buf_addf(&v, "from %s ([%s])", s->hello != NULL ? s->hello : "",
 		    s->remote_ip);
 	else /* spec/smtp.md 10: hide the submitter's address */
@@ -480,20 +545,181 @@ reply_result(struct smtp_sess *s, struct rcpt_err *errs, size_t nerr,
 	buf_release(&t);
 }
 
+static enum smtp_auth_result
+spf_verdict(const struct smtp_auth_checks *a)
+{
+	if (!a->spf_done)
+		return SMTP_AUTH_NONE;
+	switch (a->spf.status) {
+	case SPF_PASS:
+		return SMTP_AUTH_PASS;
+	case SPF_FAIL:
+		return SMTP_AUTH_FAIL;
+	case SPF_SOFTFAIL:
+		return SMTP_AUTH_SOFTFAIL;
+	case SPF_NEUTRAL:
+		return SMTP_AUTH_NEUTRAL;
+	case SPF_TEMPERROR:
+		return SMTP_AUTH_TEMPERROR;
+	case SPF_PERMERROR:
+		return SMTP_AUTH_PERMERROR;
+	case SPF_NONE:
+		break;
+	}
+	return SMTP_AUTH_NONE;
+}
+
+static enum smtp_auth_result
+iprev_verdict(const struct smtp_auth_checks *a)
+{
+	if (!a->iprev_done)
+		return SMTP_AUTH_NONE;
+	switch (a->iprev.status) {
+	case IPREV_PASS:
+		return SMTP_AUTH_PASS;
+	case IPREV_FAIL:
+		return SMTP_AUTH_FAIL;
+	case IPREV_TEMPERROR:
+		return SMTP_AUTH_TEMPERROR;
+	case IPREV_PERMERROR:
+		return SMTP_AUTH_PERMERROR;
+	}
+	return SMTP_AUTH_NONE;
+}
+
+static enum smtp_auth_result
+dmarc_verdict(const struct smtp_auth_checks *a)
+{
+	if (!a->dmarc_done)
+		return SMTP_AUTH_NONE;
+	switch (a->dmarc.status) {
+	case DMARC_PASS:
+		return SMTP_AUTH_PASS;
+	case DMARC_FAIL:
+		return SMTP_AUTH_FAIL;
+	case DMARC_TEMPERROR:
+		return SMTP_AUTH_TEMPERROR;
+	case DMARC_PERMERROR:
+		return SMTP_AUTH_PERMERROR;
+	case DMARC_NONE:
+		break;
+	}
+	return SMTP_AUTH_NONE;
+}
+
+static bool
+dnsbl_cb(void *arg)
+{
+	return smtp_auth_dnsbl_listed(arg);
+}
+
+/* Whether lp@dom is a DMARC or TLS reporting address of ours (spec
+ * auth.md 9.2: such evaluations are optional, against report loops). */
+static bool
+is_report_addr(const struct config *cfg, const char *lp, const char *dom)
+{
+	for (size_t i = 0; cfg != NULL && i < cfg->dyn.domains.n; i++) {
+		const struct config_domain *d = &cfg->dyn.domains.vals[i];
+		const struct config_report_addr *ra[2] = { d->dmarc, d->tlsrpt };
+
+		for (size_t k = 0; k < 2; k++) {
+			const char *rd;
+
+			if (ra[k] == NULL || ra[k]->localpart == NULL)
+				continue;
+			rd = ra[k]->domain != NULL ? ra[k]->domain
+						   : cfg->dyn.domains.keys[i];
+			if (strcasecmp(ra[k]->localpart, lp) == 0 &&
+			    strcasecmp(rd, dom) == 0)
+				return true;
+		}
+	}
+	return false;
+}
+
+/* spec/smtp.md 12.3 step 2, spec/auth.md 9.2: keep the evaluation when
+ * reports are on, the record has rua addresses and the message was
+ * accepted (not as a reject) or rejected for the DMARC policy. */
+static void
+store_evaluation(struct smtp_sess *s, const struct config *cfg,
+    const struct smtp_auth_checks *a, const struct smtp_rcpt_ent *e,
+    const struct smtp_decision *dec, struct reports **rep)
+{
+	struct dmarc_eval_facts f = { 0 };
+	struct dmarc_evaluation ev;
+	struct buf err;
+	bool dmarc_reject = strcmp(dec->reason, "dmarc-policy") == 0;
+
+	if (cfg == NULL || cfg->st->no_outgoing_dmarc_reports ||
+	    !a->dmarc_done || !a->dmarc.lookup.has_record ||
+	    a->dmarc.lookup.record.nrua == 0)
+		return;
+	if (!(dec->kind == SMTP_DECIDE_ACCEPT && !dec->mark_reject) &&
+	    !dmarc_reject)
+		return;
+	f.source_ip = s->remote_ip;
+	f.envelope_to = e->addr.domain;
+	f.envelope_from = s->mail.null_path ? "" : s->mail.from.domain;
+	f.rejected = dmarc_reject;
+	f.mailing_list = dec->mailing_list;
+	f.forwarded = dec->forwarded;
+	/* Without sender history every organizational domain counts as
+	 * unknown to the account, so DMARC rejects are always optional. */
+	f.optional = dmarc_reject ||
+	    is_report_addr(cfg, e->addr.localpart, e->addr.domain);
+	f.now = time_wall_ns() / NS_PER_SEC;
+	if (dmarc_evaluation_build(s->srv->p.psl, &a->dmarc_in, &a->dmarc, &f,
+		&ev) == -1)
+		return;
+	buf_init(&err, 4096);
+	if (*rep == NULL)
+		*rep = reports_open(s->srv->datadir, &err);
+	if (*rep == NULL || reports_dmarc_eval_add(*rep, &ev, &err) == -1)
+		log_error(&s->log, "storing dmarc evaluation", LF_ERR(err.data),
+		    LF_STR("domain", ev.policy_domain));
+	dmarc_evaluation_release(&ev);
+	buf_release(&err);
+}
+
+/* The message as received (data file), mapped read-only. */
+static struct span
+map_data(struct smtp_sess *s, void **map_out, size_t *len_out)
+{
+	struct stat st;
+
+	*map_out = MAP_FAILED;
+	*len_out = 0;
+	if (fstat(s->data_fd, &st) == -1 || st.st_size <= 0)
+		return span_of("", 0);
+	*map_out = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE,
+	    s->data_fd, 0);
+	if (*map_out == MAP_FAILED)
+		return span_of("", 0);
+	*len_out = (size_t)st.st_size;
+	return span_of(*map_out, *len_out);
+}
+
 void
 smtp_deliver_incoming(struct smtp_sess *s)
 {
-	struct buf header, prefix, addr, mailfrom, msgfrom;
+	struct buf header, prefix, addr, mailfrom, msgfrom, over;
 	struct rcpt_err *errs = xcalloc(s->nrcpts, sizeof(*errs));
 	struct config *cfg = config_get();
-	size_t nerr = 0, ndelivered = 0, nunknown = 0;
+	struct smtp_auth_checks ac;
+	struct reports *rep = NULL;
+	const char **dkim_pass = NULL;
+	size_t nerr = 0, ndelivered = 0, nunknown = 0, ndkim_pass = 0;
 	bool utf8msg, timeout = false;
+	void *map = MAP_FAILED;
+	size_t maplen = 0;
 
+	memset(&ac, 0, sizeof(ac));
 	buf_init(&header, SMTP_HEADER_MAX);
 	buf_init(&prefix, SMTP_PREFIX_MAX);
 	buf_init(&addr, 1024);
 	buf_init(&mailfrom, 1024);
 	buf_init(&msgfrom, 1024);
+	buf_init(&over, 256);
 	read_header(s, &header);
 	utf8msg = smtp_sess_needs_smtputf8(s, span_of_buf(&header));
 	if (s->srv->p.pedantic && utf8msg && !s->mail.smtputf8) {
@@ -515,6 +741,14 @@ smtp_deliver_incoming(struct smtp_sess *s)
 		    "no such user(s)", false);
 		goto out;
 	}
+	/* spec/smtp.md 12.1 steps 4, 5, 9. */
+	smtp_auth_iprev(s, &ac);
+	smtp_auth_verify(s, map_data(s, &map, &maplen), span_of_buf(&header),
+	    &ac);
+	dkim_pass = xcalloc(ac.ndkim + 1, sizeof(*dkim_pass));
+	for (size_t i = 0; i < ac.ndkim; i++)
+		if (ac.dkim[i].status == DKIM_PASS && ac.dkim[i].sig != NULL)
+			dkim_pass[ndkim_pass++] = ac.dkim[i].sig->domain;
 	if (!s->mail.null_path)
 		smtp_addr_format(&s->mail.from, &mailfrom);
 	{
@@ -566,7 +800,32 @@ smtp_deliver_incoming(struct smtp_sess *s)
 		din.msgfrom = msgfrom.data;
 		din.header = span_of_buf(&header);
 		din.tls = s->tls;
+		din.iprev = iprev_verdict(&ac);
+		din.spf = spf_verdict(&ac);
+		din.dmarc = dmarc_verdict(&ac);
+		din.dmarc_reject_policy = ac.dmarc_done && ac.dmarc.reject;
+		din.dmarc_use = ac.dmarc_done && ac.dmarc.use;
+		if (ac.spf_done && ac.spf.status == SPF_PASS) {
+			if (ac.spf.identity == SPF_ID_MAILFROM)
+				din.spf_pass_domain = ac.spf.domain;
+			else if (ac.spf.identity == SPF_ID_HELO)
+				din.ehlo_pass_domain = ac.spf.domain;
+		}
+		din.dkim_pass_domains = dkim_pass;
+		din.ndkim_pass = ndkim_pass;
+		din.dnsbl_listed = dnsbl_cb;
+		din.dnsbl_arg = s;
 		smtp_decide(&din, &dec);
+		/* spec/smtp.md 12.3 step 1: DMARC overrides. */
+		buf_reset(&over);
+		if (dec.mailing_list)
+			buf_adds(&over, "mailing_list");
+		if (dec.forwarded)
+			buf_adds(&over, "forwarded");
+		if (ac.dmarc_done && ac.dmarc.lookup.has_record &&
+		    ac.dmarc.reject && !ac.dmarc.use)
+			buf_addf(&over, "%ssampled_out", over.len > 0 ? "," : "");
+		store_evaluation(s, cfg, &ac, e, &dec, &rep);
 		buf_reset(&addr);
 		if (e->postmaster && e->addr.domain[0] == '\0')
 			buf_adds(&addr, "postmaster");
@@ -576,8 +835,10 @@ smtp_deliver_incoming(struct smtp_sess *s)
 		buf_addf(&prefix, "X-Mox-Reason: %s\r\n", dec.reason);
 		buf_addf(&prefix, "Delivered-To: %s\r\n", addr.data);
 		buf_addf(&prefix, "Return-Path: <%s>\r\n", mailfrom.data);
-		smtp_received(s, s->nrcpts == 1 ? addr.data : NULL, utf8msg,
+		smtp_auth_headers(&ac, s->srv->hostname, utf8msg, over.data,
 		    &prefix);
+		smtp_received(s, s->nrcpts == 1 ? addr.data : NULL, utf8msg,
+		    ac.iprev_done ? ac.iprev.name : NULL, &prefix);
 		if (dec.kind == SMTP_DECIDE_ACCEPT) {
 			if (smtp_store_deliver(s, e->account, dec.mailbox, &prefix,
 				dec.mark_reject,
@@ -614,7 +875,12 @@ smtp_deliver_incoming(struct smtp_sess *s)
 	else
 		reply_result(s, errs, nerr, ndelivered);
 out:
+	if (map != MAP_FAILED)
+		munmap(map, maplen);
 	smtp_tx_reset(s);
+	smtp_auth_checks_release(&ac);
+	reports_close(rep);
+	free(dkim_pass);
 	free(errs);
 	config_put(cfg);
 	buf_release(&header);
@@ -622,4 +888,5 @@ out:
 	buf_release(&addr);
 	buf_release(&mailfrom);
 	buf_release(&msgfrom);
+	buf_release(&over);
 }

@@ -17,6 +17,8 @@
 
 struct config;
 struct config_account;
+struct dnsbl_health;
+struct dns_resolver;
 struct net_conn;
 struct queue;
 struct sasl_server;
@@ -39,6 +41,9 @@ struct smtp_server {
 	struct queue *queue;         /* submission; opened on first use
 				      * (after privileges were dropped) */
 	uint64_t max_size;
+	char **dnsbls;               /* our copies; p.dnsbls points here */
+	struct dnsbl_health *dnsbl_health; /* RFC 5782 5, shared */
+	struct dns_resolver *localserve_keys; /* localserve DKIM keys */
 };
 
 /* One accepted recipient. */
@@ -84,6 +89,8 @@ struct smtp_sess {
 	bool slow;
 	bool slow_waited;
 	unsigned good_tx, bad_tx;
+	bool dnsbl_checked;   /* SMTP.DNSBLs looked up for this peer */
+	bool dnsbl_listed;
 	/* transaction */
 	bool have_mail;
 	struct smtp_mail mail;
@@ -145,9 +152,21 @@ struct smtp_decision_in {
 	struct span header;         /* message header section */
 	bool tls;
 	enum smtp_auth_result iprev, spf, dkim, dmarc;
-	bool dmarc_reject_policy;
+	bool dmarc_reject_policy;   /* p/sp asks for reject or quarantine */
+	bool dmarc_use;             /* pct= sampling applied the policy */
+	/* Domains validated for this message (spec/smtp.md 12.2 step 2):
+	 * EHLO domain with SPF pass, SPF-passed MAIL FROM domain, passing
+	 * DKIM d= domains; lower-case. */
+	const char *spf_pass_domain;      /* SPF-passed MAIL FROM domain */
+	const char *ehlo_pass_domain;     /* SPF-passed EHLO domain */
+	const char *const *dkim_pass_domains;
+	size_t ndkim_pass;
 	bool junk_known;            /* a content score is available */
 	double junk_prob;
+	/* Step 14: whether a DNSBL lists the peer; called only when the
+	 * decision gets there. NULL: not listed. */
+	bool (*dnsbl_listed)(void *arg);
+	void *dnsbl_arg;
 };
 
 enum smtp_decision_kind {
@@ -164,17 +183,21 @@ struct smtp_decision {
 	const char *reason;   /* X-Mox-Reason token (static) */
 	char *mailbox;        /* owned; mailbox to deliver to */
 	bool mark_reject;     /* AcceptRejectsToMailbox */
+	bool mailing_list;    /* DMARC override "mailing_list" (step 3) */
+	bool forwarded;       /* DMARC override "forwarded" (step 4) */
 };
 
 /* spec/smtp.md 12.2: the per-recipient analysis. Pure apart from regexp
- * compilation; any thread. Release with smtp_decision_release(). */
+ * compilation and the dnsbl_listed callback; any thread. Release with
+ * smtp_decision_release(). */
 void smtp_decide(const struct smtp_decision_in *in, struct smtp_decision *out);
 void smtp_decision_release(struct smtp_decision *d);
 
 /* The Received header (spec/smtp.md 10) for this session into out. rcpt
- * NULL: no for-clause. */
+ * NULL: no for-clause. revname: the iprev name of the peer (port 25), or
+ * NULL. */
 void smtp_received(struct smtp_sess *s, const char *rcpt, bool utf8msg,
-    struct buf *out);
+    const char *revname, struct buf *out);
 /* Append "Name: value" folded at 78 columns with CRLF TAB. */
 void smtp_header_fold(struct buf *out, const char *name, const char *value);
 

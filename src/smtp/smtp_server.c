@@ -26,10 +26,13 @@
 #include "lib/io.h"
 #include "lib/timeutil.h"
 #include "lib/xmalloc.h"
+#include "dns/dns.h"
 #include "maildir/store.h"
+#include "mailauth/dnsbl.h"
 #include "net/net.h"
 #include "queue/queue.h"
 #include "sasl/sasl.h"
+#include "smtp/smtp_auth_checks.h"
 #include "smtp/smtp_int.h"
 #include "smtp/smtp_reply.h"
 #include "tls/tls.h"
@@ -1416,6 +1419,18 @@ smtp_server_new(const struct smtp_server_params *p, struct buf *err)
 	srv->max_size = p->max_msg_size > 0 ? p->max_msg_size
 					    : SMTP_MAX_MSG_SIZE_DEFAULT;
 	lock_init(&srv->queue_lock, LOCK_ORDER_ACCOUNTS, "smtp queue open");
+	srv->dnsbls = xcalloc(p->ndnsbls + 1, sizeof(char *));
+	for (size_t i = 0; i < p->ndnsbls; i++)
+		srv->dnsbls[i] = xstrdup(p->dnsbls[i]);
+	srv->p.dnsbls = (const char *const *)srv->dnsbls;
+	srv->dnsbl_health = dnsbl_health_new();
+	if (p->localserve && p->resolver != NULL) {
+		struct config *cfg = config_get();
+
+		if (cfg != NULL)
+			srv->localserve_keys = smtp_auth_localserve_keys(cfg);
+		config_put(cfg);
+	}
 	(void)err;
 	return srv;
 }
@@ -1441,6 +1456,11 @@ smtp_server_free(struct smtp_server *srv)
 		return;
 	queue_close(srv->queue);
 	lock_destroy(&srv->queue_lock);
+	for (size_t i = 0; i < srv->p.ndnsbls; i++)
+		free(srv->dnsbls[i]);
+	free(srv->dnsbls);
+	dnsbl_health_free(srv->dnsbl_health);
+	dns_resolver_free(srv->localserve_keys);
 	free(srv->hostname);
 	free(srv->listener_name);
 	free(srv->datadir);

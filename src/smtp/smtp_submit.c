@@ -2,9 +2,9 @@
  * smtp_submit.c: message submission after DATA (RFC 6409; spec/smtp.md
  * 11, 14, 15, 18): From ownership, Message-Id and Date when missing
  * (RFC 6409 8.2, 8.3), X-Mox-Extra-* headers, per-account outgoing
- * limits, and the hand-off to the queue, durable before the 250. In
- * localserve the queued message is then delivered locally and removed
- * from the queue (the queue's delivery machinery is a separate module).
+ * limits, DKIM signing for the From domain (RFC 6376, spec/auth.md 4.3),
+ * and the hand-off to the queue, durable before the 250. The queue
+ * runner delivers it (in localserve to the local SMTP listener).
  *
  * Trust: the sender is authenticated, its message is not: header values
  * are bounded and validated before use. Threads: the session's worker;
@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -30,6 +31,7 @@
 #include "net/net.h"
 #include "queue/queue.h"
 #include "sasl/sasl.h"
+#include "smtp/smtp_auth_checks.h"
 #include "smtp/smtp_int.h"
 #include "lib/banned.h"
 
@@ -300,57 +302,6 @@ from_allowed(const struct smtp_sess *s, const struct config *cfg,
 	return false;
 }
 
-/* ---- localserve: deliver the queued copies back (spec/smtp.md 18) ---- */
-
-static void
-localserve_deliver(struct smtp_sess *s, struct queue *q, struct queue_msg *qm,
-    size_t n,
-    const struct config *cfg, const char *mailfrom)
-{
-	struct buf prefix, addr, err;
-
-	buf_init(&prefix, SMTP_PREFIX_MAX);
-	buf_init(&addr, 1024);
-	buf_init(&err, 1024);
-	for (size_t i = 0; i < n; i++) {
-		struct config_dest_ref ref;
-		const char *account = "mox", *mailbox = "Inbox";
-		const char *why = NULL;
-
-		/* spec/smtp.md 18: "queue..." localparts fail only when
-		 * the queue delivers them: they stay queued. */
-		if (strncmp(qm[i].recipient_localpart, "queue", 5) == 0)
-			continue;
-		if (config_lookup_address(cfg, qm[i].recipient_localpart,
-			qm[i].recipient_domain, &ref) == 0) {
-			account = ref.account_name;
-			mailbox = ref.mailbox;
-		}
-		buf_reset(&addr);
-		smtp_localpart_format(qm[i].recipient_localpart, &addr);
-		buf_addf(&addr, "@%s", qm[i].recipient_domain);
-		buf_reset(&prefix);
-		buf_adds(&prefix, "X-Mox-Reason: no-bad-signals\r\n");
-		buf_addf(&prefix, "Delivered-To: %s\r\n", addr.data);
-		buf_addf(&prefix, "Return-Path: <%s>\r\n", mailfrom);
-		buf_add(&prefix, qm[i].msg_prefix, qm[i].msg_prefix_len);
-		if (smtp_store_deliver(s, account, mailbox, &prefix, false, 0,
-			qm[i].recipient_localpart, qm[i].recipient_domain,
-			&why) == -1) {
-			log_error(&s->log, "local delivery of queued message",
-			    LF_ERR(why), LF_I64("queueid", qm[i].id));
-			continue;
-		}
-		buf_reset(&err);
-		if (queue_remove(q, qm[i].id, &err) == -1)
-			log_error(&s->log, "removing delivered message from queue",
-			    LF_ERR(err.data), LF_I64("queueid", qm[i].id));
-	}
-	buf_release(&prefix);
-	buf_release(&addr);
-	buf_release(&err);
-}
-
 /* ---- the submission ---- */
 
 static void
@@ -393,6 +344,51 @@ tls_required_no(struct span header)
 	return any && all_no;
 }
 
+/* spec/smtp.md 11 step 8: sign what will be sent after the Received
+ * header (the headers we added at prefix[added_at..], then the data) and
+ * append the DKIM-Signature fields to prefix. Errors are logged; the
+ * message then goes out unsigned. */
+static void
+sign_dkim(struct smtp_sess *s, const struct config *cfg, const char *from_lp,
+    const char *from_dom, struct buf *prefix, size_t added_at)
+{
+	struct buf msg, sigs;
+	const char *why = "reading message";
+	struct stat st;
+	void *map = MAP_FAILED;
+
+	buf_init(&msg, BUF_NOMAX);
+	buf_init(&sigs, SMTP_PREFIX_MAX);
+	if (fstat(s->data_fd, &st) == -1)
+		goto fail;
+	if (st.st_size > 0) {
+		map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE,
+		    s->data_fd, 0);
+		if (map == MAP_FAILED)
+			goto fail;
+	}
+	buf_add(&msg, prefix->data + added_at, prefix->len - added_at);
+	if (map != MAP_FAILED)
+		buf_add(&msg, map, (size_t)st.st_size);
+	if (smtp_auth_sign(cfg, from_lp, from_dom, span_of_buf(&msg), &sigs,
+		&why) == -1)
+		goto fail;
+	if (sigs.len > 0) {
+		buf_add(prefix, sigs.data, sigs.len);
+		log_debug(&s->log, "dkim signed message",
+		    LF_STR("domain", from_dom));
+	}
+	goto out;
+fail:
+	log_error(&s->log, "dkim signing failed, sending unsigned",
+	    LF_ERR(why), LF_STR("domain", from_dom));
+out:
+	if (map != MAP_FAILED)
+		munmap(map, (size_t)st.st_size);
+	buf_release(&msg);
+	buf_release(&sigs);
+}
+
 void
 smtp_submit(struct smtp_sess *s)
 {
@@ -410,6 +406,7 @@ smtp_submit(struct smtp_sess *s)
 	struct stat st;
 	const char *why = "no From header";
 	bool utf8msg, tlsno;
+	size_t added_at;
 	char *fdom = NULL;
 	int r;
 
@@ -504,8 +501,9 @@ smtp_submit(struct smtp_sess *s)
 	/* Step 7. */
 	if (collect_extra(s, span_of_buf(&header), &extra, &nextra) == -1)
 		goto out;
-	/* Steps 5 and 9: the prefix. */
-	smtp_received(s, n == 1 ? rcpts[0] : NULL, utf8msg, &prefix);
+	/* Steps 5, 8 and 9: the prefix. */
+	smtp_received(s, n == 1 ? rcpts[0] : NULL, utf8msg, NULL, &prefix);
+	added_at = prefix.len;
 	if (message_header_find(span_of_buf(&header), "Message-ID", &v) == 0) {
 		buf_add(&msgid, v.p, v.len);
 		buf_reset(&tmp);
@@ -522,6 +520,7 @@ smtp_submit(struct smtp_sess *s)
 		message_date_format(time_wall_ns() / NS_PER_SEC, 0, &date);
 		buf_addf(&prefix, "Date: %s\r\n", date.data);
 	}
+	sign_dkim(s, cfg, fa->user, fdom, &prefix, added_at);
 	if (!s->mail.null_path)
 		smtp_addr_format(&s->mail.from, &mailfrom);
 	buf_reset(&tmp);
@@ -590,8 +589,7 @@ smtp_submit(struct smtp_sess *s)
 	log_info(&s->log, "message queued", LF_STR("account", s->account),
 	    LF_U64("recipients", n), LF_I64("queueid", qm[0].id),
 	    LF_STR("msgid", msgid.data), LF_I64("size", qm[0].size));
-	if (s->srv->p.localserve)
-		localserve_deliver(s, q, qm, n, cfg, mailfrom.data);
+	/* localserve: the queue runner delivers to the local listener. */
 	s->good_tx++;
 	if (s->tx_bad_counted && s->bad_tx > 0)
 		s->bad_tx--;

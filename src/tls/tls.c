@@ -24,6 +24,7 @@
 #include "lib/buf.h"
 #include "lib/compat.h"
 #include "lib/io.h"
+#include "lib/span.h"
 #include "lib/xmalloc.h"
 #include "tls/tls.h"
 
@@ -478,6 +479,19 @@ const char *
 tls_session_sni(const struct tls_session *s)
 {
 	return s->sni;
+}
+
+int
+tls_session_peer_chain(struct tls_session *s, size_t i, struct span *out)
+{
+	const gnutls_datum_t *certs;
+	unsigned n = 0;
+
+	certs = gnutls_certificate_get_peers(s->g, &n);
+	if (certs == NULL || i >= n)
+		return -1;
+	*out = span_of((const char *)certs[i].data, certs[i].size);
+	return 0;
 }
 
 bool

@@ -17,6 +17,7 @@
 #include <stddef.h>
 
 struct buf;
+struct span;
 
 /* Return values of the session functions. */
 #define TLS_OK 1     /* done, or some bytes moved */
@@ -128,6 +129,10 @@ void tls_session_describe(struct tls_session *s, struct buf *out);
  * session is freed. */
 const char *tls_session_sni(const struct tls_session *s);
 bool tls_session_is_tls13(struct tls_session *s);
+/* Certificate i (0 = leaf) of the chain the peer sent, as DER bytes
+ * borrowed until the session is freed. Returns 0, or -1 when the peer
+ * sent fewer certificates. After a completed handshake. */
+int tls_session_peer_chain(struct tls_session *s, size_t i, struct span *out);
 
 /* Write a new ECDSA P-256 key (PKCS8 PEM, mode 0600) to key_path and a
  * self-signed certificate for hostname (CN and DNS SAN, O "mox

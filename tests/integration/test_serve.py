@@ -67,6 +67,13 @@ def main():
         p = subprocess.Popen([MOX, "-config", conf, "serve"], stdout=log,
                              stderr=subprocess.STDOUT)
         check(wait_port(1025), "serve listens")
+        # The port is bound before the privilege drop: wait until ready.
+        end = time.time() + 20
+        while time.time() < end:
+            with open(os.path.join(tmp, "server.log")) as f:
+                if "ready to serve" in f.read():
+                    break
+            time.sleep(0.05)
         with open("/proc/%d/status" % p.pid) as f:
             st = f.read()
         uidline = [l for l in st.split("\n") if l.startswith("Uid:")][0]

@@ -1,0 +1,682 @@
+/*
+ * queue_deliver.c: one delivery attempt (spec/queue.md 4.5, 5, 6):
+ * direct delivery (RFC 5321 5.1 MX resolution with implicit MX and CNAME
+ * rules, RFC 7505 null MX, hosts in preference order, both address
+ * families), smarthost transports (SMTP, Submission, Submissions with
+ * RFC 4954 AUTH), and localserve delivery to the local listener.
+ * REQUIRETLS (RFC 8689) and TLS-Required: No change the TLS rules; the
+ * recipient domain's MTA-STS/DANE policy comes through struct
+ * queue_tls_policy.
+ *
+ * Trust boundary: DNS answers and remote replies are untrusted and only
+ * steer where we connect. Threads: a queue delivery thread; blocks on
+ * DNS and the network with timeouts.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <gnutls/crypto.h>
+#include <gnutls/gnutls.h>
+
+#include "config/config.h"
+#include "dns/dns.h"
+#include "lib/log.h"
+#include "lib/xmalloc.h"
+#include "queue/queue_int.h"
+#include "lib/banned.h"
+
+#define DELIVER_CNAME_MAX 16 /* spec/queue.md 5.1 */
+#define DELIVER_HOST_CNAME_MAX 10
+#define DELIVER_HOSTS_MAX 64
+#define DELIVER_IPS_MAX 32
+
+bool
+queue_localserve_error(const char *lp, int *code, const char **ecode,
+    const char **text)
+{
+	size_t n = strlen(lp);
+
+	if (strncmp(lp, "queue", 5) != 0)
+		return false;
+	if (n >= 9 && strcmp(lp + n - 9, "temperror") == 0) {
+		*code = 451;
+		*ecode = "4.0.0";
+		*text = "failing with temporary error";
+		return true;
+	}
+	if (n >= 9 && strcmp(lp + n - 9, "permerror") == 0) {
+		*code = 550;
+		*ecode = "5.0.0";
+		*text = "failing with permanent error";
+		return true;
+	}
+	if (n >= 7 && strcmp(lp + n - 7, "timeout") == 0) {
+		*code = 0;
+		*ecode = "4.0.0";
+		*text = "timeout";
+		return true;
+	}
+	if (n >= 3 && lp[n - 3] >= '4' && lp[n - 3] <= '6' &&
+	    lp[n - 2] >= '0' && lp[n - 2] <= '9' && lp[n - 1] >= '0' &&
+	    lp[n - 1] <= '9') {
+		int c = (lp[n - 3] - '0') * 100 + (lp[n - 2] - '0') * 10 +
+		    (lp[n - 1] - '0');
+
+		if (c >= 400 && c <= 600) {
+			*code = c;
+			*ecode = c >= 500 ? "5.0.0" : "4.0.0";
+			*text = "failing with requested code";
+			return true;
+		}
+	}
+	return false;
+}
+
+static bool
+is_v6(const char *ip)
+{
+	return strchr(ip, ':') != NULL;
+}
+
+static void
+addr_of(const struct queue_msg *m, struct buf *out, bool rcpt)
+{
+	const char *lp = rcpt ? m->recipient_localpart : m->sender_localpart;
+	const char *d = rcpt ? m->recipient_domain : m->sender_domain;
+
+	if (lp == NULL || (lp[0] == '\0' && (d == NULL || d[0] == '\0')))
+		return;
+	buf_addf(out, "%s@%s", lp, d);
+}
+
+static void
+fail_all(struct queue_job *j, bool permanent, int code, const char *ecode,
+    const char *text)
+{
+	for (size_t i = 0; i < j->n; i++)
+		smtp_client_result_fail(&j->res[i], permanent, code, ecode, "%s",
+		    text);
+}
+
+/* IP order (spec/queue.md 5.3 step 2): after earlier attempts to host,
+ * prefer the other family than the last one used; with exactly one
+ * earlier IP of a family, prefer it again. */
+static void
+order_ips(const char *dialed, const char *host, char **ips, size_t n)
+{
+	char last[64] = "";
+	size_t hl = strlen(host), count = 0;
+	const char *p = dialed != NULL ? dialed : "";
+
+	while (*p != '\0') {
+		const char *nl = strchr(p, '\n');
+		size_t len = nl != NULL ? (size_t)(nl - p) : strlen(p);
+
+		if (len > hl + 1 && strncmp(p, host, hl) == 0 && p[hl] == ' ' &&
+		    len - hl - 1 < sizeof(last)) {
+			memcpy(last, p + hl + 1, len - hl - 1);
+			last[len - hl - 1] = '\0';
+			count++;
+		}
+		p += len;
+		if (*p == '\n')
+			p++;
+	}
+	if (count == 0 || n < 2)
+		return;
+	/* Stable partition: other family first. */
+	{
+		char **tmp = xcalloc(n, sizeof(*tmp));
+		size_t k = 0;
+		bool v6 = is_v6(last);
+
+		for (size_t i = 0; i < n; i++)
+			if (is_v6(ips[i]) != v6)
+				tmp[k++] = ips[i];
+		for (size_t i = 0; i < n; i++)
+			if (is_v6(ips[i]) == v6)
+				tmp[k++] = ips[i];
+		memcpy(ips, tmp, n * sizeof(*ips));
+		free(tmp);
+	}
+}
+
+struct conn_plan {
+	const char *host;          /* remote host name (or IP) */
+	uint16_t port;
+	const char *ehlo;
+	enum smtp_client_tls tls;
+	bool pkix;
+	bool fallback_plain;       /* RFC 7435: retry without TLS */
+	const char *auth_user, *auth_pass;
+	enum sasl_mech mechs[SASL_MECH_COUNT];
+	size_t nmechs;
+	bool disable4, disable6;
+	bool requiretls;
+	smtp_client_verify_fn *verify;
+	void *verify_arg;
+};
+
+/* Try one IP: connect, session, transaction. Returns 0 when the
+ * transaction ran (results per recipient in j->res), -1 when the
+ * connection failed (res_conn). */
+static int
+try_ip(struct queue_job *j, const struct conn_plan *pl, const char *ip,
+    int dial_ms, enum smtp_client_tls tls, struct smtp_client_result *rc)
+{
+	struct smtp_client_params p = { 0 };
+	struct smtp_client_tx tx = { 0 };
+	struct smtp_client *c = NULL;
+	const struct config_static *st = j->cfg->st;
+	struct buf err, from;
+	char **rcpts = xcalloc(j->n, sizeof(*rcpts));
+	int fd, msgfd = -1, ret = -1;
+
+	buf_init(&err, 1024);
+	buf_init(&from, 1024);
+	snprintf(j->remote_host, sizeof(j->remote_host), "%s", pl->host);
+	snprintf(j->remote_ip, sizeof(j->remote_ip), "%s", ip);
+	buf_addf(&j->dialed_out, "%s %s\n", pl->host, ip);
+	fd = smtp_client_dial(ip, pl->port, NULL, dial_ms, 0, &err);
+	if (fd == -1) {
+		smtp_client_result_fail(rc, false, 0, NULL, "%s", err.data);
+		rc->conn_error = true;
+		goto out;
+	}
+	p.ehlo = pl->ehlo;
+	p.tls_name = pl->host;
+	p.tls = tls;
+	p.pkix = pl->pkix;
+	p.ca_files = (const char *const *)(st->tls.ca != NULL
+		? st->tls.ca->cert_files.v
+		: NULL);
+	p.nca_files = st->tls.ca != NULL ? st->tls.ca->cert_files.n : 0;
+	p.no_system_trust = st->tls.ca != NULL &&
+	    !st->tls.ca->additional_to_system;
+	p.verify = pl->verify;
+	p.verify_arg = pl->verify_arg;
+	p.auth_user = pl->auth_user;
+	p.auth_pass = pl->auth_pass;
+	p.mechs = pl->nmechs > 0 ? pl->mechs : NULL;
+	p.nmechs = pl->nmechs;
+	c = smtp_client_open(fd, &p, rc);
+	if (c == NULL)
+		goto out;
+	if (pl->requiretls && !smtp_client_ext(c)->requiretls) {
+		smtp_client_result_fail(rc, false, 0, "4.7.30",
+		    "remote %s does not announce requiretls", pl->host);
+		goto out;
+	}
+	msgfd = open(j->msgpath, O_RDONLY | O_CLOEXEC);
+	if (msgfd == -1) {
+		smtp_client_result_fail(rc, false, 0, NULL, "opening message: %s",
+		    log_strerror(errno));
+		goto out;
+	}
+	addr_of(&j->msgs[0], &from, false);
+	for (size_t i = 0; i < j->n; i++) {
+		struct buf a;
+
+		buf_init(&a, 1024);
+		addr_of(&j->msgs[i], &a, true);
+		rcpts[i] = buf_take(&a);
+	}
+	tx.mailfrom = from.data;
+	tx.rcpts = (const char *const *)rcpts;
+	tx.nrcpts = j->n;
+	tx.prefix = j->msgs[0].msg_prefix;
+	tx.prefix_len = j->msgs[0].msg_prefix_len;
+	tx.msg_fd = msgfd;
+	tx.size = j->msgs[0].size;
+	tx.has_8bit = j->msgs[0].has_8bit;
+	tx.smtputf8 = j->msgs[0].smtputf8;
+	tx.requiretls = pl->requiretls;
+	(void)smtp_client_deliver(c, &tx, rc, j->res);
+	ret = 0;
+out:
+	smtp_client_close(c);
+	if (msgfd != -1)
+		close(msgfd);
+	for (size_t i = 0; i < j->n; i++)
+		free(rcpts[i]);
+	free(rcpts);
+	buf_release(&err);
+	buf_release(&from);
+	return ret;
+}
+
+/* Deliver to one host: resolve, dial its IPs in order. 0 when a
+ * transaction ran; -1 with rc set when every IP failed. */
+static int
+try_host(struct queue_job *j, const struct conn_plan *pl,
+    struct smtp_client_result *rc)
+{
+	struct dns_answer ans = { 0 };
+	char *ips[DELIVER_IPS_MAX];
+	size_t nips = 0;
+	struct in6_addr tmp6;
+	struct in_addr tmp4;
+	int ret = -1;
+
+	if (inet_pton(AF_INET, pl->host, &tmp4) == 1 ||
+	    inet_pton(AF_INET6, pl->host, &tmp6) == 1)
+		ips[nips++] = xstrdup(pl->host);
+	else if (j->resolver == NULL) {
+		smtp_client_result_fail(rc, false, 0, NULL, "no resolver");
+		return -1;
+	} else {
+		enum dns_result r = dns_lookup_ips(j->resolver, pl->host, &ans);
+
+		if (r != DNS_OK) {
+			smtp_client_result_fail(rc, r == DNS_NOTFOUND && false,
+			    0, NULL, "looking up ips of %s: %s", pl->host,
+			    ans.why != NULL ? ans.why : dns_result_name(r));
+			dns_answer_release(&ans);
+			return -1;
+		}
+		for (size_t i = 0; i < ans.n && nips < DELIVER_IPS_MAX; i++) {
+			bool v6 = ans.rr[i].type == DNS_AAAA;
+
+			if ((v6 && pl->disable6) || (!v6 && pl->disable4))
+				continue;
+			ips[nips++] = xstrdup(ans.rr[i].text);
+		}
+		dns_answer_release(&ans);
+	}
+	if (nips == 0) {
+		smtp_client_result_fail(rc, false, 0, NULL,
+		    "no usable ip addresses for %s", pl->host);
+		return -1;
+	}
+	order_ips(j->dialed, pl->host, ips, nips);
+	for (size_t i = 0; i < nips && ret == -1; i++) {
+		int ms = SMTP_CLIENT_DIAL_MS / (int)nips;
+
+		if (try_ip(j, pl, ips[i], ms, pl->tls, rc) == 0) {
+			ret = 0;
+			break;
+		}
+		/* spec/queue.md 5.4: plaintext fallback after TLS errors. */
+		if (rc->tls_error && pl->fallback_plain &&
+		    try_ip(j, pl, ips[i], ms, SMTP_CLIENT_TLS_NONE, rc) == 0) {
+			ret = 0;
+			break;
+		}
+		if (rc->permanent)
+			break;
+	}
+	for (size_t i = 0; i < nips; i++)
+		free(ips[i]);
+	return ret;
+}
+
+static bool
+tls_required_no(const struct queue_job *j)
+{
+	return j->msgs[0].requiretls == QUEUE_REQUIRETLS_NO;
+}
+
+static bool
+requiretls(const struct queue_job *j)
+{
+	return j->msgs[0].requiretls == QUEUE_REQUIRETLS_YES;
+}
+
+/* Copy the connection-level failure to every recipient without its own. */
+static void
+conn_failed(struct queue_job *j, const struct smtp_client_result *rc)
+{
+	for (size_t i = 0; i < j->n; i++)
+		smtp_client_result_copy(&j->res[i], rc);
+}
+
+/* A transaction ran; did it end with a failure for the whole of it that
+ * should move on to the next host (transient)? */
+static bool
+all_transient(const struct queue_job *j)
+{
+	for (size_t i = 0; i < j->n; i++)
+		if (j->res[i].ok || j->res[i].permanent)
+			return false;
+	return true;
+}
+
+struct mxhost {
+	char *name;
+	uint16_t pref;
+	unsigned rnd;
+};
+
+static int
+mx_cmp(const void *a, const void *b)
+{
+	const struct mxhost *x = a, *y = b;
+
+	if (x->pref != y->pref)
+		return x->pref < y->pref ? -1 : 1;
+	return x->rnd < y->rnd ? -1 : x->rnd > y->rnd;
+}
+
+struct dane_verify_arg {
+	const struct queue_tls_policy *tls;
+	void *state;
+	const char *host;
+};
+
+static int
+dane_verify(void *arg, struct tls_session *s, struct buf *err)
+{
+	struct dane_verify_arg *a = arg;
+
+	return a->tls->verify(a->tls->arg, a->state, a->host, s, err);
+}
+
+/* spec/queue.md 5. */
+static void
+deliver_direct(struct queue_job *j, const char *ehlo, bool disable4,
+    bool disable6)
+{
+	const char *dom = j->msgs[0].recipient_domain;
+	struct mxhost hosts[DELIVER_HOSTS_MAX];
+	size_t nhosts = 0;
+	char name[DNS_NAME_MAX + 1];
+	struct smtp_client_result rc;
+	void *tstate = NULL;
+	const char *why = NULL;
+	bool all_requiretls = true, tried = false;
+
+	smtp_client_result_init(&rc);
+	memset(hosts, 0, sizeof(hosts));
+	if (dom[0] == '[') {
+		/* RFC 5321 4.1.3: an address literal; that IP only. */
+		size_t l = strlen(dom);
+		const char *ip = dom + 1;
+
+		if (strncasecmp(ip, "IPv6:", 5) == 0)
+			ip += 5;
+		hosts[0].name = xstrndup(ip, (size_t)(dom + l - 1 - ip));
+		nhosts = 1;
+	} else if (j->resolver == NULL) {
+		fail_all(j, false, 0, NULL, "no dns resolver");
+		goto out;
+	} else {
+		struct dns_answer ans = { 0 };
+		enum dns_result r;
+		size_t steps = 0;
+
+		snprintf(name, sizeof(name), "%s", dom);
+		/* spec/queue.md 5.1: follow CNAMEs explicitly, 16 steps. */
+		for (;;) {
+			r = dns_lookup(j->resolver, name, DNS_CNAME, &ans);
+			if (r != DNS_OK || ans.n == 0) {
+				dns_answer_release(&ans);
+				break;
+			}
+			if (++steps > DELIVER_CNAME_MAX ||
+			    strcasecmp(ans.rr[0].text, dom) == 0) {
+				dns_answer_release(&ans);
+				fail_all(j, false, 0, NULL,
+				    "too many cname records or cname loop");
+				goto out;
+			}
+			snprintf(name, sizeof(name), "%s", ans.rr[0].text);
+			dns_answer_release(&ans);
+		}
+		r = dns_lookup(j->resolver, name, DNS_MX, &ans);
+		if (r == DNS_NOTFOUND) {
+			/* RFC 5321 5.1: implicit MX. */
+			hosts[0].name = xstrdup(name);
+			nhosts = 1;
+		} else if (r != DNS_OK) {
+			fail_all(j, false, 0, NULL, "looking up mx records");
+			dns_answer_release(&ans);
+			goto out;
+		} else if (ans.n == 1 && (ans.rr[0].text[0] == '\0' ||
+					     strcmp(ans.rr[0].text, ".") == 0)) {
+			/* RFC 7505 3: null MX. */
+			fail_all(j, true, 556, "5.1.10",
+			    "domain does not accept email as indicated with "
+			    "single dot for mx record");
+			dns_answer_release(&ans);
+			goto out;
+		} else {
+			for (size_t i = 0; i < ans.n && nhosts < DELIVER_HOSTS_MAX;
+			     i++) {
+				unsigned rnd = 0;
+
+				if (ans.rr[i].text[0] == '\0' ||
+				    strcmp(ans.rr[i].text, ".") == 0)
+					continue;
+				(void)gnutls_rnd(GNUTLS_RND_NONCE, &rnd,
+				    sizeof(rnd));
+				hosts[nhosts].name = xstrdup(ans.rr[i].text);
+				hosts[nhosts].pref = ans.rr[i].pref;
+				hosts[nhosts].rnd = rnd;
+				nhosts++;
+			}
+			qsort(hosts, nhosts, sizeof(hosts[0]), mx_cmp);
+		}
+		dns_answer_release(&ans);
+		if (j->tls != NULL && j->tls->domain != NULL &&
+		    j->tls->domain(j->tls->arg, dom, tls_required_no(j), &tstate,
+			&why) == -1) {
+			fail_all(j, false, 0, NULL, why);
+			goto out;
+		}
+	}
+	smtp_client_result_fail(&rc, false, 0, NULL, "no hosts");
+	for (size_t h = 0; h < nhosts; h++) {
+		struct queue_tls_host th = { 0 };
+		struct conn_plan pl = { 0 };
+		struct dane_verify_arg va = { j->tls, tstate, hosts[h].name };
+
+		if (j->tls != NULL && j->tls->host != NULL && tstate != NULL &&
+		    j->tls->host(j->tls->arg, tstate, hosts[h].name, &th, &why) ==
+			-1) {
+			smtp_client_result_fail(&rc, false, 0, NULL, "%s", why);
+			all_requiretls = false;
+			continue;
+		}
+		if (th.skip && !tls_required_no(j)) {
+			smtp_client_result_fail(&rc, false, 0, NULL,
+			    "mx host %s does not match mta-sts policy",
+			    hosts[h].name);
+			all_requiretls = false;
+			continue;
+		}
+		if (requiretls(j) && !th.verified_mechanism) {
+			/* RFC 8689 5 */
+			smtp_client_result_fail(&rc, true, 554, "5.7.30",
+			    "missing required tls verification mechanism");
+			all_requiretls = false;
+			continue;
+		}
+		pl.host = hosts[h].name;
+		pl.port = 25;
+		pl.ehlo = ehlo;
+		pl.tls = th.require_starttls ? SMTP_CLIENT_TLS_STARTTLS
+					     : SMTP_CLIENT_TLS_OPPORTUNISTIC;
+		pl.pkix = th.pkix && !tls_required_no(j);
+		pl.fallback_plain = tls_required_no(j) ||
+		    (!th.require_starttls && !j->msgs[0].is_dmarc_report);
+		pl.disable4 = disable4;
+		pl.disable6 = disable6;
+		pl.requiretls = requiretls(j);
+		if (j->tls != NULL && j->tls->verify != NULL && tstate != NULL &&
+		    !tls_required_no(j)) {
+			pl.verify = dane_verify;
+			pl.verify_arg = &va;
+		}
+		tried = true;
+		if (try_host(j, &pl, &rc) == 0) {
+			if (!all_transient(j))
+				goto out;
+			smtp_client_result_copy(&rc, &j->res[0]);
+		}
+		if (rc.permanent && strcmp(rc.ecode, "5.7.30") != 0)
+			break;
+		if (strcmp(rc.ecode, "4.7.30") != 0)
+			all_requiretls = false;
+	}
+	if (tried && requiretls(j) && all_requiretls &&
+	    strcmp(rc.ecode, "4.7.30") == 0)
+		smtp_client_result_fail(&rc, true, 554, "5.7.30",
+		    "destination servers do not support requiretls");
+	conn_failed(j, &rc);
+out:
+	if (tstate != NULL && j->tls->done != NULL)
+		j->tls->done(j->tls->arg, tstate);
+	for (size_t h = 0; h < nhosts; h++)
+		free(hosts[h].name);
+	smtp_client_result_release(&rc);
+}
+
+/* spec/queue.md 6: smarthosts. */
+static void
+deliver_smtp(struct queue_job *j, const struct config_transport_smtp *t,
+    enum smtp_client_tls tls, uint16_t defport)
+{
+	struct conn_plan pl = { 0 };
+	struct smtp_client_result rc;
+
+	smtp_client_result_init(&rc);
+	pl.host = t->host != NULL ? t->host : "";
+	pl.port = t->port > 0 ? (uint16_t)t->port : defport;
+	pl.ehlo = j->cfg->st->hostname;
+	pl.tls = tls;
+	pl.pkix = true;
+	if (tls != SMTP_CLIENT_TLS_IMPLICIT) {
+		if (t->no_starttls)
+			pl.tls = SMTP_CLIENT_TLS_NONE;
+		if (t->starttls_insecure_skip_verify)
+			pl.pkix = false;
+	}
+	pl.requiretls = requiretls(j);
+	if (pl.requiretls && (pl.tls == SMTP_CLIENT_TLS_NONE || !pl.pkix)) {
+		/* spec/queue.md 5.8 */
+		fail_all(j, true, 554, "5.7.30",
+		    "transport does not provide verified tls required by "
+		    "requiretls");
+		goto out;
+	}
+	if (t->auth != NULL) {
+		pl.auth_user = t->auth->username;
+		pl.auth_pass = t->auth->password;
+		if (t->auth->mechanisms.n == 0) {
+			/* spec/queue.md 6: default list, PLAIN only when
+			 * configured. */
+			static const enum sasl_mech def[] = {
+				SASL_MECH_SCRAM_SHA_256_PLUS,
+				SASL_MECH_SCRAM_SHA_256,
+				SASL_MECH_SCRAM_SHA_1_PLUS,
+				SASL_MECH_SCRAM_SHA_1,
+				SASL_MECH_CRAM_MD5,
+			};
+
+			memcpy(pl.mechs, def, sizeof(def));
+			pl.nmechs = sizeof(def) / sizeof(def[0]);
+		}
+		for (size_t i = 0; i < t->auth->mechanisms.n &&
+		     pl.nmechs < SASL_MECH_COUNT;
+		     i++) {
+			enum sasl_mech m;
+
+			if (sasl_mech_lookup(span_of_cstr(t->auth->mechanisms.v[i]),
+				&m) == 0)
+				pl.mechs[pl.nmechs++] = m;
+		}
+	}
+	if (try_host(j, &pl, &rc) == -1)
+		conn_failed(j, &rc);
+out:
+	smtp_client_result_release(&rc);
+}
+
+/* spec/smtp.md 18: localserve delivers to the local listener. */
+static void
+deliver_local(struct queue_job *j)
+{
+	const struct config_listener *l =
+	    config_listener_find(j->cfg, "local");
+	struct conn_plan pl = { 0 };
+	struct smtp_client_result rc;
+	char port[8];
+
+	(void)port;
+	smtp_client_result_init(&rc);
+	for (size_t i = 0; i < j->n; i++) {
+		int code;
+		const char *ecode, *text;
+
+		if (queue_localserve_error(j->msgs[i].recipient_localpart, &code,
+			&ecode, &text)) {
+			if (code == 0)
+				code = 451;
+			smtp_client_result_fail(&j->res[i], code >= 500, code,
+			    ecode, "%d %s %s", code, ecode, text);
+			buf_addf(&j->res[i].reply, "%d %s %s\n", code, ecode,
+			    text);
+			goto out;
+		}
+	}
+	pl.host = l != NULL && l->ips.n > 0 ? l->ips.v[0] : "127.0.0.1";
+	if (strcmp(pl.host, "0.0.0.0") == 0)
+		pl.host = "127.0.0.1";
+	if (strcmp(pl.host, "::") == 0)
+		pl.host = "::1";
+	pl.port = l != NULL && l->smtp.port > 0 ? (uint16_t)l->smtp.port : 1025;
+	pl.ehlo = "localhost";
+	pl.tls = SMTP_CLIENT_TLS_OPPORTUNISTIC;
+	pl.fallback_plain = true;
+	if (try_host(j, &pl, &rc) == -1)
+		conn_failed(j, &rc);
+out:
+	smtp_client_result_release(&rc);
+}
+
+void
+queue_deliver(struct queue_job *j)
+{
+	const struct config_transport *t = NULL;
+	const char *ehlo = j->cfg->st->hostname;
+
+	buf_init(&j->dialed_out, 4096);
+	if (j->localserve) {
+		deliver_local(j);
+		return;
+	}
+	if (j->transport != NULL && j->transport[0] != '\0') {
+		for (size_t i = 0; i < j->cfg->st->transports.n; i++)
+			if (strcmp(j->cfg->st->transports.keys[i],
+				j->transport) == 0)
+				t = &j->cfg->st->transports.vals[i];
+		if (t == NULL) {
+			fail_all(j, false, 0, NULL, "cannot find transport");
+			return;
+		}
+	}
+	if (t == NULL)
+		deliver_direct(j, ehlo, false, false);
+	else if (t->submissions != NULL)
+		deliver_smtp(j, t->submissions, SMTP_CLIENT_TLS_IMPLICIT, 465);
+	else if (t->submission != NULL)
+		deliver_smtp(j, t->submission, SMTP_CLIENT_TLS_STARTTLS, 587);
+	else if (t->smtp != NULL)
+		deliver_smtp(j, t->smtp, SMTP_CLIENT_TLS_STARTTLS, 25);
+	else if (t->direct != NULL)
+		deliver_direct(j, ehlo, t->direct->disable_ipv4,
+		    t->direct->disable_ipv6);
+	else if (t->fail != NULL)
+		fail_all(j, t->fail->smtp_code >= 500,
+		    (int)t->fail->smtp_code, NULL,
+		    t->fail->smtp_message != NULL ? t->fail->smtp_message
+						  : "failing transport");
+	else
+		fail_all(j, false, 0, NULL,
+		    "transport type not supported (socks)");
+}

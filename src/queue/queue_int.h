@@ -1,0 +1,89 @@
+/*
+ * queue_int.h: what the files of src/queue share privately: loading
+ * records, finishing attempts (retire, DSN, suppression, webhook events)
+ * and the delivery job handed from the scheduler to the transports.
+ *
+ * Threads: every function runs on the calling thread with the caller's
+ * own sqlite3 handle; none may run on the reactor (disk, DNS, network).
+ */
+#ifndef QUEUE_QUEUE_INT_H
+#define QUEUE_QUEUE_INT_H
+
+#include <sqlite3.h>
+
+#include "lib/buf.h"
+#include "lib/log.h"
+#include "queue/queue.h"
+#include "smtp/smtp_client.h"
+
+struct config;
+
+#define QUEUE_DELAYED_DSN_ATTEMPT 5 /* spec/queue.md 4.1 */
+#define QUEUE_RETIRED_DEFAULT_KEEP (7 * 24 * 3600 * NS_PER_SEC)
+#define QUEUE_HEADER_MAX (256u * 1024)
+
+enum queue_outcome {
+	QUEUE_OUT_DELIVERED,
+	QUEUE_OUT_FAILED,     /* permanent, or the last attempt */
+	QUEUE_OUT_TEMP,       /* temporary; may become final */
+	QUEUE_OUT_SUPPRESSED, /* on the suppression list */
+	QUEUE_OUT_CANCELED,   /* admin drop */
+};
+
+/* Load records matching the SQL condition where (on table msg, one
+ * optional int64 parameter ?1 = arg). */
+int queue_int_load(sqlite3 *db, const char *where, int64_t arg,
+    struct queue_msg **out, size_t *n_out);
+
+/* Finish an attempt of m (already counted in the database): complete the
+ * last result, then per outcome send DSNs into the sender's account,
+ * record webhook events, add suppressions, retire the record and remove
+ * its file. Runs its own transactions on db. store may be NULL (then
+ * opened on the data directory for a DSN). 0 or -1 with err. */
+int queue_int_finish(struct queue *q, struct store *store, sqlite3 *db,
+    const struct queue_msg *m, enum queue_outcome o,
+    const struct queue_attempt_result *r, struct log_ctx *log,
+    struct buf *err);
+
+/* One delivery attempt for records of one recipient domain. */
+struct queue_job {
+	const struct config *cfg;
+	bool localserve;
+	struct dns_resolver *resolver;
+	const struct queue_tls_policy *tls;
+	struct log_ctx *log;
+	const struct queue_msg *msgs;
+	size_t n;
+	const char *transport;  /* resolved name; "" = direct */
+	const char *msgpath;    /* message file of msgs[0] */
+	const char *dialed;     /* "host ip\n" lines of earlier attempts */
+	/* Out: */
+	struct smtp_client_result *res; /* n, initialised by the caller */
+	struct buf dialed_out;  /* lines to append to dialed */
+	char remote_host[256];
+	char remote_ip[64];
+};
+
+/* Run the attempt: direct delivery, a transport, or localserve. Fills
+ * j->res for every record. Blocks up to the delivery timeouts. */
+void queue_deliver(struct queue_job *j);
+
+/* spec/smtp.md 18: localserve "queue..." localparts that must fail when
+ * the queue delivers them. true with code (0: timeout), ecode, text.
+ * Pure. */
+bool queue_localserve_error(const char *lp, int *code, const char **ecode,
+    const char **text);
+
+/* Record an outgoing webhook event for m when the sender account has an
+ * OutgoingWebhook for it (queue_webhook.c). Within the caller's tx. */
+int queue_int_webhook_event(sqlite3 *db, const struct config *cfg,
+    const struct queue_msg *m, const char *event,
+    const struct queue_attempt_result *r, bool suppressing);
+/* spec/queue.md 11: add the recipient to the sender account's list when
+ * the failure asks for it. Returns 1 when added, 0 not, -1 error. */
+int queue_int_suppress_auto(sqlite3 *db, const struct queue_msg *m,
+    const struct queue_attempt_result *r);
+/* spec/queue.md 4.2: is m's recipient suppressed for its account? */
+bool queue_int_suppressed(sqlite3 *db, const struct queue_msg *m);
+
+#endif

@@ -1,0 +1,430 @@
+/*
+ * smtp_auth_checks.c: message authentication for incoming delivery and
+ * DKIM signing for submission (spec/smtp.md 10, 12.1, 18; spec/auth.md
+ * 2-6, 8): iprev (RFC 8601 3), SPF (RFC 7208), DKIM (RFC 6376, RFC 8463),
+ * DMARC (RFC 7489), DNSBL (RFC 5782), Authentication-Results (RFC 8601),
+ * Received-SPF (RFC 7208 9.1).
+ *
+ * Trust: the message, EHLO and MAIL FROM come from an unauthenticated
+ * peer; the mailauth parsers bound them, and header values we write are
+ * quoted by authres/spf. localserve fakes: SPF pass for hosted domains
+ * from loopback, DKIM keys of hosted domains from the config, d=localhost
+ * accepted (spec/smtp.md 18, spec/auth.md 4.4).
+ * Threads: the session's worker; blocks on DNS and disk (key files).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <gnutls/crypto.h>
+#include <gnutls/gnutls.h>
+
+#include "config/config.h"
+#include "dns/dns.h"
+#include "lib/buf.h"
+#include "lib/timeutil.h"
+#include "lib/xmalloc.h"
+#include "mailauth/authres.h"
+#include "mailauth/dnsbl.h"
+#include "message/message.h"
+#include "net/net.h"
+#include "smtp/smtp_auth_checks.h"
+#include "smtp/smtp_int.h"
+#include "lib/banned.h"
+
+#define KEY_TXT_MAX 8192 /* one DKIM key record */
+
+/* ---- iprev, SPF, DKIM, DMARC ---- */
+
+void
+smtp_auth_iprev(struct smtp_sess *s, struct smtp_auth_checks *a)
+{
+	if (s->srv->p.resolver == NULL)
+		return;
+	iprev_check(s->srv->p.resolver, s->remote_ip, &a->iprev);
+	a->iprev_done = true;
+}
+
+static void
+lower(char *p)
+{
+	for (; *p != '\0'; p++)
+		if (*p >= 'A' && *p <= 'Z')
+			*p = (char)(*p + 32);
+}
+
+/* spec/smtp.md 18: the faked record "v=spf1 ip4:127.0.0.1/8 ip6:::1
+ * ~all" of a hosted domain, evaluated for a loopback peer. */
+static bool
+localserve_spf(struct smtp_sess *s, const struct config *cfg,
+    struct smtp_auth_checks *a)
+{
+	const struct spf_args *sa = &a->spf_args;
+	const char *dom;
+	bool helo = false;
+	struct buf sender;
+
+	if (!s->srv->p.localserve || !net_conn_is_loopback(s->c) || cfg == NULL)
+		return false;
+	if (sa->mailfrom_domain != NULL && sa->mailfrom_domain[0] != '\0') {
+		dom = sa->mailfrom_domain;
+	} else {
+		dom = sa->helo;
+		helo = true;
+	}
+	if (dom == NULL || config_domain_find(cfg, dom) == NULL)
+		return false;
+	buf_init(&sender, 1024);
+	if (helo)
+		buf_addf(&sender, "postmaster@%s", dom);
+	else
+		buf_addf(&sender, "%s@%s", sa->mailfrom_local != NULL &&
+		    sa->mailfrom_local[0] != '\0' ? sa->mailfrom_local :
+		    "postmaster", dom);
+	memset(&a->spf, 0, sizeof(a->spf));
+	a->spf.status = SPF_PASS;
+	a->spf.identity = helo ? SPF_ID_HELO : SPF_ID_MAILFROM;
+	a->spf.domain = xstrdup(dom);
+	a->spf.sender = buf_take(&sender);
+	a->spf.mechanism = xstrdup(strchr(s->remote_ip, ':') != NULL
+		? "ip6:::1"
+		: "ip4:127.0.0.1/8");
+	buf_release(&sender);
+	return true;
+}
+
+/* The domain of the one From address (RFC 7489 6.6.1), lower-cased. */
+static char *
+from_domain(struct span header)
+{
+	struct message_addr_list l = { 0 };
+	struct span v;
+	const char *why;
+	char *d = NULL;
+	size_t nmbox = 0, nfrom = 0;
+	struct message_header_iter it;
+	struct message_field f;
+
+	message_header_iter_init(&it, header);
+	while (message_header_next(&it, &f, &why) == 1)
+		if (span_eq_ci(f.name, "From"))
+			nfrom++;
+	if (nfrom != 1 || message_header_find(header, "From", &v) == -1 ||
+	    message_addr_parse(v, &l, &why) == -1)
+		goto out;
+	for (size_t i = 0; i < l.n; i++)
+		if (l.v[i].kind == MESSAGE_ADDR_MAILBOX)
+			nmbox++;
+	if (nmbox == 1 && message_addr_first(&l) != NULL &&
+	    message_addr_first(&l)->host != NULL &&
+	    message_addr_first(&l)->host[0] != '\0') {
+		d = xstrdup(message_addr_first(&l)->host);
+		lower(d);
+	}
+out:
+	message_addr_list_release(&l);
+	return d;
+}
+
+void
+smtp_auth_verify(struct smtp_sess *s, struct span msg, struct span header,
+    struct smtp_auth_checks *a)
+{
+	struct dns_resolver *r = s->srv->p.resolver;
+	struct dns_resolver *dkr = r;
+	struct config *cfg = config_get();
+	struct dkim_verify_opts o = { 0 };
+	struct spf_args *sa = &a->spf_args;
+	const char *why = NULL;
+	uint8_t rnd;
+
+	sa->remote_ip = s->remote_ip;
+	sa->mailfrom_local = s->mail.null_path ? NULL : s->mail.from.localpart;
+	sa->mailfrom_domain = s->mail.null_path ? NULL : s->mail.from.domain;
+	sa->helo = s->hello;
+	sa->local_hostname = s->srv->hostname;
+	a->from_domain = from_domain(header);
+	if (r == NULL)
+		goto out;
+	if (localserve_spf(s, cfg, a))
+		a->spf_done = true;
+	else {
+		spf_verify(r, sa, &a->spf);
+		a->spf_done = true;
+	}
+	if (a->spf.explanation != NULL)
+		/* spec/auth.md 2: logged only, never echoed. */
+		log_debug(&s->log, "spf explanation",
+		    LF_STR("exp", a->spf.explanation));
+	/* spec/auth.md 4.4: hosted domains' keys from the config. */
+	if (s->srv->localserve_keys != NULL && a->from_domain != NULL &&
+	    cfg != NULL && config_domain_find(cfg, a->from_domain) != NULL)
+		dkr = s->srv->localserve_keys;
+	o.now = time_wall_ns() / NS_PER_SEC;
+	o.psl = s->srv->p.psl;
+	o.allow_localhost = s->srv->p.localserve;
+	if (dkim_verify(dkr, &o, msg, &a->dkim, &a->ndkim, &why) == -1) {
+		a->dkim = NULL;
+		a->ndkim = 0;
+		a->dkim_why = why;
+	}
+	if (a->from_domain == NULL)
+		goto out; /* spec/auth.md 5.3: DMARC none */
+	gnutls_rnd(GNUTLS_RND_NONCE, &rnd, 1);
+	a->dmarc_in.from_domain = a->from_domain;
+	a->dmarc_in.dkim = a->dkim;
+	a->dmarc_in.ndkim = a->ndkim;
+	a->dmarc_in.spf = &a->spf;
+	a->dmarc_in.random_pct = rnd % 100;
+	dmarc_verify(r, s->srv->p.psl, &a->dmarc_in, &a->dmarc);
+	a->dmarc_done = true;
+out:
+	log_debug(&s->log, "message authentication",
+	    LF_STR("iprev", a->iprev_done ? iprev_status_name(a->iprev.status)
+					  : "none"),
+	    LF_STR("spf", a->spf_done ? spf_status_name(a->spf.status) : "none"),
+	    LF_U64("dkim", a->ndkim),
+	    LF_STR("dmarc", a->dmarc_done ? dmarc_status_name(a->dmarc.status)
+					  : "none"));
+	config_put(cfg);
+}
+
+void
+smtp_auth_checks_release(struct smtp_auth_checks *a)
+{
+	if (a == NULL)
+		return;
+	if (a->iprev_done)
+		iprev_result_release(&a->iprev);
+	spf_result_release(&a->spf);
+	dkim_results_free(a->dkim, a->ndkim);
+	if (a->dmarc_done)
+		dmarc_result_release(&a->dmarc);
+	free(a->from_domain);
+	memset(a, 0, sizeof(*a));
+}
+
+/* ---- headers (spec/auth.md 8, spec/smtp.md 10) ---- */
+
+void
+smtp_auth_headers(const struct smtp_auth_checks *a, const char *hostname,
+    bool smtputf8, const char *overrides, struct buf *out)
+{
+	struct authres ar;
+	struct buf c;
+
+	authres_init(&ar, smtputf8);
+	buf_init(&c, 1024);
+	if (a->iprev_done) {
+		struct authres_method m = { .method = "iprev" };
+
+		m.result = iprev_status_name(a->iprev.status);
+		m.comment = a->iprev.authentic ? "with dnssec" : "without dnssec";
+		m.props[m.nprops++] = (struct authres_prop){ "policy", "iprev",
+			a->iprev.ip != NULL ? a->iprev.ip : "", false, NULL };
+		authres_add(&ar, &m);
+	}
+	if (a->ndkim == 0 && a->dkim_why != NULL) {
+		struct authres_method m = { .method = "dkim", .result = "none",
+			.reason = a->dkim_why };
+
+		authres_add(&ar, &m);
+	} else {
+		authres_add_dkim(&ar, a->dkim, a->ndkim);
+	}
+	if (a->spf_done) {
+		struct authres_method m = { .method = "spf" };
+
+		m.result = spf_status_name(a->spf.status);
+		m.comment = a->spf.authentic ? "with dnssec" : "without dnssec";
+		if (a->spf.identity == SPF_ID_MAILFROM && a->spf.domain != NULL)
+			m.props[m.nprops++] = (struct authres_prop){ "smtp",
+				"mailfrom", a->spf.domain, false, NULL };
+		else if (a->spf.identity == SPF_ID_HELO && a->spf.domain != NULL)
+			m.props[m.nprops++] = (struct authres_prop){ "smtp",
+				"helo", a->spf.domain, false, NULL };
+		authres_add(&ar, &m);
+	}
+	if (a->dmarc_done) {
+		struct authres_method m = { .method = "dmarc" };
+
+		m.result = dmarc_status_name(a->dmarc.status);
+		buf_adds(&c, a->dmarc.lookup.authentic ? "with dnssec"
+						       : "without dnssec");
+		if (overrides != NULL && overrides[0] != '\0')
+			buf_addf(&c, ", override %s", overrides);
+		m.comment = c.data;
+		m.props[m.nprops++] = (struct authres_prop){ "header", "from",
+			a->from_domain, false, NULL };
+		authres_add(&ar, &m);
+	} else {
+		struct authres_method m = { .method = "dmarc", .result = "none" };
+
+		authres_add(&ar, &m);
+	}
+	authres_finish(&ar, hostname, out);
+	if (a->spf_done) {
+		spf_received_header(&a->spf, &a->spf_args, hostname, out);
+		buf_adds(out, "\r\n");
+	}
+	authres_release(&ar);
+	buf_release(&c);
+}
+
+/* ---- DNSBL (spec/auth.md 6) ---- */
+
+bool
+smtp_auth_dnsbl_listed(struct smtp_sess *s)
+{
+	struct smtp_server *srv = s->srv;
+	int64_t now = time_wall_ns() / NS_PER_SEC;
+
+	if (s->dnsbl_checked)
+		return s->dnsbl_listed;
+	s->dnsbl_checked = true;
+	for (size_t i = 0; srv->p.resolver != NULL && i < srv->p.ndnsbls; i++) {
+		const char *zone = srv->p.dnsbls[i];
+		struct dnsbl_result res;
+
+		if (!dnsbl_health_usable(srv->dnsbl_health, srv->p.resolver, zone,
+			now)) {
+			log_debug(&s->log, "dnsbl zone unhealthy, skipped",
+			    LF_STR("zone", zone));
+			continue;
+		}
+		dnsbl_lookup(srv->p.resolver, zone, s->remote_ip, &res);
+		if (res.status == DNSBL_FAIL) {
+			log_info(&s->log, "peer listed in dnsbl",
+			    LF_STR("zone", zone), LF_STR("remote", s->remote_ip),
+			    LF_STR("explanation", res.reason));
+			s->dnsbl_listed = true;
+		} else if (res.status == DNSBL_TEMPERROR) {
+			log_info(&s->log, "dnsbl lookup failed",
+			    LF_STR("zone", zone), LF_ERR(res.why));
+		}
+		dnsbl_result_release(&res);
+		if (s->dnsbl_listed)
+			break;
+	}
+	return s->dnsbl_listed;
+}
+
+/* ---- DKIM signing (spec/auth.md 4.3) ---- */
+
+static const struct config_dkim_selector *
+selector_find(const struct config_domain *d, const char *name)
+{
+	for (size_t i = 0; i < d->dkim.selectors.n; i++)
+		if (strcmp(d->dkim.selectors.keys[i], name) == 0)
+			return &d->dkim.selectors.vals[i];
+	return NULL;
+}
+
+int
+smtp_auth_sign(const struct config *cfg, const char *from_lp,
+    const char *from_dom, struct span msg, struct buf *out, const char **why)
+{
+	const struct config_domain *d = config_domain_find(cfg, from_dom);
+	struct dkim_sign_selector *sels = NULL;
+	struct dkim_key **keys = NULL;
+	struct buf ident, err;
+	size_t n = 0;
+	int rc = -1;
+
+	if (d == NULL || d->dkim.sign.n == 0)
+		return 0;
+	buf_init(&ident, 1024);
+	buf_init(&err, 4096);
+	sels = xcalloc(d->dkim.sign.n, sizeof(*sels));
+	keys = xcalloc(d->dkim.sign.n, sizeof(*keys));
+	for (size_t i = 0; i < d->dkim.sign.n; i++) {
+		const char *name = d->dkim.sign.v[i];
+		const struct config_dkim_selector *cs = selector_find(d, name);
+		struct dkim_sign_selector *ss = &sels[n];
+		char *path;
+		int64_t exp = 0;
+
+		if (cs == NULL || cs->private_key_file == NULL) {
+			*why = "unknown selector in DKIM.Sign";
+			goto out;
+		}
+		path = config_path(cfg, cs->private_key_file);
+		if (dkim_key_load_file(path, &keys[n], &err) == -1) {
+			free(path);
+			*why = "loading DKIM private key";
+			goto out;
+		}
+		free(path);
+		if (cs->expiration != NULL &&
+		    time_parse_duration(cs->expiration, &exp, why) == -1)
+			goto out;
+		ss->domain = from_dom;
+		ss->selector = name;
+		ss->key = keys[n];
+		ss->hash = cs->hash != NULL && strcmp(cs->hash, "sha1") == 0
+		    ? DKIM_HASH_SHA1
+		    : DKIM_HASH_SHA256;
+		ss->header_relaxed = cs->canonicalization.header_relaxed;
+		ss->body_relaxed = cs->canonicalization.body_relaxed;
+		if (cs->headers.n > 0) {
+			ss->headers = (const char *const *)cs->headers.v;
+			ss->nheaders = cs->headers.n;
+		}
+		ss->oversign = !cs->dont_seal_headers;
+		ss->expiration = exp / NS_PER_SEC;
+		n++;
+	}
+	/* spec/smtp.md 11 step 8: i= is the canonical From localpart. */
+	config_canonical_localpart(d, from_lp, &ident);
+	buf_addf(&ident, "@%s", from_dom);
+	if (dkim_sign(sels, n, ident.data, time_wall_ns() / NS_PER_SEC, msg,
+		out, why) == -1)
+		goto out;
+	rc = 0;
+out:
+	for (size_t i = 0; i < d->dkim.sign.n; i++)
+		dkim_key_free(keys[i]);
+	free(keys);
+	free(sels);
+	buf_release(&ident);
+	buf_release(&err);
+	return rc;
+}
+
+struct dns_resolver *
+smtp_auth_localserve_keys(const struct config *cfg)
+{
+	struct dns_resolver *m = dns_mock_new();
+	struct buf txt, err, name;
+
+	buf_init(&txt, KEY_TXT_MAX);
+	buf_init(&err, 4096);
+	buf_init(&name, 1024);
+	for (size_t i = 0; i < cfg->dyn.domains.n; i++) {
+		const struct config_domain *d = &cfg->dyn.domains.vals[i];
+
+		for (size_t k = 0; k < d->dkim.selectors.n; k++) {
+			const struct config_dkim_selector *cs =
+			    &d->dkim.selectors.vals[k];
+			struct dkim_key *key = NULL;
+			char *path;
+
+			if (cs->private_key_file == NULL)
+				continue;
+			path = config_path(cfg, cs->private_key_file);
+			buf_reset(&txt);
+			buf_reset(&name);
+			buf_addf(&name, "%s._domainkey.%s",
+			    d->dkim.selectors.keys[k], cfg->dyn.domains.keys[i]);
+			if (dkim_key_load_file(path, &key, &err) == 0 &&
+			    dkim_key_txt(key, &txt, &err) == 0)
+				dns_mock_add_txt(m, name.data, txt.data, txt.len,
+				    false);
+			dkim_key_free(key);
+			free(path);
+		}
+	}
+	buf_release(&txt);
+	buf_release(&err);
+	buf_release(&name);
+	return m;
+}

@@ -1,0 +1,235 @@
+/*
+ * test_smtp_decide.c: the per-recipient delivery decision (smtp_decide()
+ * in src/smtp/smtp_deliver.c, spec/smtp.md 12.2): the order of the
+ * steps, their codes and reason tokens, with iprev/SPF/DKIM/DMARC
+ * verdicts, DNSBL listings and rulesets (ListAllowDomain, IsForward,
+ * VerifiedDomain, AcceptRejectsToMailbox) as inputs.
+ */
+#include <stdarg.h>
+#include <setjmp.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "config/config.h"
+#include "lib/compat.h"
+#include "smtp/smtp_int.h"
+#include "lib/banned.h"
+
+enum rs_kind {
+	RS_NONE,
+	RS_LIST_ALLOW,  /* ListAllowDomain list.example, Mailbox Lists */
+	RS_FORWARD,     /* IsForward, VerifiedDomain fwd.example */
+	RS_VERIFIED,    /* VerifiedDomain example.org, Mailbox Verified */
+	RS_KEEP_REJECT, /* AcceptRejectsToMailbox Junk (no conditions) */
+};
+
+static unsigned dnsbl_calls;
+
+static bool
+listed(void *arg)
+{
+	dnsbl_calls++;
+	return *(bool *)arg;
+}
+
+static const struct {
+	const char *name;
+	enum rs_kind rs;
+	enum smtp_auth_result spf, dmarc;
+	bool dmarc_reject, dmarc_use;
+	const char *spf_pass, *dkim_pass;
+	bool dnsbl;
+	bool junk;
+	int want_kind;
+	int want_code;
+	const char *want_ecode, *want_reason, *want_mailbox;
+	bool want_list, want_forward, want_mark_reject;
+	unsigned want_dnsbl_calls;
+} cases[] = {
+	{ "nothing known", RS_NONE, SMTP_AUTH_NONE, SMTP_AUTH_NONE, false,
+	    false, NULL, NULL, false, false, SMTP_DECIDE_ACCEPT, 0, NULL,
+	    "no-bad-signals", "Inbox", false, false, false, 1 },
+	{ "all pass", RS_NONE, SMTP_AUTH_PASS, SMTP_AUTH_PASS, true, true,
+	    "example.org", "example.org", false, false, SMTP_DECIDE_ACCEPT, 0,
+	    NULL, "no-bad-signals", "Inbox", false, false, false, 1 },
+	{ "dmarc reject", RS_NONE, SMTP_AUTH_NONE, SMTP_AUTH_FAIL, true, true,
+	    NULL, NULL, false, false, SMTP_DECIDE_REJECT_KEEP, 550, "5.7.26",
+	    "dmarc-policy", "Inbox", false, false, false, 0 },
+	{ "dmarc reject sampled out", RS_NONE, SMTP_AUTH_NONE, SMTP_AUTH_FAIL,
+	    true, false, NULL, NULL, false, false, SMTP_DECIDE_ACCEPT, 0, NULL,
+	    "no-bad-signals", "Inbox", false, false, false, 1 },
+	{ "dmarc fail p=none", RS_NONE, SMTP_AUTH_NONE, SMTP_AUTH_FAIL, false,
+	    true, NULL, NULL, false, false, SMTP_DECIDE_ACCEPT, 0, NULL,
+	    "no-bad-signals", "Inbox", false, false, false, 1 },
+	{ "dmarc temperror", RS_NONE, SMTP_AUTH_NONE, SMTP_AUTH_TEMPERROR,
+	    true, true, NULL, NULL, false, false, SMTP_DECIDE_ACCEPT, 0, NULL,
+	    "no-bad-signals", "Inbox", false, false, false, 1 },
+	{ "dmarc before dnsbl", RS_NONE, SMTP_AUTH_NONE, SMTP_AUTH_FAIL, true,
+	    true, NULL, NULL, true, false, SMTP_DECIDE_REJECT_KEEP, 550,
+	    "5.7.26", "dmarc-policy", "Inbox", false, false, false, 0 },
+	{ "spf fail", RS_NONE, SMTP_AUTH_FAIL, SMTP_AUTH_NONE, false, false,
+	    NULL, NULL, false, false, SMTP_DECIDE_REJECT_KEEP, 451, "4.3.0",
+	    "spf-policy", "Inbox", false, false, false, 0 },
+	{ "spf softfail", RS_NONE, SMTP_AUTH_SOFTFAIL, SMTP_AUTH_NONE, false,
+	    false, NULL, NULL, true, false, SMTP_DECIDE_REJECT_KEEP, 451,
+	    "4.3.0", "spf-policy", "Inbox", false, false, false, 0 },
+	{ "spf neutral", RS_NONE, SMTP_AUTH_NEUTRAL, SMTP_AUTH_NONE, false,
+	    false, NULL, NULL, false, false, SMTP_DECIDE_ACCEPT, 0, NULL,
+	    "no-bad-signals", "Inbox", false, false, false, 1 },
+	{ "junk content", RS_NONE, SMTP_AUTH_NONE, SMTP_AUTH_NONE, false,
+	    false, NULL, NULL, true, true, SMTP_DECIDE_REJECT_KEEP, 451,
+	    "4.3.0", "junk-content", "Inbox", false, false, false, 0 },
+	{ "dnsbl listed", RS_NONE, SMTP_AUTH_PASS, SMTP_AUTH_PASS, false,
+	    true, "example.org", NULL, true, false, SMTP_DECIDE_REJECT_KEEP,
+	    451, "4.3.0", "dns-blocklisted", "Inbox", false, false, false, 1 },
+	{ "list allow by spf", RS_LIST_ALLOW, SMTP_AUTH_PASS, SMTP_AUTH_FAIL,
+	    true, true, "list.example", NULL, true, false, SMTP_DECIDE_ACCEPT, 0,
+	    NULL, "list-allow", "Lists", true, false, false, 0 },
+	{ "list allow by dkim", RS_LIST_ALLOW, SMTP_AUTH_NONE, SMTP_AUTH_FAIL,
+	    true, true, NULL, "list.example", false, false, SMTP_DECIDE_ACCEPT,
+	    0, NULL, "list-allow", "Lists", true, false, false, 0 },
+	{ "list allow needs exact domain", RS_LIST_ALLOW, SMTP_AUTH_PASS,
+	    SMTP_AUTH_FAIL, true, true, "sub.list.example", NULL, false, false,
+	    SMTP_DECIDE_REJECT_KEEP, 550, "5.7.26", "dmarc-policy", "Lists",
+	    false, false, false, 0 },
+	{ "forward disables dmarc", RS_FORWARD, SMTP_AUTH_NONE, SMTP_AUTH_FAIL,
+	    true, true, NULL, "mx.fwd.example", false, false, SMTP_DECIDE_ACCEPT,
+	    0, NULL, "no-bad-signals", "Inbox", false, true, false, 1 },
+	{ "forward needs verified domain", RS_FORWARD, SMTP_AUTH_NONE,
+	    SMTP_AUTH_FAIL, true, true, NULL, "other.example", false, false,
+	    SMTP_DECIDE_REJECT_KEEP, 550, "5.7.26", "dmarc-policy", "Inbox",
+	    false, false, false, 0 },
+	{ "verified domain by subdomain", RS_VERIFIED, SMTP_AUTH_NONE,
+	    SMTP_AUTH_NONE, false, false, NULL, "news.example.org", false,
+	    false, SMTP_DECIDE_ACCEPT, 0, NULL, "no-bad-signals", "Verified",
+	    false, false, false, 1 },
+	{ "verified domain not a suffix match", RS_VERIFIED, SMTP_AUTH_NONE,
+	    SMTP_AUTH_NONE, false, false, NULL, "badexample.org", false, false,
+	    SMTP_DECIDE_ACCEPT, 0, NULL, "no-bad-signals", "Inbox", false,
+	    false, false, 1 },
+	{ "accept rejects to mailbox", RS_KEEP_REJECT, SMTP_AUTH_NONE,
+	    SMTP_AUTH_NONE, false, false, NULL, NULL, true, false,
+	    SMTP_DECIDE_ACCEPT, 451, "4.3.0", "dns-blocklisted", "Junk", false,
+	    false, true, 1 },
+};
+
+static void
+setup_account(struct config_account *a, struct config_ruleset *r,
+    enum rs_kind k)
+{
+	static char *keys[] = { "mjl@example.com" };
+	static struct config_destination dest;
+
+	memset(a, 0, sizeof(*a));
+	memset(r, 0, sizeof(*r));
+	memset(&dest, 0, sizeof(dest));
+	switch (k) {
+	case RS_NONE:
+		break;
+	case RS_LIST_ALLOW:
+		r->list_allow_domain = "list.example";
+		r->mailbox = "Lists";
+		break;
+	case RS_FORWARD:
+		r->is_forward = true;
+		r->verified_domain = "fwd.example";
+		break;
+	case RS_VERIFIED:
+		r->verified_domain = "example.org";
+		r->mailbox = "Verified";
+		break;
+	case RS_KEEP_REJECT:
+		r->accept_rejects_to_mailbox = "Junk";
+		break;
+	}
+	if (k != RS_NONE) {
+		dest.rulesets.v = r;
+		dest.rulesets.n = 1;
+	}
+	a->destinations.keys = keys;
+	a->destinations.vals = &dest;
+	a->destinations.n = 1;
+}
+
+static void
+test_decide(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+		struct config_account acct;
+		struct config_ruleset rs;
+		struct smtp_decision_in in = { 0 };
+		struct smtp_decision d;
+		const char *dk[1];
+		bool l = cases[i].dnsbl;
+
+		setup_account(&acct, &rs, cases[i].rs);
+		in.account = &acct;
+		in.account_name = "mjl";
+		in.dest_key = "mjl@example.com";
+		in.mailfrom = "sender@example.org";
+		in.msgfrom = "sender@example.org";
+		in.header = span_of_cstr("Subject: hi\r\n\r\n");
+		in.spf = cases[i].spf;
+		in.dmarc = cases[i].dmarc;
+		in.dmarc_reject_policy = cases[i].dmarc_reject;
+		in.dmarc_use = cases[i].dmarc_use;
+		in.spf_pass_domain = cases[i].spf_pass;
+		if (cases[i].dkim_pass != NULL) {
+			dk[0] = cases[i].dkim_pass;
+			in.dkim_pass_domains = dk;
+			in.ndkim_pass = 1;
+		}
+		in.junk_known = cases[i].junk;
+		in.junk_prob = 0.99;
+		in.dnsbl_listed = listed;
+		in.dnsbl_arg = &l;
+		dnsbl_calls = 0;
+		smtp_decide(&in, &d);
+		print_message("case %zu: %s\n", i, cases[i].name);
+		assert_int_equal(d.kind, cases[i].want_kind);
+		assert_string_equal(d.reason, cases[i].want_reason);
+		assert_string_equal(d.mailbox, cases[i].want_mailbox);
+		if (cases[i].want_code != 0) {
+			assert_int_equal(d.code, cases[i].want_code);
+			assert_string_equal(d.ecode, cases[i].want_ecode);
+		}
+		assert_int_equal(d.mailing_list, cases[i].want_list);
+		assert_int_equal(d.forwarded, cases[i].want_forward);
+		assert_int_equal(d.mark_reject, cases[i].want_mark_reject);
+		assert_int_equal(dnsbl_calls, cases[i].want_dnsbl_calls);
+		smtp_decision_release(&d);
+	}
+}
+
+/* Without a DNSBL callback nothing is listed. */
+static void
+test_no_dnsbl(void **state)
+{
+	struct smtp_decision_in in = { 0 };
+	struct smtp_decision d;
+
+	(void)state;
+	in.mailfrom = "";
+	in.msgfrom = "";
+	smtp_decide(&in, &d);
+	assert_int_equal(d.kind, SMTP_DECIDE_ACCEPT);
+	assert_string_equal(d.reason, "no-bad-signals");
+	assert_string_equal(d.mailbox, "Inbox");
+	smtp_decision_release(&d);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_decide),
+		cmocka_unit_test(test_no_dnsbl),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
