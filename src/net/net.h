@@ -47,7 +47,7 @@ struct net_conn;    /* opaque; one accepted connection */
 #define NET_EV_TLS 0x20      /* a STARTTLS handshake completed */
 
 #define NET_ADDR_MAX 46       /* INET6_ADDRSTRLEN */
-#define NET_WRITE_HIGH 65536  /* buffered output that triggers a flush */
+#define NET_WRITE_HIGH 65536  /* buffered output that holds input back */
 #define NET_OUT_MAX (64 * 1024 * 1024) /* one connection's pending output */
 
 struct net_proto {
@@ -66,7 +66,13 @@ struct net_proto {
 struct net_params {
 	unsigned workers;             /* pool size; 0 = 8 */
 	unsigned handshake_timeout_ms; /* TLS handshake bound; 0 = 60000 */
-	unsigned write_timeout_ms;    /* bound of a blocked write; 0 = 30000 */
+	unsigned write_timeout_ms;    /* bound of a write making no progress,
+				       * and each connection's total time
+				       * blocked in net_conn_flush(); 0 =
+				       * 30000 */
+	size_t out_max;               /* pending output of one connection
+				       * before it is closed as a slow
+				       * reader; 0 = NET_OUT_MAX */
 };
 
 struct net_listen_params {
@@ -147,16 +153,29 @@ int net_conn_stream(struct net_conn *c, net_stream_fn *fn, void *arg);
 /* Bytes of input already buffered (plaintext, not yet returned). */
 size_t net_conn_buffered(const struct net_conn *c);
 
-/* Output, buffered; sent when the handler returns. Past NET_WRITE_HIGH
- * buffered bytes a flush may block the worker up to the write timeout.
- * A failed write marks the connection for closing; later writes are
- * dropped. */
+/* Output, buffered; sent when the handler returns. Never blocks: past
+ * NET_WRITE_HIGH buffered bytes it sends what the socket takes now, and
+ * the input functions above return NET_AGAIN until the peer has read
+ * enough (backpressure; the handler is called again with NET_EV_READ once
+ * output is below the mark). Output past out_max (struct net_params) closes the connection as a slow reader. A failed
+ * write marks the connection for closing; later writes are dropped. */
 void net_conn_write(struct net_conn *c, const void *p, size_t n);
 void net_conn_puts(struct net_conn *c, const char *s);
 void net_conn_printf(struct net_conn *c, const char *fmt, ...)
     PRINTF_LIKE(2, 3);
-/* Send all buffered output now, blocking up to the write timeout. Returns
- * 0 or -1 (the connection will close). */
+/* True when NET_WRITE_HIGH or more bytes of output wait for the peer. A
+ * handler that produces a large response in steps (many FETCH results,
+ * a long listing) checks this between steps: when true it keeps its
+ * place in the session and returns; it is called again with NET_EV_READ
+ * once the output drained below the mark. Output then stays bounded by
+ * about NET_WRITE_HIGH plus one step however slowly the peer reads. */
+bool net_conn_is_output_full(struct net_conn *c);
+/* Send all buffered output now, blocking the worker until it is sent.
+ * The time one connection spends blocked here is bounded in total (the
+ * write timeout over the connection's life, not per call); when it is
+ * used up the connection fails. Returns 0 or -1 (the connection will
+ * close). Prefer returning from the handler: output is sent then without
+ * holding a worker. */
 int net_conn_flush(struct net_conn *c);
 /* Close after the handler returns (pending output is sent first, within
  * the write timeout). end() follows. */
@@ -173,8 +192,10 @@ void net_conn_set_timer(struct net_conn *c, unsigned ms);
 void net_conn_pause_input(struct net_conn *c, bool paused);
 
 /* Start TLS on this connection (STARTTLS, RFC 3207 / RFC 9051 6.2.1):
- * flushes pending output (the "go ahead" reply), then the handshake runs
- * in the background and NET_EV_TLS arrives when it completed; a failed
+ * pending output (the "go ahead" reply) is sent in plaintext without
+ * blocking the worker, then the handshake runs in the background and
+ * NET_EV_TLS arrives when it completed; output written after this call
+ * goes over TLS. Input functions return NET_AGAIN until then. A failed
  * handshake closes the connection. Returns -1 (and changes nothing) when
  * TLS is already active or plaintext input is buffered after the
  * command: RFC 3207 6 / CVE-2011-0411 command injection. */

@@ -64,6 +64,8 @@ struct net_listener {
 	unsigned max_per_ip;
 	char *reject_msg;
 	struct net_ipcount **ips; /* NET_IPTAB_SIZE buckets; r->lock */
+	int64_t refused_log_at; /* reactor thread: last refusal logged */
+	uint64_t refused_quiet;  /* reactor thread: refusals since, unlogged */
 };
 
 struct net_conn {
@@ -78,9 +80,13 @@ struct net_conn {
 	struct buf in;       /* received plaintext; freed when idle */
 	size_t inpos;        /* bytes of in already returned */
 	struct buf out;      /* pending output; freed when idle */
+	struct tls_session *tls_next; /* STARTTLS: starts once plain_left
+				       * bytes of plaintext output are sent */
+	size_t plain_left;
 	struct net_timer timer; /* earliest deadline; r->tlock */
 	int64_t idle_at, timer_at, io_at; /* deadlines (mono ns), 0 = none */
 	unsigned idle_ms;
+	int64_t flush_left_ns; /* what net_conn_flush() may still block */
 	struct net_conn *qnext;  /* pool FIFO; r->plock */
 	struct net_conn *prev, *next; /* r->conns; r->lock */
 	struct log_ctx log;
@@ -99,6 +105,8 @@ struct net_conn {
 	bool io_failed : 1;
 	bool loopback : 1;
 	bool idle_rearmed : 1;
+	bool throttled : 1;  /* input held back by output over the high mark */
+	bool requeue : 1;    /* handler rounds used up with input left */
 };
 
 struct net_reactor {
@@ -107,6 +115,7 @@ struct net_reactor {
 	int evfd;
 	unsigned workers_n;
 	int64_t hs_timeout_ns, write_timeout_ns;
+	size_t out_max;       /* pending output per connection */
 	pthread_t reactor_thread;
 	bool reactor_started;
 	pthread_t *workers;

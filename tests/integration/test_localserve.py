@@ -68,6 +68,13 @@ def start(d):
     p = subprocess.Popen([MOX, "localserve", "-dir", d], stdout=log,
                          stderr=subprocess.STDOUT)
     ok = wait_port(1025)
+    # Ports are bound before the ctl socket exists: wait until ready.
+    end = time.time() + 20
+    while ok and time.time() < end:
+        with open(os.path.join(d, "server.log")) as f:
+            if "ready to serve" in f.read():
+                break
+        time.sleep(0.05)
     return p, log, ok
 
 
