@@ -23,10 +23,11 @@ struct buf;
 #define STORE_KEYWORD_MAX 128        /* octets of one custom keyword */
 #define STORE_KEYWORDS_MAX 4096      /* octets of a keyword list */
 #define STORE_PASSWORD_MIN 8         /* spec/store.md 10 */
-#define STORE_PASSWORD_MAX 1024
+#define STORE_PASSWORD_MAX 72 /* bcrypt reads only the first 72 octets */
 #define STORE_SCRAM_SHA1_ITER 8192   /* spec/store.md 10 */
 #define STORE_SCRAM_SHA256_ITER 4096 /* spec/store.md 10 */
 #define STORE_SCRAM_SALT_LEN 12
+#define STORE_IDLE_SEC 60            /* an unreferenced account stays open */
 
 /* Message flags as stored (spec/store.md 3.1 bitmask). */
 enum {
@@ -78,9 +79,24 @@ struct store_account; /* one open account; reference counted */
 struct store_sub;     /* a change subscription */
 
 /* Open the data directory (created if missing, with tmp/ and accounts/).
- * Returns NULL with err filled on failure. */
+ * Returns NULL with err filled on failure. Same as store_open(datadir, 0). */
 struct store *store_new(const char *datadir, struct store_err *err);
-/* Close; every account must have been put. NULL-safe. */
+
+/* store_open() flags. */
+enum {
+	/* Open accounts read-only: no schema, no journal mode change, no
+	 * sequence repair, no indexing of new/; every write fails. For tools
+	 * that only read (verifydata without -fix, backup, export). Implies
+	 * STORE_OPEN_NOMKDIR. */
+	STORE_OPEN_READONLY = 1,
+	/* Create nothing in the data directory (no tmp/, no accounts/). */
+	STORE_OPEN_NOMKDIR = 2,
+};
+/* Open the data directory with STORE_OPEN_* flags. NULL with err on
+ * failure. */
+struct store *store_open(const char *datadir, unsigned flags,
+    struct store_err *err);
+/* Close every account; every account must have been put. NULL-safe. */
 void store_free(struct store *s);
 const char *store_datadir(const struct store *s);
 
@@ -89,11 +105,20 @@ const char *store_datadir(const struct store *s);
 bool store_account_name_valid(const char *name);
 
 /* Get a reference to account NAME. With create, a missing account is
- * created with the default mailboxes (spec/store.md 12). Returns 0 and sets
- * *out (release with store_account_put()), or -1. */
+ * created with the default mailboxes (spec/store.md 12); the index is built
+ * under a temporary name and linked into place, so accounts/<name>/index.db
+ * is either absent or complete. An existing index.db without schema (for
+ * instance cut to 0 bytes) is an error, never rebuilt. Returns 0 and sets
+ * *out (release with store_account_put()), or -1. Opening runs outside the
+ * registry lock; concurrent callers for the same name wait for the first.
+ * The message-id repair scan of the Maildir runs once per store handle and
+ * account. */
 int store_account_get(struct store *s, const char *name, bool create,
     struct store_account **out, struct store_err *err);
-/* Drop a reference; the last one closes databases. NULL-safe. */
+/* Drop a reference. An account without references stays open (cached)
+ * for STORE_IDLE_SEC so frequent get/put pairs (one per SMTP delivery or
+ * login) are cheap; idle accounts are closed by later get/put calls and by
+ * store_free(). NULL-safe. */
 void store_account_put(struct store_account *a);
 const char *store_account_name(const struct store_account *a);
 
@@ -229,6 +254,26 @@ int store_import(struct store_account *a, const char *mailbox,
     const struct store_add *ins, size_t n, struct store_added *out,
     struct store_err *err);
 
+/* A streaming import: one write transaction (and one modseq) for any
+ * number of messages, each written into its Maildir as it is added.
+ * store_import_commit() makes all files durable (one syncfs) and commits;
+ * on failure, or with store_import_abort(), nothing remains: no rows, no
+ * files, no created mailbox. Holds the account's write lock (and SQLite's
+ * write lock, so other processes' writers wait) from begin to
+ * commit/abort; one thread uses it. */
+struct store_import;
+/* Begin importing into MAILBOX; with create a missing mailbox (and its
+ * parents) is created in the same transaction. NULL with err on failure. */
+struct store_import *store_import_begin(struct store_account *a,
+    const char *mailbox, bool create, struct store_err *err);
+/* Add one message; out may be NULL. On -1 the import must be aborted. */
+int store_import_add(struct store_import *im, const struct store_add *in,
+    struct store_added *out, struct store_err *err);
+/* Commit and free im (also on failure, then nothing was imported). */
+int store_import_commit(struct store_import *im, struct store_err *err);
+/* Roll back and free. NULL-safe. */
+void store_import_abort(struct store_import *im);
+
 struct store_msg {
 	int64_t id;
 	int64_t mailbox_id;
@@ -260,6 +305,10 @@ int store_changes_since(struct store_account *a, int64_t mailbox_id,
 /* One live message; the parsed blob is appended to parsed if not NULL. */
 int store_msg_get(struct store_account *a, int64_t mailbox_id, uint32_t uid,
     struct store_msg *out, struct buf *parsed, struct store_err *err);
+/* The SMTP MAIL FROM recorded for message ID (tombstones included) into
+ * out; empty when none was recorded. -1 with STORE_ENOMSG if no row. */
+int store_msg_mailfrom(struct store_account *a, int64_t id, struct buf *out,
+    struct store_err *err);
 /* Path of a message's file into out. */
 void store_msg_path(struct store_account *a, int64_t mailbox_id, int64_t id,
     struct buf *out);
@@ -399,7 +448,10 @@ void store_sub_origin(struct store_sub *sub);
 
 /* Store secrets derived from a clear-text password: bcrypt for PLAIN and
  * LOGIN, HMAC-MD5 states for CRAM-MD5, salt/iterations/StoredKey/ServerKey
- * for SCRAM-SHA-1 and -256. The password itself is never stored. */
+ * for SCRAM-SHA-1 and -256. The password itself is never stored. A
+ * password must be STORE_PASSWORD_MIN to STORE_PASSWORD_MAX octets of
+ * UTF-8: bcrypt ignores octets after the 72nd, so a longer one is refused
+ * (as mox does) rather than half checked. */
 int store_password_set(struct store_account *a, const char *password,
     struct store_err *err);
 /* 0 if password matches, -1 with STORE_EBADPASSWORD/STORE_ENOPASSWORD. */
@@ -445,13 +497,22 @@ int store_password_scram(struct store_account *a, enum store_scram_hash h,
 int store_check(struct store_account *a, bool fix, struct buf *report);
 
 /* Check every account directory under <datadir>/accounts (for
- * mox-verifydata). Appends problems to report. Returns 0 when all clean. */
+ * mox-verifydata). Without fix the accounts are opened read-only; nothing
+ * is created in datadir either way. Appends problems to report. Returns 0
+ * when all clean. */
 int store_verify_datadir(const char *datadir, bool fix, struct buf *report);
 
 /* Back up the account into <dstdir>/accounts/<name>/: the index through the
- * SQLite online backup API and every live message file hard-linked (copied
- * across file systems). Writers of the account pause while the snapshot
- * and links are made. Existing files are never overwritten. */
+ * SQLite online backup API (one read snapshot) and every live message file
+ * of the snapshot hard-linked (copied across file systems), plus files
+ * waiting in new/. Writers may keep running, in this process or another
+ * (spec/store.md 16): a file that moved since the snapshot is linked from
+ * its current mailbox into the place the snapshot expects; a message
+ * expunged (or whose mailbox was deleted) since the snapshot is recorded as
+ * expunged in the copy, so the backup stays consistent. Per-file failures
+ * do not stop the backup: the others are still linked, and -1 reports the
+ * count and the first failure. Directories written are fsynced. Existing
+ * files are never overwritten (STORE_EEXISTS when index.db exists). */
 int store_backup_account(struct store_account *a, const char *dstdir,
     struct store_err *err);
 

@@ -246,6 +246,13 @@ store_datadir(const struct store *s)
 struct store *
 store_new(const char *datadir, struct store_err *err)
 {
+	return store_open(datadir, 0, err);
+}
+
+struct store *
+store_open(const char *datadir, unsigned flags, struct store_err *err)
+{
+	static const char *const subs[] = { "tmp", "accounts" };
 	struct store *s;
 	struct buf p;
 
@@ -254,34 +261,79 @@ store_new(const char *datadir, struct store_err *err)
 		return NULL;
 	}
 	buf_init(&p, STORE_PATH_MAX);
-	buf_addf(&p, "%s/tmp", datadir);
-	if (buf_failed(&p) || io_mkdir_p(p.data, 0750) == -1) {
-		store_errf(err, STORE_EINTERNAL, "mkdir %s: %s", p.data,
-		    log_strerror(errno));
-		buf_release(&p);
-		return NULL;
-	}
-	buf_reset(&p);
-	buf_addf(&p, "%s/accounts", datadir);
-	if (buf_failed(&p) || io_mkdir_p(p.data, 0750) == -1) {
-		store_errf(err, STORE_EINTERNAL, "mkdir %s: %s", p.data,
-		    log_strerror(errno));
-		buf_release(&p);
-		return NULL;
+	for (size_t i = 0; i < ARRAY_LEN(subs) &&
+	     (flags & (STORE_OPEN_READONLY | STORE_OPEN_NOMKDIR)) == 0;
+	     i++) {
+		buf_reset(&p);
+		buf_addf(&p, "%s/%s", datadir, subs[i]);
+		if (buf_failed(&p) || io_mkdir_p(p.data, 0750) == -1) {
+			store_errf(err, STORE_EINTERNAL, "mkdir %s: %s", p.data,
+			    log_strerror(errno));
+			buf_release(&p);
+			return NULL;
+		}
 	}
 	buf_release(&p);
 	s = xcalloc(1, sizeof(*s));
 	s->datadir = xstrdup(datadir);
+	s->readonly = (flags & STORE_OPEN_READONLY) != 0;
 	lock_init(&s->lock, LOCK_ORDER_ACCOUNTS, "store.accounts");
+	lock_cond_init(&s->cond);
 	return s;
+}
+
+static void account_free(struct store_account *a);
+
+/* Unlink accounts without references that were idle long enough (all of
+ * them with force) onto *dead, to be freed after the lock is released. */
+static void
+reap_idle(struct store *s, bool force, struct store_account **dead)
+{
+	int64_t now = time_mono_ns();
+
+	LOCK_ASSERT_HELD(&s->lock);
+	for (struct store_account **pp = &s->accounts; *pp != NULL;) {
+		struct store_account *a = *pp;
+
+		if (a->refs == 0 && a->state == STORE_ACC_READY &&
+		    (force ||
+			now - a->idle_since >= STORE_IDLE_SEC * NS_PER_SEC)) {
+			*pp = a->next;
+			a->next = *dead;
+			*dead = a;
+			continue;
+		}
+		pp = &a->next;
+	}
+}
+
+static void
+free_dead(struct store_account *dead)
+{
+	while (dead != NULL) {
+		struct store_account *next = dead->next;
+
+		account_free(dead);
+		dead = next;
+	}
 }
 
 void
 store_free(struct store *s)
 {
+	struct store_account *dead = NULL;
+
 	if (s == NULL)
 		return;
+	lock_take(&s->lock);
+	reap_idle(s, true, &dead);
 	assert(s->accounts == NULL);
+	lock_release(&s->lock);
+	free_dead(dead);
+	for (size_t i = 0; i < s->nscanned; i++)
+		free(s->scanned[i]);
+	free(s->scanned);
+	pthread_cond_destroy(&s->cond);
 	lock_destroy(&s->lock);
 	free(s->datadir);
 	free(s);
@@ -306,8 +358,9 @@ db_open(struct store_account *a, struct store_err *err)
 	buf_init(&p, STORE_PATH_MAX);
 	buf_addf(&p, "%s/index.db", a->dir);
 	if (sqlite3_open_v2(p.data, &db,
-		SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX |
-		    SQLITE_OPEN_NOFOLLOW,
+		(a->store->readonly ? SQLITE_OPEN_READONLY :
+				      SQLITE_OPEN_READWRITE) |
+		    SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW,
 		NULL) != SQLITE_OK) {
 		store_err_db(err, db, "open index.db");
 		sqlite3_close(db);
@@ -394,6 +447,13 @@ store_mb_dirs_create(struct store_account *a, int64_t mbid,
 			    p.data, log_strerror(errno));
 			goto out;
 		}
+	}
+	/* The entries cur, new and tmp live in maildir/<id>/; <id> in
+	 * maildir/. */
+	store_mb_dir(a, mbid, NULL, &p);
+	if (io_fsync_dir(p.data) == -1) {
+		store_errf(err, STORE_EINTERNAL, "fsync %s", p.data);
+		goto out;
 	}
 	buf_reset(&p);
 	buf_addf(&p, "%s/maildir", a->dir);

@@ -23,9 +23,22 @@
 
 struct store {
 	char *datadir;          /* absolute or as given; immutable */
-	struct lock lock;       /* LOCK_ORDER_ACCOUNTS: guards accounts */
+	bool readonly;          /* STORE_OPEN_READONLY; immutable */
+	struct lock lock;       /* LOCK_ORDER_ACCOUNTS: guards accounts,
+				 * scanned and the accounts' state and refs */
+	pthread_cond_t cond;    /* with lock: an account finished opening */
 	struct store_account *accounts; /* open accounts, linked */
+	char **scanned;         /* accounts whose Maildir was scanned for
+				 * ids (once per handle) */
+	size_t nscanned;
 	atomic_ulong tmpseq;    /* temp file names */
+};
+
+/* Life of a registry entry (store->lock). */
+enum store_acc_state {
+	STORE_ACC_OPENING,      /* a thread is opening it; others wait */
+	STORE_ACC_READY,
+	STORE_ACC_FAILED,       /* unlinked; init_err says why */
 };
 
 struct store_deliv; /* a queued delivery (store_message.c) */
@@ -36,6 +49,9 @@ struct store_account {
 	char *dir;              /* <datadir>/accounts/<name> */
 	int refs;               /* guarded by store->lock */
 	struct store_account *next; /* guarded by store->lock */
+	enum store_acc_state state; /* guarded by store->lock */
+	struct store_err init_err;  /* STORE_ACC_FAILED: why */
+	int64_t idle_since;     /* monotonic ns when refs dropped to 0 */
 
 	struct lock wlock;      /* LOCK_ORDER_ACCOUNT: serialises writes */
 	sqlite3 *wdb;           /* used only while wlock is held */
@@ -68,6 +84,8 @@ struct store_txn {
 	size_t nchg, capchg;
 	const void *origin;
 	int64_t modseq;          /* assigned for this transaction, 0 before */
+	size_t chg_floor;        /* changes below belong to earlier work of
+				  * a group commit: never modified */
 	char **unlink_after;     /* files removed after commit */
 	size_t nunlink;
 	struct store_undo *undo; /* file operations reverted on abort */
@@ -93,6 +111,10 @@ int store_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st,
 /* Take the write lock and BEGIN IMMEDIATE. */
 int store_txn_begin(struct store_account *a, struct store_txn *t,
     struct store_err *err);
+/* Take the write lock and BEGIN a read transaction (its snapshot starts
+ * with the first read); for read-only stores. */
+int store_txn_begin_read(struct store_account *a, struct store_txn *t,
+    struct store_err *err);
 /* COMMIT, broadcast, unlink, release. On failure rolls back. */
 int store_txn_commit(struct store_txn *t, struct store_err *err);
 /* ROLLBACK and release (drops collected changes). */
@@ -115,6 +137,9 @@ const void *store_origin_current(void);
 /* Adjust a mailbox's counts by the contribution of one message. */
 int store_counts_apply(struct store_txn *t, int64_t mbid, uint32_t flags,
     int64_t size, int sign, struct store_err *err);
+/* Queue a MAILBOX_COUNTS change with the counts now in the transaction;
+ * an entry at or above t->chg_floor for the mailbox is refreshed, else a
+ * new one is appended (the last per mailbox is the current one). */
 int store_counts_changed(struct store_txn *t, int64_t mbid,
     struct store_err *err);
 int store_disk_add(struct store_txn *t, int64_t delta, struct store_err *err);

@@ -36,6 +36,8 @@
 #define NET_DEFAULT_WRITE_MS 30000   /* spec/smtp.md 2: 30 s per write */
 #define NET_FORCE_WAIT_NS (5 * NS_PER_SEC)
 #define NET_KEEPALIVE_S 300          /* spec/imap.md 1: 5 minute period */
+#define NET_REFUSED_LOG_NS NS_PER_SEC /* one "connection refused" line per
+				       * listener per interval */
 
 void
 net_reactor_wake(struct net_reactor *r)
@@ -134,17 +136,21 @@ net_conn_unlink(struct net_conn *c)
 	lock_release(&r->lock);
 }
 
-static void
+/* Text form of an address. Returns -1 (out "") for a family or address
+ * inet_ntop cannot show. */
+static int
 addr_text(const struct sockaddr_storage *ss, char *out, uint16_t *port,
     bool *loopback)
 {
+	const char *t = NULL;
+
 	out[0] = '\0';
 	*port = 0;
 	*loopback = false;
 	if (ss->ss_family == AF_INET) {
 		const struct sockaddr_in *sin = (const void *)ss;
 
-		inet_ntop(AF_INET, &sin->sin_addr, out, NET_ADDR_MAX);
+		t = inet_ntop(AF_INET, &sin->sin_addr, out, NET_ADDR_MAX);
 		*port = ntohs(sin->sin_port);
 		*loopback = (ntohl(sin->sin_addr.s_addr) >> 24) == 127;
 	} else if (ss->ss_family == AF_INET6) {
@@ -152,14 +158,20 @@ addr_text(const struct sockaddr_storage *ss, char *out, uint16_t *port,
 
 		*port = ntohs(sin6->sin6_port);
 		if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr)) {
-			inet_ntop(AF_INET, &sin6->sin6_addr.s6_addr[12], out,
+			t = inet_ntop(AF_INET, &sin6->sin6_addr.s6_addr[12], out,
 			    NET_ADDR_MAX);
 			*loopback = sin6->sin6_addr.s6_addr[12] == 127;
 		} else {
-			inet_ntop(AF_INET6, &sin6->sin6_addr, out, NET_ADDR_MAX);
+			t = inet_ntop(AF_INET6, &sin6->sin6_addr, out,
+			    NET_ADDR_MAX);
 			*loopback = IN6_IS_ADDR_LOOPBACK(&sin6->sin6_addr);
 		}
 	}
+	if (t == NULL) {
+		out[0] = '\0';
+		return -1;
+	}
+	return 0;
 }
 
 static void
@@ -208,6 +220,29 @@ conn_register(struct net_reactor *r, struct net_conn *c)
 	return ok;
 }
 
+/* A flood of refused connections must not flood the log: at most one
+ * line per listener per NET_REFUSED_LOG_NS, counting the quiet ones.
+ * Reactor thread only (the fields are its own). */
+static void
+log_refused(struct net_reactor *r, struct net_listener *l,
+    const struct net_conn *c)
+{
+	int64_t now = time_mono_ns();
+
+	if (l->refused_log_at != 0 && now - l->refused_log_at <
+	    NET_REFUSED_LOG_NS) {
+		l->refused_quiet++;
+		return;
+	}
+	log_info(&c->log, "connection refused", LF_STR("listener", l->name),
+	    LF_STR("remote", c->rip),
+	    LF_STR("reason", atomic_load(&r->stopping) ? "shutdown" :
+	    "too many connections from ip"),
+	    LF_U64("suppressed", l->refused_quiet));
+	l->refused_log_at = now;
+	l->refused_quiet = 0;
+}
+
 static void
 conn_accepted(struct net_reactor *r, struct net_listener *l, int fd,
     const struct sockaddr_storage *ss)
@@ -224,23 +259,27 @@ conn_accepted(struct net_reactor *r, struct net_listener *l, int fd,
 	atomic_init(&c->state, NET_CS_WAITING);
 	atomic_init(&c->refs, 1); /* the open connection's own reference */
 	buf_init(&c->in, BUF_NOMAX);
-	buf_init(&c->out, NET_OUT_MAX);
+	buf_init(&c->out, r->out_max);
 	net_timer_init(&c->timer);
-	addr_text(ss, c->rip, &c->rport, &lo);
-	c->loopback = lo;
-	if (getsockname(fd, (struct sockaddr *)&local, &sl) == 0)
-		addr_text(&local, c->lip, &c->lport, &lo);
+	c->flush_left_ns = r->write_timeout_ns;
 	c->log = log_ctx_init(l->proto->name, log_new_cid());
+	if (addr_text(ss, c->rip, &c->rport, &lo) == -1)
+		log_debug(&c->log, "remote address not shown",
+		    LF_U64("family", ss->ss_family));
+	c->loopback = lo;
+	if (getsockname(fd, (struct sockaddr *)&local, &sl) == -1)
+		log_debug(&c->log, "getsockname", LF_ERRNO(errno));
+	else if (addr_text(&local, c->lip, &c->lport, &lo) == -1)
+		log_debug(&c->log, "local address not shown",
+		    LF_U64("family", local.ss_family));
 	tune_socket(fd);
 	if (!conn_register(r, c)) {
 		if (l->reject_msg != NULL && !atomic_load(&r->stopping))
 			(void)!send(fd, l->reject_msg, strlen(l->reject_msg),
 			    MSG_DONTWAIT | MSG_NOSIGNAL);
-		log_info(&c->log, "connection refused", LF_STR("listener",
-		    l->name), LF_STR("remote", c->rip),
-		    LF_STR("reason", atomic_load(&r->stopping) ? "shutdown" :
-		    "too many connections from ip"));
-		close(fd);
+		log_refused(r, l, c);
+		if (close(fd) == -1)
+			log_debug(&c->log, "close", LF_ERRNO(errno));
 		free(c);
 		return;
 	}
@@ -298,7 +337,9 @@ close_listeners(struct net_reactor *r)
 		if (l->fd < 0)
 			continue;
 		(void)epoll_ctl(r->epfd, EPOLL_CTL_DEL, l->fd, NULL);
-		close(l->fd);
+		if (close(l->fd) == -1)
+			log_error(&r->log, "closing listener", LF_ERRNO(errno),
+			    LF_STR("listener", l->name));
 		l->fd = -1;
 	}
 	r->listeners_closed = true;
@@ -438,6 +479,7 @@ net_start(const struct net_params *p, struct buf *err)
 	    p->handshake_timeout_ms : NET_DEFAULT_HS_MS) * NS_PER_MS;
 	r->write_timeout_ns = (int64_t)(p->write_timeout_ms > 0 ?
 	    p->write_timeout_ms : NET_DEFAULT_WRITE_MS) * NS_PER_MS;
+	r->out_max = p->out_max > 0 ? p->out_max : NET_OUT_MAX;
 	r->log = log_ctx_init("net", 0);
 	lock_init(&r->lock, LOCK_ORDER_NET, "net");
 	lock_init(&r->tlock, LOCK_ORDER_TIMER, "net timers");
@@ -525,7 +567,7 @@ bind_listener(const struct net_listen_params *lp, struct buf *err)
 	    listen(fd, SOMAXCONN) == -1) {
 		buf_addf(err, "listen on %s port %u: %s", lp->ip,
 		    (unsigned)lp->port, log_strerror(errno));
-		close(fd);
+		(void)close(fd); /* unused socket; the bind error is reported */
 		return -1;
 	}
 	return fd;
@@ -553,8 +595,9 @@ socket_port(int fd)
 static void
 listener_free(struct net_listener *l)
 {
-	if (l->fd >= 0)
-		close(l->fd);
+	if (l->fd >= 0 && close(l->fd) == -1)
+		log_error(&l->r->log, "closing listener", LF_ERRNO(errno),
+		    LF_STR("listener", l->name));
 	if (l->ips != NULL) {
 		for (size_t i = 0; i < NET_IPTAB_SIZE; i++)
 			while (l->ips[i] != NULL) {
@@ -712,10 +755,10 @@ net_free(struct net_reactor *r)
 		listener_free(l);
 	}
 	net_theap_release(&r->heap);
-	if (r->evfd >= 0)
-		close(r->evfd);
-	if (r->epfd >= 0)
-		close(r->epfd);
+	if (r->evfd >= 0 && close(r->evfd) == -1)
+		log_error(&r->log, "closing eventfd", LF_ERRNO(errno));
+	if (r->epfd >= 0 && close(r->epfd) == -1)
+		log_error(&r->log, "closing epoll", LF_ERRNO(errno));
 	pthread_cond_destroy(&r->cv);
 	pthread_cond_destroy(&r->pcv);
 	lock_destroy(&r->lock);

@@ -4,7 +4,11 @@
  * file) and output, timers, STARTTLS (RFC 3207) and implicit TLS (RFC
  * 8314) through src/tls. Input comes from untrusted peers: every read is
  * bounded by the caller's maximum before a line end arrives, and nothing
- * is allocated for an idle connection beyond struct net_conn.
+ * is allocated for an idle connection beyond struct net_conn. No worker
+ * ever waits on a peer's reading speed except in an explicit
+ * net_conn_flush(), which has a per-connection budget: output over
+ * NET_WRITE_HIGH holds input back (backpressure) and output over the
+ * out_max limit closes the connection.
  *
  * Threads: the functions for protocols run on the worker that owns the
  * connection (net.h); net_conn_raise/get/put/notify on any thread.
@@ -86,9 +90,10 @@ net_conn_destroy(struct net_conn *c)
 {
 	if (c->sess != NULL && c->l->proto->end != NULL)
 		c->l->proto->end(c, c->sess);
-	if (c->fd >= 0)
-		close(c->fd);
+	if (c->fd >= 0 && close(c->fd) == -1)
+		log_debug(&c->log, "close", LF_ERRNO(errno));
 	tls_session_free(c->tls);
+	tls_session_free(c->tls_next);
 	buf_release(&c->in);
 	buf_release(&c->out);
 	free(c);
@@ -104,19 +109,37 @@ fail_io(struct net_conn *c)
 	buf_reset(&c->out);
 }
 
+/* STARTTLS: the plaintext before the switch is sent; the handshake
+ * starts. */
+static void
+begin_tls(struct net_conn *c)
+{
+	c->tls = c->tls_next;
+	c->tls_next = NULL;
+	c->handshaking = true;
+	c->hs_starttls = true;
+	c->io_at = time_mono_ns() + c->r->hs_timeout_ns;
+}
+
 /* Send what the socket takes now. NET_OK when all is sent, NET_AGAIN,
  * NET_ERROR. */
 static int
 flush_some(struct net_conn *c)
 {
-	while (c->out.len > 0) {
+	for (;;) {
 		size_t n = c->out.len < NET_SEND_CHUNK ? c->out.len :
 		    NET_SEND_CHUNK, sent = 0;
 
 		if (c->io_failed)
 			return NET_ERROR;
+		if (c->tls_next != NULL && c->plain_left == 0)
+			begin_tls(c);
+		if (c->out.len == 0)
+			return NET_OK;
 		if (c->handshaking)
 			return NET_AGAIN;
+		if (c->tls_next != NULL && n > c->plain_left)
+			n = c->plain_left;
 		if (c->tls != NULL) {
 			int rc = tls_session_send(c->tls, c->out.data, n, &sent);
 
@@ -142,10 +165,10 @@ flush_some(struct net_conn *c)
 			sent = (size_t)w;
 		}
 		buf_consume(&c->out, sent);
-		if (!c->handshaking)
-			c->io_at = 0; /* progress: arm() starts a new bound */
+		if (c->tls_next != NULL)
+			c->plain_left -= sent;
+		c->io_at = 0; /* progress: arm() starts a new bound */
 	}
-	return NET_OK;
 }
 
 static bool
@@ -157,21 +180,23 @@ tls_wants_write(const struct net_conn *c)
 int
 net_conn_flush(struct net_conn *c)
 {
-	int64_t deadline = time_mono_ns() + c->r->write_timeout_ns;
-
 	for (;;) {
-		int rc = flush_some(c);
+		int rc = flush_some(c), prc;
 		struct pollfd pfd;
-		int64_t left;
+		int64_t t0;
 
 		if (rc == NET_OK)
 			return 0;
-		if (rc == NET_ERROR || c->handshaking)
-			return rc == NET_ERROR ? -1 : 0;
-		left = deadline - time_mono_ns();
-		if (left <= 0) {
-			log_info(&c->log, "write timeout",
-			    LF_STR("remote", c->rip));
+		if (rc == NET_ERROR)
+			return -1;
+		if (c->handshaking)
+			return 0;
+		/* The budget is the connection's, not this call's: a peer
+		 * that reads just enough each time still cannot hold a
+		 * worker for longer than one write timeout in all. */
+		if (c->flush_left_ns <= 0) {
+			log_info(&c->log, "write timeout", LF_STR("remote", c->rip),
+			    LF_STR("reason", "blocking flush budget used up"));
 			fail_io(c);
 			return -1;
 		}
@@ -179,12 +204,25 @@ net_conn_flush(struct net_conn *c)
 		pfd.events = c->tls != NULL && !tls_wants_write(c) ? POLLIN :
 		    POLLOUT;
 		pfd.revents = 0;
-		if (poll(&pfd, 1, (int)((left + NS_PER_MS - 1) / NS_PER_MS)) <
-		    0 && errno != EINTR) {
+		t0 = time_mono_ns();
+		prc = poll(&pfd, 1, (int)((c->flush_left_ns + NS_PER_MS - 1) /
+		    NS_PER_MS));
+		c->flush_left_ns -= time_mono_ns() - t0;
+		if (prc < 0 && errno != EINTR) {
+			log_debug(&c->log, "poll", LF_ERRNO(errno));
 			fail_io(c);
 			return -1;
 		}
 	}
+}
+
+/* Output past out_max: the peer does not read what it asks for. */
+static void
+slow_reader(struct net_conn *c)
+{
+	log_info(&c->log, "closing slow reader", LF_STR("remote", c->rip),
+	    LF_U64("pending", c->out.len), LF_U64("max", c->r->out_max));
+	fail_io(c);
 }
 
 void
@@ -192,14 +230,17 @@ net_conn_write(struct net_conn *c, const void *p, size_t n)
 {
 	if (c->io_failed || c->dead)
 		return;
+	if (c->out.len >= NET_WRITE_HIGH || n > c->r->out_max - c->out.len)
+		(void)flush_some(c);
+	if (c->io_failed)
+		return;
 	if (buf_add(&c->out, p, n) == -1) {
-		log_info(&c->log, "output limit reached",
-		    LF_U64("max", NET_OUT_MAX));
-		fail_io(c);
+		slow_reader(c);
 		return;
 	}
-	if (c->out.len >= NET_WRITE_HIGH && !c->handshaking)
-		(void)net_conn_flush(c);
+	/* Never block here: send what the socket takes, keep the rest. */
+	if (c->out.len >= NET_WRITE_HIGH)
+		(void)flush_some(c);
 }
 
 void
@@ -213,17 +254,38 @@ net_conn_printf(struct net_conn *c, const char *fmt, ...)
 {
 	va_list ap;
 	size_t before = c->out.len;
+	int rc;
 
 	if (c->io_failed || c->dead)
 		return;
+	if (c->out.len >= NET_WRITE_HIGH)
+		(void)flush_some(c);
+	if (c->io_failed)
+		return;
+	before = c->out.len;
 	va_start(ap, fmt);
-	if (buf_vaddf(&c->out, fmt, ap) == -1) {
-		buf_truncate(&c->out, before);
-		fail_io(c);
-	}
+	rc = buf_vaddf(&c->out, fmt, ap);
 	va_end(ap);
-	if (c->out.len >= NET_WRITE_HIGH && !c->handshaking)
-		(void)net_conn_flush(c);
+	if (rc == -1) {
+		buf_truncate(&c->out, before);
+		slow_reader(c);
+		return;
+	}
+	if (c->out.len >= NET_WRITE_HIGH)
+		(void)flush_some(c);
+}
+
+bool
+net_conn_is_output_full(struct net_conn *c)
+{
+	if (c->io_failed || c->dead)
+		return true; /* nothing more will be sent: stop producing */
+	if (c->out.len >= NET_WRITE_HIGH)
+		(void)flush_some(c);
+	if (c->out.len < NET_WRITE_HIGH)
+		return false;
+	c->throttled = true;
+	return true;
 }
 
 void
@@ -239,6 +301,23 @@ net_conn_is_closing(const struct net_conn *c)
 }
 
 /* ---- input ---- */
+
+/* Backpressure: while the peer has not read what it was sent (or a TLS
+ * switch is under way) no input is handed out; the handler gets
+ * NET_EV_READ again once output is below NET_WRITE_HIGH. */
+static bool
+input_held(struct net_conn *c)
+{
+	if (c->tls_next != NULL || c->handshaking)
+		return true;
+	if (c->out.len < NET_WRITE_HIGH)
+		return false;
+	(void)flush_some(c);
+	if (c->out.len < NET_WRITE_HIGH)
+		return false;
+	c->throttled = true;
+	return true;
+}
 
 static void
 touch_idle(struct net_conn *c)
@@ -334,6 +413,8 @@ int
 net_conn_read_line(struct net_conn *c, size_t max, struct span *line_out,
     bool *bare_lf_out)
 {
+	if (input_held(c))
+		return NET_AGAIN;
 	for (;;) {
 		const char *start = c->in.data + c->inpos, *lf;
 		size_t have = avail(c);
@@ -371,6 +452,8 @@ net_conn_read_line(struct net_conn *c, size_t max, struct span *line_out,
 int
 net_conn_read(struct net_conn *c, struct span *data_out)
 {
+	if (input_held(c))
+		return NET_AGAIN;
 	if (avail(c) == 0) {
 		int rc = fill(c);
 
@@ -465,9 +548,8 @@ net_conn_starttls(struct net_conn *c, struct tls_server *srv)
 
 	/* RFC 3207 6: plaintext pipelined after STARTTLS must not be
 	 * taken as commands of the TLS session. */
-	if (c->tls != NULL || avail(c) > 0 || srv == NULL)
-		return -1;
-	if (net_conn_flush(c) == -1)
+	if (c->tls != NULL || c->tls_next != NULL || avail(c) > 0 ||
+	    srv == NULL || c->io_failed)
 		return -1;
 	s = tls_session_server(srv, c->fd, &why);
 	if (s == NULL) {
@@ -476,10 +558,11 @@ net_conn_starttls(struct net_conn *c, struct tls_server *srv)
 	}
 	buf_release(&c->in);
 	c->inpos = 0;
-	c->tls = s;
-	c->handshaking = true;
-	c->hs_starttls = true;
-	c->io_at = time_mono_ns() + c->r->hs_timeout_ns;
+	/* The go-ahead goes out in plaintext from the run loop, without
+	 * holding the worker; then begin_tls() switches. */
+	c->tls_next = s;
+	c->plain_left = c->out.len;
+	(void)flush_some(c);
 	return 0;
 }
 
@@ -625,8 +708,13 @@ deadlines(struct net_conn *c, unsigned *ev)
 static bool
 more_input(struct net_conn *c)
 {
-	if (c->paused || c->handshaking || c->closing || c->dead || c->eof)
+	if (c->paused || c->handshaking || c->tls_next != NULL || c->closing ||
+	    c->dead || c->eof)
 		return false;
+	if (c->out.len >= NET_WRITE_HIGH)
+		return false; /* backpressure: wait for EPOLLOUT */
+	if (c->throttled)
+		return true; /* output drained: input may go on */
 	if (avail(c) > 0 && !c->starved)
 		return true;
 	return c->tls != NULL && tls_session_pending(c->tls) > 0;
@@ -635,8 +723,9 @@ more_input(struct net_conn *c)
 static void
 call_handler(struct net_conn *c, unsigned ev)
 {
-	for (int i = 0; i < NET_HANDLER_ROUNDS && ev != 0; i++) {
+	for (int i = 0; i < NET_HANDLER_ROUNDS; i++) {
 		c->starved = false;
+		c->throttled = false;
 		c->idle_rearmed = false;
 		c->l->proto->event(c, c->sess, ev);
 		if ((ev & NET_EV_IDLE) && !c->idle_rearmed)
@@ -644,8 +733,13 @@ call_handler(struct net_conn *c, unsigned ev)
 		if (c->closing || c->dead)
 			return;
 		(void)flush_some(c);
-		ev = more_input(c) ? NET_EV_READ : 0;
+		if (!more_input(c))
+			return;
+		ev = NET_EV_READ;
 	}
+	/* Input is left and no socket event will announce it: let the
+	 * queue run, then continue (net_conn_run()). */
+	c->requeue = true;
 }
 
 static void
@@ -669,8 +763,14 @@ process(struct net_conn *c, uint32_t bits)
 		handshake_step(c, &ev);
 	if (c->dead)
 		return;
-	if (bits & NET_CB_WRITE)
+	if (bits & NET_CB_WRITE) {
 		(void)flush_some(c);
+		/* A TLS read that stopped on a full socket continues when
+		 * the socket is writable, through the next read. */
+		if (c->tls != NULL && !c->handshaking &&
+		    tls_session_write_pending(c->tls) && c->out.len == 0)
+			bits |= NET_CB_READ;
+	}
 	if ((bits & NET_CB_READ) && !c->handshaking && !c->paused)
 		ev |= NET_EV_READ;
 	if ((bits & NET_CB_READ) && c->closing && !c->handshaking) {
@@ -732,13 +832,14 @@ arm(struct net_conn *c)
 	if (c->handshaking) {
 		want = tls_wants_write(c) ? EPOLLOUT : EPOLLIN;
 	} else {
-		if (c->out.len > 0) {
+		/* EPOLLOUT also for a record gnutls holds after a read
+		 * (out empty); no EPOLLIN past the high mark: input waits
+		 * until the peer reads (backpressure). */
+		if (c->out.len > 0 || (c->tls != NULL && !c->paused &&
+		    tls_session_write_pending(c->tls)))
 			want |= EPOLLOUT;
-			if (c->tls != NULL && !tls_wants_write(c))
-				want |= EPOLLIN;
-		}
 		if (!c->closing && !c->paused && !c->eof &&
-		    c->out.len < NET_WRITE_HIGH)
+		    c->tls_next == NULL && c->out.len < NET_WRITE_HIGH)
 			want |= EPOLLIN;
 		if (c->closing && c->tls == NULL && !c->eof)
 			want |= EPOLLIN; /* notice a peer that goes away */
@@ -799,6 +900,8 @@ final_close(struct net_conn *c)
 	c->fd = -1;
 	tls_session_free(c->tls);
 	c->tls = NULL;
+	tls_session_free(c->tls_next);
+	c->tls_next = NULL;
 	buf_release(&c->in);
 	buf_release(&c->out);
 	log_debug(&c->log, "connection closed", LF_STR("remote", c->rip));
@@ -817,13 +920,29 @@ net_conn_run(struct net_conn *c)
 		;
 	bits = old & ~NET_CS_MASK;
 	for (;;) {
+		bool requeue;
+
 		process(c, bits);
 		if (c->dead || arm(c) == -1) {
 			final_close(c);
 			return;
 		}
+		requeue = c->requeue;
+		c->requeue = false;
 		old = atomic_load(&c->state);
 		for (;;) {
+			if (requeue) {
+				/* To the back of the pool queue with READ
+				 * raised: buffered input is not stranded, and
+				 * one busy peer does not starve the others. */
+				if (atomic_compare_exchange_weak(&c->state, &old,
+				    (old & ~NET_CS_MASK) | NET_CB_READ |
+				    NET_CS_QUEUED)) {
+					net_pool_enqueue(c->r, c);
+					return;
+				}
+				continue;
+			}
 			if ((old & ~NET_CS_MASK) != 0) {
 				if (atomic_compare_exchange_weak(&c->state, &old,
 				    NET_CS_RUNNING)) {

@@ -81,7 +81,7 @@ bool mtasts_policy_match_mx(const struct mtasts_policy *p, const char *host);
 
 /* How the HTTPS fetch is done. Tests point the policy host elsewhere. */
 struct mtasts_fetch_params {
-	const char *ca_file;    /* extra PEM trust anchors; NULL: system only */
+	const char *ca_file;    /* PEM roots instead of the system's (tests) */
 	/* CURLOPT_CONNECT_TO entry "HOST:PORT:ADDR:PORT" (empty HOST/PORT
 	 * match any), e.g. "::127.0.0.16:8443"; NULL: connect normally. */
 	const char *connect_to;

@@ -51,6 +51,7 @@ struct tls_session {
 	struct tls_server *srv; /* NULL on the client side */
 	gnutls_certificate_credentials_t client_cred; /* client side, owned */
 	size_t send_pending; /* bytes given to a send that returned AGAIN */
+	bool recv_wants_write; /* the last recv stopped on a full socket */
 	char sni[TLS_NAME_MAX + 1];
 	const char *why; /* reason of a refused SNI */
 };
@@ -188,8 +189,19 @@ post_client_hello(gnutls_session_t g)
 
 	s->sni[0] = '\0';
 	rc = gnutls_server_name_get(g, s->sni, &len, &type, 0);
-	if (rc < 0 || type != GNUTLS_NAME_DNS || len >= sizeof(s->sni) ||
-	    strnlen(s->sni, len) != len) {
+	if (rc == GNUTLS_E_SHORT_MEMORY_BUFFER ||
+	    (rc >= 0 && type == GNUTLS_NAME_DNS && (len >= sizeof(s->sni) ||
+	    strnlen(s->sni, len) != len))) {
+		/* A name we cannot hold or compare: never silently the
+		 * default certificate where names must match. */
+		s->sni[0] = '\0';
+		if (srv->sni == TLS_SNI_STRICT) {
+			s->why = "tls: unusable server name in client hello";
+			return GNUTLS_E_UNRECOGNIZED_NAME;
+		}
+		return 0;
+	}
+	if (rc < 0 || type != GNUTLS_NAME_DNS) {
 		s->sni[0] = '\0';
 		return 0; /* no usable name: the first credentials stay */
 	}
@@ -343,6 +355,7 @@ tls_session_recv(struct tls_session *s, void *p, size_t n, size_t *got)
 	ssize_t rc;
 
 	*got = 0;
+	s->recv_wants_write = false;
 	for (int i = 0; i < 16; i++) {
 		rc = gnutls_record_recv(s->g, p, n);
 		if (rc > 0) {
@@ -351,8 +364,11 @@ tls_session_recv(struct tls_session *s, void *p, size_t n, size_t *got)
 		}
 		if (rc == 0)
 			return TLS_EOF;
-		if (rc == GNUTLS_E_AGAIN)
+		if (rc == GNUTLS_E_AGAIN) {
+			s->recv_wants_write = gnutls_record_get_direction(s->g) ==
+			    1;
 			return TLS_AGAIN;
+		}
 		if (rc == GNUTLS_E_INTERRUPTED)
 			continue;
 		/* INTEROP: many clients close TCP without close_notify. */
@@ -389,6 +405,12 @@ tls_session_send(struct tls_session *s, const void *p, size_t n, size_t *sent)
 		s->send_pending = 0;
 		return TLS_OK;
 	}
+}
+
+bool
+tls_session_write_pending(const struct tls_session *s)
+{
+	return s->send_pending > 0 || s->recv_wants_write;
 }
 
 size_t
@@ -564,6 +586,12 @@ tls_client_connect(int fd, const struct tls_client_params *p, struct buf *err)
 	}
 	if (p->max_version != NULL && strcmp(p->max_version, "TLSv1.2") == 0)
 		max = TLS_VERSION_1_2;
+	/* RFC 6125 6: a verified chain proves nothing without the name it
+	 * must be for; gnutls would check the chain alone. */
+	if (!p->no_verify && (p->host == NULL || p->host[0] == '\0')) {
+		buf_adds(err, "tls: certificate verification needs a host name");
+		goto fail;
+	}
 	if (client_creds(p, &s->client_cred, err) == -1)
 		goto fail;
 	rc = gnutls_init(&s->g, GNUTLS_CLIENT | GNUTLS_NO_SIGNAL);

@@ -74,7 +74,8 @@ struct tls_session *tls_session_server(struct tls_server *srv, int fd,
 
 /* Options for the client. */
 struct tls_client_params {
-	const char *host;        /* SNI and the name verified; NULL: no SNI */
+	const char *host;        /* SNI and the name verified; NULL: no SNI,
+				  * allowed only with no_verify */
 	const char *const *ca_files; /* extra PEM trust anchors */
 	size_t nca_files;
 	bool no_system_trust;    /* only ca_files are trusted */
@@ -87,7 +88,8 @@ struct tls_client_params {
 /* Run a blocking client handshake on a connected blocking socket (the fd
  * stays owned by the caller). Returns the session or NULL with the
  * reason appended to err (for a failed verification, gnutls' description
- * of the failure, e.g. a name mismatch or an unknown issuer). Blocks up to
+ * of the failure, e.g. a name mismatch or an unknown issuer; verifying
+ * without a host name is refused before connecting). Blocks up to
  * timeout_ms; never call on the reactor. */
 struct tls_session *tls_client_connect(int fd, const struct tls_client_params *p,
     struct buf *err);
@@ -105,6 +107,10 @@ int tls_session_recv(struct tls_session *s, void *p, size_t n, size_t *got);
  * must call again later with at least the same first bytes), TLS_ERR. */
 int tls_session_send(struct tls_session *s, const void *p, size_t n,
     size_t *sent);
+/* True when the session holds output the socket did not take: a send
+ * that returned TLS_AGAIN, or a recv that stopped on a full socket (then
+ * calling recv again once the socket is writable continues it). */
+bool tls_session_write_pending(const struct tls_session *s);
 /* Decrypted bytes held inside the session that the socket will not
  * announce again. */
 size_t tls_session_pending(struct tls_session *s);

@@ -270,7 +270,9 @@ static char tmpdir[64];
 static int
 setup_dir(void **state)
 {
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/test_mtasts.XXXXXX");
+	/* mkdtemp() replaces the six template characters at the end */
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/test_mtasts.123456");
+	memset(tmpdir + strlen(tmpdir) - 6, 'X', 6);
 	if (mkdtemp(tmpdir) == NULL)
 		return -1;
 	(void)state;

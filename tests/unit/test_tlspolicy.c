@@ -264,7 +264,9 @@ setup_certs(void **state)
 	static const char *const canames[] = { "test ca" };
 	FILE *f;
 
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/test_tlspolicy.XXXXXX");
+	/* mkdtemp() replaces the six template characters at the end */
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/test_tlspolicy.123456");
+	memset(tmpdir + strlen(tmpdir) - 6, 'X', 6);
 	if (mkdtemp(tmpdir) == NULL)
 		return -1;
 	if (testcert_make(&ca, canames, 1, true, NULL, -3600, 86400) == -1 ||
