@@ -510,17 +510,54 @@ store_rmtree_mb(struct store_account *a, int64_t mbid)
 	return rc;
 }
 
+/* Raise sqlite_sequence of table to at least v. */
+static int
+seq_raise(sqlite3 *db, const char *table, int64_t v, struct store_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = -1;
+
+	if (store_prepare(db,
+		"INSERT INTO sqlite_sequence(name, seq) SELECT ?1, ?2"
+		" WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence"
+		" WHERE name = ?1)",
+		&st, err) == -1)
+		return -1;
+	sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, v);
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		store_err_db(err, db, "set sequence");
+		goto out;
+	}
+	sqlite3_finalize(st);
+	if (store_prepare(db,
+		"UPDATE sqlite_sequence SET seq = max(seq, ?2) WHERE name = ?1",
+		&st, err) == -1)
+		return -1;
+	sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, v);
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		store_err_db(err, db, "raise sequence");
+		goto out;
+	}
+	rc = 0;
+out:
+	sqlite3_finalize(st);
+	return rc;
+}
+
 /* Raise the message id sequence above every id found in a Maildir file
  * name, so an id whose row was lost in a crash (its file linked, the
- * commit not done) is never handed out again. */
+ * commit not done) is never handed out again; likewise the mailbox id
+ * sequence above every maildir/<id> directory (a create whose commit was
+ * lost must not hand its directory, with what it holds, to a new mailbox). */
 static int
 seq_above_files(struct store_account *a, sqlite3 *db, struct store_err *err)
 {
 	struct buf p;
 	DIR *md = NULL;
 	struct dirent *de;
-	uint64_t maxid = 0;
-	sqlite3_stmt *st = NULL;
+	uint64_t maxid = 0, maxmb = 0;
 	int rc = -1;
 
 	buf_init(&p, STORE_PATH_MAX);
@@ -537,6 +574,8 @@ seq_above_files(struct store_account *a, sqlite3 *db, struct store_err *err)
 
 		if (span_u64(span_of_cstr(de->d_name), INT64_MAX, &mbid) == -1)
 			continue;
+		if (mbid > maxmb)
+			maxmb = mbid;
 		store_mb_dir(a, (int64_t)mbid, "cur", &p);
 		cd = opendir(p.data);
 		if (cd == NULL)
@@ -550,116 +589,189 @@ seq_above_files(struct store_account *a, sqlite3 *db, struct store_err *err)
 		}
 		closedir(cd);
 	}
-	if (maxid == 0) {
-		rc = 0;
+	if ((maxid > 0 && seq_raise(db, "message", (int64_t)maxid, err) == -1) ||
+	    (maxmb > 0 && seq_raise(db, "mailbox", (int64_t)maxmb, err) == -1))
 		goto out;
-	}
-	if (store_prepare(db,
-		"UPDATE sqlite_sequence SET seq = max(seq, ?1)"
-		" WHERE name = 'message'",
-		&st, err) == -1)
-		goto out;
-	sqlite3_bind_int64(st, 1, (int64_t)maxid);
-	if (sqlite3_step(st) != SQLITE_DONE) {
-		store_err_db(err, db, "raise message sequence");
-		goto out;
-	}
-	sqlite3_finalize(st);
-	st = NULL;
-	if (sqlite3_changes(db) == 0) {
-		if (store_prepare(db,
-			"INSERT INTO sqlite_sequence(name, seq)"
-			" VALUES ('message', ?1)",
-			&st, err) == -1)
-			goto out;
-		sqlite3_bind_int64(st, 1, (int64_t)maxid);
-		if (sqlite3_step(st) != SQLITE_DONE) {
-			store_err_db(err, db, "set message sequence");
-			goto out;
-		}
-	}
 	rc = 0;
 out:
-	sqlite3_finalize(st);
 	if (md != NULL)
 		closedir(md);
 	buf_release(&p);
 	return rc;
 }
 
-static int
-account_init_db(struct store_account *a, bool create, struct store_err *err)
+/* Open index.db of a and check it holds our schema. */
+static sqlite3 *
+db_open_checked(struct store_account *a, const char *path,
+    struct store_err *err)
 {
-	struct buf p;
-	struct stat sb;
+	bool ro = a->store->readonly;
 	sqlite3 *db = NULL;
 	sqlite3_stmt *st = NULL;
-	int version = -1, rc = -1;
-	bool fresh;
+	int version = -1;
 
-	buf_init(&p, STORE_PATH_MAX);
-	buf_addf(&p, "%s/index.db", a->dir);
-	fresh = stat(p.data, &sb) == -1 && errno == ENOENT;
-	if (fresh && !create) {
-		store_errf(err, STORE_EINVAL, "account %s does not exist",
-		    a->name);
-		goto out;
-	}
-	if (fresh) {
-		if (io_mkdir_p(a->dir, 0750) == -1) {
-			store_errf(err, STORE_EINTERNAL, "mkdir %s: %s",
-			    a->dir, log_strerror(errno));
-			goto out;
-		}
-	}
-	if (sqlite3_open_v2(p.data, &db,
-		SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX |
-		    SQLITE_OPEN_NOFOLLOW | (fresh ? SQLITE_OPEN_CREATE : 0),
+	if (sqlite3_open_v2(path, &db,
+		(ro ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE) |
+		    SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW,
 		NULL) != SQLITE_OK) {
 		store_err_db(err, db, "open index.db");
-		goto out;
+		goto fail;
 	}
 	if (db_configure(db, err) == -1 ||
-	    store_exec(db, "PRAGMA journal_mode=WAL", err) == -1)
-		goto out;
-	if (store_prepare(db, "PRAGMA user_version", &st, err) == -1)
-		goto out;
+	    store_prepare(db, "PRAGMA user_version", &st, err) == -1)
+		goto fail;
 	if (sqlite3_step(st) == SQLITE_ROW)
 		version = sqlite3_column_int(st, 0);
 	sqlite3_finalize(st);
-	st = NULL;
 	if (version < 0) {
 		store_err_db(err, db, "read schema version");
-		goto out;
+		goto fail;
+	}
+	/* Only the call that creates the file builds the schema: an
+	 * existing file without one is damage to report, not to paper
+	 * over with an empty account. */
+	if (version == 0) {
+		store_errf(err, STORE_EINTERNAL,
+		    "index.db is empty or not an account database");
+		goto fail;
 	}
 	if (version > STORE_SCHEMA_VERSION) {
 		store_errf(err, STORE_EINTERNAL,
 		    "index.db schema %d is newer than this program (%d)",
 		    version, STORE_SCHEMA_VERSION);
+		goto fail;
+	}
+	if (!ro && store_exec(db, "PRAGMA journal_mode=WAL", err) == -1)
+		goto fail;
+	return db;
+fail:
+	sqlite3_close(db);
+	return NULL;
+}
+
+/* Build a new index under a temporary name in <datadir>/tmp and link it to
+ * path, so index.db never exists half made. Losing a race to another
+ * creator is fine: its index is used. */
+static int
+db_create(struct store_account *a, const char *path, struct store_err *err)
+{
+	struct buf tmp;
+	sqlite3 *db = NULL;
+	struct store_txn t;
+	int rc = -1;
+
+	buf_init(&tmp, STORE_PATH_MAX);
+	buf_addf(&tmp, "%s/tmp", a->store->datadir);
+	if (io_mkdir_p(a->dir, 0750) == -1 || io_mkdir_p(tmp.data, 0750) == -1) {
+		store_errf(err, STORE_EINTERNAL, "mkdir %s: %s", a->dir,
+		    log_strerror(errno));
 		goto out;
 	}
+	buf_addf(&tmp, "/index-%ld-%lu.db", (long)getpid(),
+	    atomic_fetch_add(&a->store->tmpseq, 1) + 1);
+	if (buf_failed(&tmp) ||
+	    sqlite3_open_v2(tmp.data, &db,
+		SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+		    SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW,
+		NULL) != SQLITE_OK) {
+		store_err_db(err, db, "create index.db");
+		goto out;
+	}
+	if (db_configure(db, err) == -1 ||
+	    store_exec(db, "PRAGMA journal_mode=WAL", err) == -1)
+		goto out;
 	a->wdb = db;
+	if (store_txn_begin(a, &t, err) == -1)
+		goto out;
+	if (store_exec(t.db, schema_sql, err) == -1 ||
+	    store_exec(t.db, "PRAGMA user_version = 1", err) == -1 ||
+	    store_create_default_mailboxes(&t, err) == -1) {
+		store_txn_abort(&t);
+		goto out;
+	}
+	if (store_txn_commit(&t, err) == -1)
+		goto out;
+	a->wdb = NULL;
+	/* The last connection checkpoints the WAL into the file (synced,
+	 * synchronous=FULL) and removes it. */
+	if (sqlite3_close(db) != SQLITE_OK) {
+		store_errf(err, STORE_EINTERNAL, "close new index.db");
+		db = NULL;
+		goto out;
+	}
 	db = NULL;
-	if (version == 0) {
-		struct store_txn t;
+	if (link(tmp.data, path) == -1 && errno != EEXIST) {
+		store_errf(err, STORE_EINTERNAL, "link %s: %s", path,
+		    log_strerror(errno));
+		goto out;
+	}
+	if (io_fsync_dir(a->dir) == -1) {
+		store_errf(err, STORE_EINTERNAL, "fsync %s", a->dir);
+		goto out;
+	}
+	rc = 0;
+out:
+	a->wdb = NULL;
+	sqlite3_close(db);
+	if (tmp.len > 0)
+		(void)unlink(tmp.data);
+	buf_release(&tmp);
+	return rc;
+}
 
-		if (store_txn_begin(a, &t, err) == -1)
-			goto out;
-		if (store_exec(t.db, schema_sql, err) == -1 ||
-		    store_exec(t.db, "PRAGMA user_version = 1", err) == -1 ||
-		    store_create_default_mailboxes(&t, err) == -1) {
-			store_txn_abort(&t);
+/* Has the Maildir of account NAME been scanned by this handle? Marks it. */
+static bool
+scan_once(struct store *s, const char *name)
+{
+	bool first = true;
+
+	lock_take(&s->lock);
+	for (size_t i = 0; i < s->nscanned && first; i++)
+		first = strcmp(s->scanned[i], name) != 0;
+	if (first) {
+		s->scanned = xreallocarray(s->scanned, s->nscanned + 1,
+		    sizeof(*s->scanned));
+		s->scanned[s->nscanned++] = xstrdup(name);
+	}
+	lock_release(&s->lock);
+	return first;
+}
+
+/* Open (or with create, make) the account's index. Runs without the
+ * registry lock; a is not yet visible to other threads as ready. */
+static int
+account_init_db(struct store_account *a, bool create, struct store_err *err)
+{
+	struct buf p;
+	struct stat sb;
+	int rc = -1;
+
+	buf_init(&p, STORE_PATH_MAX);
+	buf_addf(&p, "%s/index.db", a->dir);
+	if (stat(p.data, &sb) == -1) {
+		if (errno != ENOENT) {
+			store_errf(err, STORE_EINTERNAL, "stat %s: %s", p.data,
+			    log_strerror(errno));
 			goto out;
 		}
-		if (store_txn_commit(&t, err) == -1)
+		if (!create || a->store->readonly) {
+			store_errf(err, STORE_EINVAL,
+			    "account %s does not exist", a->name);
+			goto out;
+		}
+		if (db_create(a, p.data, err) == -1)
 			goto out;
 	}
-	lock_take(&a->wlock);
-	rc = seq_above_files(a, a->wdb, err);
-	lock_release(&a->wlock);
+	a->wdb = db_open_checked(a, p.data, err);
+	if (a->wdb == NULL)
+		goto out;
+	rc = 0;
+	if (!a->store->readonly && scan_once(a->store, a->name)) {
+		lock_take(&a->wlock);
+		rc = seq_above_files(a, a->wdb, err);
+		lock_release(&a->wlock);
+	}
 out:
-	sqlite3_finalize(st);
-	sqlite3_close(db);
 	buf_release(&p);
 	return rc;
 }
@@ -683,12 +795,33 @@ account_free(struct store_account *a)
 	free(a);
 }
 
+static struct store_account *
+account_new(struct store *s, const char *name)
+{
+	struct store_account *a = xcalloc(1, sizeof(*a));
+	struct buf p;
+
+	a->store = s;
+	a->name = xstrdup(name);
+	buf_init(&p, STORE_PATH_MAX);
+	buf_addf(&p, "%s/accounts/%s", s->datadir, name);
+	a->dir = buf_take(&p);
+	a->refs = 1;
+	a->state = STORE_ACC_OPENING;
+	lock_init(&a->wlock, LOCK_ORDER_ACCOUNT, "store.account");
+	lock_init(&a->plock, LOCK_ORDER_CHANGES, "store.pool");
+	lock_init(&a->hlock, LOCK_ORDER_CHANGES, "store.hub");
+	lock_init(&a->qlock, LOCK_ORDER_CHANGES, "store.queue");
+	lock_cond_init(&a->qcond);
+	return a;
+}
+
 int
 store_account_get(struct store *s, const char *name, bool create,
     struct store_account **out, struct store_err *err)
 {
-	struct store_account *a;
-	struct buf p;
+	struct store_account *a, *dead = NULL;
+	struct store_err e;
 	int rc = -1;
 
 	if (!store_account_name_valid(name)) {
@@ -696,35 +829,63 @@ store_account_get(struct store *s, const char *name, bool create,
 		return -1;
 	}
 	lock_take(&s->lock);
+	reap_idle(s, false, &dead);
 	for (a = s->accounts; a != NULL; a = a->next)
-		if (strcmp(a->name, name) == 0) {
-			a->refs++;
+		if (strcmp(a->name, name) == 0)
+			break;
+	if (a != NULL) {
+		a->refs++;
+		while (a->state == STORE_ACC_OPENING)
+			lock_wait(&s->lock, &s->cond);
+		if (a->state == STORE_ACC_FAILED) {
+			if (err != NULL)
+				*err = a->init_err;
+			if (--a->refs == 0) {
+				a->next = dead;
+				dead = a;
+			}
+		} else {
 			*out = a;
 			rc = 0;
-			goto out;
 		}
-	a = xcalloc(1, sizeof(*a));
-	a->store = s;
-	a->name = xstrdup(name);
-	buf_init(&p, STORE_PATH_MAX);
-	buf_addf(&p, "%s/accounts/%s", s->datadir, name);
-	a->dir = buf_take(&p);
-	a->refs = 1;
-	lock_init(&a->wlock, LOCK_ORDER_ACCOUNT, "store.account");
-	lock_init(&a->plock, LOCK_ORDER_CHANGES, "store.pool");
-	lock_init(&a->hlock, LOCK_ORDER_CHANGES, "store.hub");
-	lock_init(&a->qlock, LOCK_ORDER_CHANGES, "store.queue");
-	lock_cond_init(&a->qcond);
-	if (account_init_db(a, create, err) == -1) {
-		account_free(a);
-		goto out;
+		lock_release(&s->lock);
+		free_dead(dead);
+		return rc;
 	}
+	/* A placeholder: later callers for the name wait on s->cond while
+	 * this thread opens the databases without the registry lock. */
+	a = account_new(s, name);
 	a->next = s->accounts;
 	s->accounts = a;
-	*out = a;
-	rc = 0;
-out:
 	lock_release(&s->lock);
+	free_dead(dead);
+	dead = NULL;
+	memset(&e, 0, sizeof(e));
+	rc = account_init_db(a, create, &e);
+	lock_take(&s->lock);
+	if (rc == -1) {
+		a->state = STORE_ACC_FAILED;
+		a->init_err = e;
+		for (struct store_account **pp = &s->accounts; *pp != NULL;
+		     pp = &(*pp)->next)
+			if (*pp == a) {
+				*pp = a->next;
+				break;
+			}
+		if (--a->refs == 0)
+			dead = a;
+		if (err != NULL)
+			*err = e;
+	} else {
+		a->state = STORE_ACC_READY;
+		*out = a;
+	}
+	pthread_cond_broadcast(&s->cond);
+	lock_release(&s->lock);
+	if (dead != NULL) {
+		dead->next = NULL;
+		account_free(dead);
+	}
 	return rc;
 }
 
@@ -732,23 +893,17 @@ void
 store_account_put(struct store_account *a)
 {
 	struct store *s;
-	struct store_account **pp;
+	struct store_account *dead = NULL;
 
 	if (a == NULL)
 		return;
 	s = a->store;
 	lock_take(&s->lock);
-	if (--a->refs > 0) {
-		lock_release(&s->lock);
-		return;
-	}
-	for (pp = &s->accounts; *pp != NULL; pp = &(*pp)->next)
-		if (*pp == a) {
-			*pp = a->next;
-			break;
-		}
+	if (--a->refs == 0)
+		a->idle_since = time_mono_ns();
+	reap_idle(s, false, &dead);
 	lock_release(&s->lock);
-	account_free(a);
+	free_dead(dead);
 }
 
 const char *
@@ -775,6 +930,22 @@ store_txn_begin(struct store_account *a, struct store_txn *t,
 	lock_take(&a->wlock);
 	t->db = a->wdb;
 	if (store_exec(t->db, "BEGIN IMMEDIATE", err) == -1) {
+		lock_release(&a->wlock);
+		return -1;
+	}
+	return 0;
+}
+
+int
+store_txn_begin_read(struct store_account *a, struct store_txn *t,
+    struct store_err *err)
+{
+	memset(t, 0, sizeof(*t));
+	t->a = a;
+	t->origin = origin_current;
+	lock_take(&a->wlock);
+	t->db = a->wdb;
+	if (store_exec(t->db, "BEGIN", err) == -1) {
 		lock_release(&a->wlock);
 		return -1;
 	}
@@ -1003,7 +1174,9 @@ out:
 }
 
 /* Queue a MAILBOX_COUNTS change with the counts as they are now in the
- * transaction; one per mailbox (a later call refreshes the earlier one). */
+ * transaction. Entries below t->chg_floor belong to deliveries of a group
+ * commit that may be rolled back separately, so they are never changed:
+ * an own entry is refreshed, else one is appended (store_int.h). */
 int
 store_counts_changed(struct store_txn *t, int64_t mbid, struct store_err *err)
 {
@@ -1013,7 +1186,7 @@ store_counts_changed(struct store_txn *t, int64_t mbid, struct store_err *err)
 
 	if (store_mb_read(t->db, mbid, &mb, err) == -1)
 		return -1;
-	for (size_t i = 0; i < t->nchg; i++)
+	for (size_t i = t->chg_floor; i < t->nchg; i++)
 		if (t->chg[i].c.type == STORE_CHANGE_MAILBOX_COUNTS &&
 		    t->chg[i].c.mailbox_id == mbid) {
 			holder = &t->chg[i];

@@ -936,8 +936,11 @@ store_mailbox_delete(struct store_account *a, const char *name,
 	in_txn = true;
 	if (store_mb_lookup(t.db, canon.data, &id, err) == -1)
 		goto out;
+	/* Compared as bytes: substr() of TEXT counts characters, which
+	 * misses the children of a non-ASCII name. */
 	if (store_prepare(t.db,
-		"SELECT count(*) FROM mailbox WHERE substr(name, 1, ?2) = ?1",
+		"SELECT count(*) FROM mailbox"
+		" WHERE substr(CAST(name AS BLOB), 1, ?2) = ?1",
 		&st, err) == -1)
 		goto out;
 	{
@@ -945,7 +948,7 @@ store_mailbox_delete(struct store_account *a, const char *name,
 
 		buf_init(&pre, BUF_NOMAX);
 		buf_addf(&pre, "%s/", canon.data);
-		sqlite3_bind_text(st, 1, pre.data, (int)pre.len,
+		sqlite3_bind_blob(st, 1, pre.data, (int)pre.len,
 		    SQLITE_TRANSIENT);
 		sqlite3_bind_int64(st, 2, (int64_t)pre.len);
 		buf_release(&pre);

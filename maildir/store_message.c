@@ -31,6 +31,8 @@
 #include "lib/banned.h"
 
 #define SCAN_NEW_MAX 10000 /* files indexed from new/ per call */
+#define SCAN_MSG_MAX ((size_t)1 << 31) /* octets of one file from new/,
+					 * after CRLF conversion */
 
 #define MSG_COLS \
 	"id, mailbox_id, uid, modseq, createseq, expunged, flags, keywords," \
@@ -663,6 +665,9 @@ deliv_run(struct store_txn *t, struct store_deliv *d, int64_t **dirs,
 	buf_init(&kw, STORE_KEYWORDS_MAX + 1);
 	t->origin = d->origin;
 	t->modseq = 0;
+	/* Earlier deliveries' changes stay as they are: this one may be
+	 * rolled back alone. */
+	t->chg_floor = chg_mark;
 	d->rc = -1;
 	if (store_kw_norm(d->in->keywords, &kw, &why) == -1) {
 		store_errf(&d->err, STORE_EINVAL, "%s", why);
@@ -807,72 +812,130 @@ out:
 	return rc;
 }
 
+struct store_import {
+	struct store_account *a;
+	struct store_txn t;
+	int64_t mbid;
+	struct buf kw, tmp;
+};
+
+struct store_import *
+store_import_begin(struct store_account *a, const char *mailbox, bool create,
+    struct store_err *err)
+{
+	struct store_import *im;
+	struct buf canon;
+	const char *why = NULL;
+	int r;
+
+	buf_init(&canon, STORE_MAILBOX_NAME_MAX + 8);
+	if (store_mailbox_name_check(mailbox, &canon, &why) == -1) {
+		store_errf(err, STORE_EINVAL, "%s", why);
+		buf_release(&canon);
+		return NULL;
+	}
+	im = xcalloc(1, sizeof(*im));
+	im->a = a;
+	buf_init(&im->kw, STORE_KEYWORDS_MAX + 1);
+	buf_init(&im->tmp, STORE_PATH_MAX);
+	if (store_txn_begin(a, &im->t, err) == -1) {
+		buf_release(&canon);
+		buf_release(&im->kw);
+		buf_release(&im->tmp);
+		free(im);
+		return NULL;
+	}
+	r = create ? store_mb_ensure_txn(&im->t, canon.data, &im->mbid, err) :
+		     store_mb_lookup(im->t.db, canon.data, &im->mbid, err);
+	buf_release(&canon);
+	if (r == -1) {
+		store_import_abort(im);
+		return NULL;
+	}
+	return im;
+}
+
+int
+store_import_add(struct store_import *im, const struct store_add *in,
+    struct store_added *out, struct store_err *err)
+{
+	const char *why = NULL, *src;
+	int64_t size;
+	int rc = -1;
+
+	if (store_kw_norm(in->keywords, &im->kw, &why) == -1) {
+		store_errf(err, STORE_EINVAL, "%s", why);
+		return -1;
+	}
+	buf_reset(&im->tmp);
+	/* Linked into cur/ right away; the temp file is not needed after. */
+	if (input_prepare(im->a, in, false, &im->tmp, &src, &size, err) == 0 &&
+	    add_one(&im->t, in, NULL, im->mbid, src, size, im->kw.data, NULL,
+		out, err) == 0)
+		rc = 0;
+	if (im->tmp.len > 0)
+		(void)unlink(im->tmp.data);
+	return rc;
+}
+
+static void
+import_free(struct store_import *im)
+{
+	buf_release(&im->kw);
+	buf_release(&im->tmp);
+	free(im);
+}
+
+int
+store_import_commit(struct store_import *im, struct store_err *err)
+{
+	int dfd, rc = -1;
+
+	/* One syncfs makes all new files and directory entries durable
+	 * before the commit (spec/store.md 18.2: bulk import). */
+	dfd = open(im->a->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd == -1 || syncfs(dfd) == -1) {
+		store_errf(err, STORE_EINTERNAL, "syncfs: %s",
+		    log_strerror(errno));
+		if (dfd != -1)
+			(void)close(dfd);
+		store_txn_abort(&im->t);
+		goto out;
+	}
+	(void)close(dfd);
+	if (store_txn_commit(&im->t, err) == -1)
+		goto out;
+	rc = 0;
+out:
+	import_free(im);
+	return rc;
+}
+
+void
+store_import_abort(struct store_import *im)
+{
+	if (im == NULL)
+		return;
+	store_txn_abort(&im->t);
+	import_free(im);
+}
+
 int
 store_import(struct store_account *a, const char *mailbox,
     const struct store_add *ins, size_t n, struct store_added *out,
     struct store_err *err)
 {
-	struct store_txn t;
-	struct buf canon, kw, *tmps = NULL;
-	const char *why = NULL;
-	int64_t mbid;
-	bool in_txn = false;
-	int rc = -1, dfd = -1;
+	struct store_import *im = store_import_begin(a, mailbox, false, err);
 
-	buf_init(&canon, STORE_MAILBOX_NAME_MAX + 8);
-	buf_init(&kw, STORE_KEYWORDS_MAX + 1);
-	if (store_mailbox_name_check(mailbox, &canon, &why) == -1) {
-		store_errf(err, STORE_EINVAL, "%s", why);
-		goto out;
-	}
-	tmps = xcalloc(n > 0 ? n : 1, sizeof(*tmps));
+	if (im == NULL)
+		return -1;
 	for (size_t i = 0; i < n; i++)
-		buf_init(&tmps[i], STORE_PATH_MAX);
-	if (store_txn_begin(a, &t, err) == -1)
-		goto out;
-	in_txn = true;
-	if (store_mb_lookup(t.db, canon.data, &mbid, err) == -1)
-		goto out;
-	for (size_t i = 0; i < n; i++) {
-		const char *src;
-		int64_t size;
-
-		if (store_kw_norm(ins[i].keywords, &kw, &why) == -1) {
-			store_errf(err, STORE_EINVAL, "%s", why);
-			goto out;
+		if (store_import_add(im, &ins[i], out != NULL ? &out[i] : NULL,
+			err) == -1) {
+			store_import_abort(im);
+			return -1;
 		}
-		if (input_prepare(a, &ins[i], false, &tmps[i], &src, &size,
-			err) == -1 ||
-		    add_one(&t, &ins[i], NULL, mbid, src, size, kw.data, NULL,
-			out != NULL ? &out[i] : NULL, err) == -1)
-			goto out;
-	}
-	/* One syncfs makes all new files and directory entries durable
-	 * before the commit (spec/store.md 18.2: bulk import). */
-	dfd = open(a->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd == -1 || syncfs(dfd) == -1) {
-		store_errf(err, STORE_EINTERNAL, "syncfs: %s",
-		    log_strerror(errno));
-		goto out;
-	}
-	in_txn = false;
-	if (store_txn_commit(&t, err) == -1)
-		goto out;
-	rc = 0;
-out:
-	if (dfd != -1)
-		(void)close(dfd);
-	if (in_txn)
-		store_txn_abort(&t);
-	for (size_t i = 0; tmps != NULL && i < n; i++) {
-		if (tmps[i].len > 0)
-			(void)unlink(tmps[i].data);
-		buf_release(&tmps[i]);
-	}
-	free(tmps);
-	buf_release(&canon);
-	buf_release(&kw);
-	return rc;
+	return store_import_commit(im, err);
 }
 
 /* ---- reading ---- */
@@ -954,9 +1017,18 @@ int
 store_list(struct store_account *a, int64_t mailbox_id,
     struct store_msg_list *out, struct store_err *err)
 {
-	if (new_has_files(a, mailbox_id) &&
-	    store_scan_new(a, mailbox_id, NULL, err) == -1)
-		return -1;
+	struct store_err serr;
+
+	/* A read-only store indexes nothing; a failed scan leaves the files
+	 * for the next one and the indexed messages are listed anyway. */
+	if (!a->store->readonly && new_has_files(a, mailbox_id) &&
+	    store_scan_new(a, mailbox_id, NULL, &serr) == -1) {
+		struct log_ctx lc = log_ctx_init("store", 0);
+
+		log_error(&lc, "indexing new/ failed",
+		    LF_STR("account", a->name), LF_I64("mailbox", mailbox_id),
+		    LF_ERR(serr.text));
+	}
 	return list_query(a,
 	    "SELECT " MSG_COLS " FROM message WHERE mailbox_id = ?1"
 	    " AND expunged = 0 AND ?2 = 0 ORDER BY uid",
@@ -1003,6 +1075,38 @@ store_msg_get(struct store_account *a, int64_t mailbox_id, uint32_t uid,
 	if (parsed != NULL)
 		buf_add(parsed, sqlite3_column_blob(st, 11),
 		    (size_t)sqlite3_column_bytes(st, 11));
+	rc = 0;
+out:
+	sqlite3_finalize(st);
+	store_db_put(a, db);
+	return rc;
+}
+
+int
+store_msg_mailfrom(struct store_account *a, int64_t id, struct buf *out,
+    struct store_err *err)
+{
+	sqlite3 *db = store_db_get(a, err);
+	sqlite3_stmt *st = NULL;
+	int rc = -1, r;
+
+	if (db == NULL)
+		return -1;
+	if (store_prepare(db, "SELECT mailfrom FROM message WHERE id = ?1",
+		&st, err) == -1)
+		goto out;
+	sqlite3_bind_int64(st, 1, id);
+	r = sqlite3_step(st);
+	if (r == SQLITE_DONE) {
+		store_errf(err, STORE_ENOMSG, "no such message");
+		goto out;
+	}
+	if (r != SQLITE_ROW) {
+		store_err_db(err, db, "read message");
+		goto out;
+	}
+	buf_add(out, sqlite3_column_text(st, 0),
+	    (size_t)sqlite3_column_bytes(st, 0));
 	rc = 0;
 out:
 	sqlite3_finalize(st);
@@ -1117,14 +1221,16 @@ store_flags(struct store_account *a, int64_t mailbox_id,
 			store_kw_minus(ok, kw.data, &nk);
 			break;
 		}
-		if (nf == old && strcmp(nk.data, ok != NULL ? ok : "") == 0)
-			continue;
-		/* RFC 7162 3.1.3: fail when modseq > UNCHANGEDSINCE. */
+		/* RFC 7162 3.1.3: fail when modseq > UNCHANGEDSINCE, also
+		 * for a store that would change nothing (so UNCHANGEDSINCE 0
+		 * fails for every existing message). */
 		if (unchangedsince >= 0 && ms > unchangedsince) {
 			res->modified = push_u32(res->modified,
 			    &res->n_modified, v[i]);
 			continue;
 		}
+		if (nf == old && strcmp(nk.data, ok != NULL ? ok : "") == 0)
+			continue;
 		if (store_txn_modseq(&t, &modseq, err) == -1)
 			goto out;
 		sqlite3_reset(up);
@@ -1765,38 +1871,72 @@ maildir_flags(const char *name)
 	return f;
 }
 
-/* Copy path to a temp file converting bare LF to CRLF (spec/store.md 1:
- * stored messages use CRLF). */
+/* Copy the open file fd to a temp file converting bare LF to CRLF
+ * (spec/store.md 1: stored messages use CRLF). *bad_out is set when the
+ * file itself is the problem (unreadable, too large). */
 static int
-crlf_copy(struct store_account *a, const char *path, struct buf *tmp,
+crlf_copy(struct store_account *a, int fd, struct buf *tmp, bool *bad_out,
     struct store_err *err)
 {
-	struct buf data, conv;
-	struct buf e;
+	struct buf conv;
+	char block[65536];
+	char prev = '\0';
 	int rc = -1;
 
-	buf_init(&data, (size_t)1 << 31);
-	buf_init(&conv, (size_t)1 << 32);
-	buf_init(&e, 512);
-	if (io_read_file(path, &data, &e) == -1) {
-		store_errf(err, STORE_EINTERNAL, "%s", e.data);
-		goto out;
-	}
-	for (size_t i = 0; i < data.len; i++) {
-		if (data.data[i] == '\n' && (i == 0 || data.data[i - 1] != '\r'))
-			buf_addc(&conv, '\r');
-		buf_addc(&conv, data.data[i]);
-	}
-	if (buf_failed(&conv)) {
-		store_errf(err, STORE_EINVAL, "message too large");
-		goto out;
+	buf_init(&conv, SCAN_MSG_MAX);
+	for (;;) {
+		ssize_t r = read(fd, block, sizeof(block));
+
+		if (r == -1 && errno == EINTR)
+			continue;
+		if (r == -1) {
+			store_errf(err, STORE_EINVAL, "read: %s",
+			    log_strerror(errno));
+			*bad_out = true;
+			goto out;
+		}
+		if (r == 0)
+			break;
+		for (ssize_t i = 0; i < r; i++) {
+			if (block[i] == '\n' && prev != '\r')
+				buf_addc(&conv, '\r');
+			buf_addc(&conv, block[i]);
+			prev = block[i];
+		}
+		if (buf_failed(&conv)) {
+			store_errf(err, STORE_EINVAL, "message too large");
+			*bad_out = true;
+			goto out;
+		}
 	}
 	rc = tmp_write(a, conv.data, conv.len, true, tmp, err);
 out:
-	buf_release(&data);
 	buf_release(&conv);
-	buf_release(&e);
 	return rc;
+}
+
+/* Move a file of new/ that cannot be indexed to
+ * <datadir>/moved/accounts/<name>/new/<mailbox>/, so it neither blocks
+ * the mailbox nor is retried on every scan. */
+static void
+scan_move_away(struct store_account *a, int64_t mbid, const char *path,
+    const char *name, const char *why)
+{
+	struct log_ctx lc = log_ctx_init("store", 0);
+	struct buf dst;
+	bool moved = false;
+
+	buf_init(&dst, STORE_PATH_MAX);
+	buf_addf(&dst, "%s/moved/accounts/%s/new/%lld", a->store->datadir,
+	    a->name, (long long)mbid);
+	if (!buf_failed(&dst) && io_mkdir_p(dst.data, 0750) == 0) {
+		buf_addf(&dst, "/%s", name);
+		moved = !buf_failed(&dst) && rename(path, dst.data) == 0;
+	}
+	log_error(&lc, "file in new/ not indexed", LF_STR("account", a->name),
+	    LF_STR("file", path), LF_STR("reason", why),
+	    LF_STR("movedto", moved ? dst.data : ""));
+	buf_release(&dst);
 }
 
 static int
@@ -1807,7 +1947,8 @@ scan_one(struct store_txn *t, int64_t mbid, const char *dir,
 	struct buf src, tmp;
 	sqlite3_stmt *st = NULL;
 	struct stat sb;
-	int rc = -1, r;
+	bool bad = false;
+	int fd = -1, rc = -1, r;
 
 	buf_init(&src, STORE_PATH_MAX);
 	buf_init(&tmp, STORE_PATH_MAX);
@@ -1826,11 +1967,29 @@ scan_one(struct store_txn *t, int64_t mbid, const char *dir,
 		rc = 0;
 		goto out;
 	}
-	if (lstat(src.data, &sb) == -1 || !S_ISREG(sb.st_mode)) {
-		rc = 0;
+	/* One descriptor for the checks and the read: no symlinks, and a
+	 * FIFO or device opens without blocking and is refused. */
+	fd = open(src.data, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	if (fd == -1) {
+		if (errno == ENOENT) { /* taken away meanwhile */
+			rc = 0;
+			goto out;
+		}
+		store_errf(err, STORE_EINVAL, "open: %s", log_strerror(errno));
+		bad = true;
 		goto out;
 	}
-	if (crlf_copy(t->a, src.data, &tmp, err) == -1)
+	if (fstat(fd, &sb) == -1 || !S_ISREG(sb.st_mode)) {
+		store_errf(err, STORE_EINVAL, "not a regular file");
+		bad = true;
+		goto out;
+	}
+	if (sb.st_size > (off_t)(SCAN_MSG_MAX / 2)) {
+		store_errf(err, STORE_EINVAL, "message too large");
+		bad = true;
+		goto out;
+	}
+	if (crlf_copy(t->a, fd, &tmp, &bad, err) == -1)
 		goto out;
 	memset(&in, 0, sizeof(in));
 	in.path = tmp.data;
@@ -1846,6 +2005,12 @@ scan_one(struct store_txn *t, int64_t mbid, const char *dir,
 	buf_addf(unlink_list, "%s%c", src.data, '\0');
 	rc = 0;
 out:
+	if (bad) {
+		scan_move_away(t->a, mbid, src.data, name, err->text);
+		rc = 0;
+	}
+	if (fd != -1)
+		(void)close(fd);
 	if (tmp.len > 0)
 		(void)unlink(tmp.data);
 	sqlite3_finalize(st);

@@ -93,6 +93,7 @@ store_crammd5_digest(const struct store_crammd5 *c, const void *msg,
 	md5_update(&m, sizeof(inner), inner);
 	md5_digest(&m, MD5_DIGEST_SIZE, out);
 	explicit_bzero(&m, sizeof(m));
+	explicit_bzero(inner, sizeof(inner));
 }
 
 /* RFC 5802 3: SaltedPassword = Hi(password, salt, i); ClientKey =
@@ -121,6 +122,7 @@ scram_derive(enum store_scram_hash h, const char *pw, size_t len,
 		hmac_sha1_update(&hc, 10, (const uint8_t *)"Server Key");
 		hmac_sha1_digest(&hc, SHA1_DIGEST_SIZE, s->server_key);
 		explicit_bzero(&hc, sizeof(hc));
+		explicit_bzero(&sc, sizeof(sc));
 	} else {
 		struct hmac_sha256_ctx hc;
 		struct sha256_ctx sc;
@@ -138,6 +140,7 @@ scram_derive(enum store_scram_hash h, const char *pw, size_t len,
 		hmac_sha256_update(&hc, 10, (const uint8_t *)"Server Key");
 		hmac_sha256_digest(&hc, SHA256_DIGEST_SIZE, s->server_key);
 		explicit_bzero(&hc, sizeof(hc));
+		explicit_bzero(&sc, sizeof(sc));
 	}
 	explicit_bzero(salted, sizeof(salted));
 	explicit_bzero(ck, sizeof(ck));
@@ -162,10 +165,18 @@ store_password_set(struct store_account *a, const char *password,
 	memset(hash, 0, sizeof(hash));
 	/* spec/store.md 10: at least 8 octets. PRECIS OpaqueString
 	 * (RFC 8265) normalisation is the caller's. */
-	if (len < STORE_PASSWORD_MIN || len > STORE_PASSWORD_MAX ||
-	    !utf8_valid(password, len)) {
+	if (len < STORE_PASSWORD_MIN || !utf8_valid(password, len)) {
 		store_errf(err, STORE_EINVAL,
-		    "password must be 8 to 1024 octets of UTF-8");
+		    "password must be at least %d octets of UTF-8",
+		    STORE_PASSWORD_MIN);
+		return -1;
+	}
+	/* bcrypt (PLAIN, LOGIN) reads only the first 72 octets; refuse
+	 * longer passwords like mox instead of checking part of them. */
+	if (len > STORE_PASSWORD_MAX) {
+		store_errf(err, STORE_EINVAL,
+		    "password longer than %d octets (bcrypt limit)",
+		    STORE_PASSWORD_MAX);
 		return -1;
 	}
 	if (gnutls_rnd(GNUTLS_RND_RANDOM, bsalt, sizeof(bsalt)) != 0 ||
@@ -278,7 +289,9 @@ store_password_check(struct store_account *a, const char *password,
 	if (pw_row(a, "SELECT bcrypt FROM password WHERE id = 1", &db, &st,
 		err) == -1)
 		goto out;
-	if (password == NULL ||
+	/* No stored password is longer than STORE_PASSWORD_MAX, and bcrypt
+	 * would compare only a prefix of a longer one. */
+	if (password == NULL || strlen(password) > STORE_PASSWORD_MAX ||
 	    blowfish_bcrypt_verify(strlen(password),
 		(const uint8_t *)password, (size_t)sqlite3_column_bytes(st, 0),
 		sqlite3_column_text(st, 0)) != 1) {

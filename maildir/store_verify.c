@@ -5,8 +5,10 @@
  *
  * Trust: the data directory may be damaged (truncated databases, missing
  * or stray files); every problem becomes a report line, never a crash.
- * Threads: any but the reactor; the check and the backup hold the account
- * write lock for their duration so they see one consistent state.
+ * Threads: any but the reactor; the check holds the account write lock
+ * (and, read-write, SQLite's) for its duration so it sees one consistent
+ * state. The backup holds the write lock only for the snapshot: writers,
+ * also in other processes, go on while files are linked.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -294,6 +296,64 @@ out:
 	buf_release(&f);
 }
 
+/* The directory of a mailbox without row: files in new/ and tmp/ are moved
+ * away too (cur/ was done by check_mb_dir), then the empty directories
+ * removed. Only rmdir: a file that could not be moved stays, reported. */
+static void
+check_unknown_mb(struct check *c, const char *mbname, int64_t mbid)
+{
+	static const char *const subs[] = { "new", "tmp" };
+	struct buf p, f, rel;
+
+	buf_init(&p, STORE_PATH_MAX);
+	buf_init(&f, STORE_PATH_MAX);
+	buf_init(&rel, STORE_PATH_MAX);
+	for (size_t i = 0; i < ARRAY_LEN(subs); i++) {
+		DIR *d;
+		struct dirent *de;
+
+		store_mb_dir(c->a, mbid, subs[i], &p);
+		d = opendir(p.data);
+		if (d == NULL)
+			continue;
+		while ((de = readdir(d)) != NULL) {
+			bool ok;
+
+			if (strcmp(de->d_name, ".") == 0 ||
+			    strcmp(de->d_name, "..") == 0)
+				continue;
+			buf_reset(&f);
+			buf_addf(&f, "%s/%s", p.data, de->d_name);
+			buf_reset(&rel);
+			buf_addf(&rel, "%s/%s", mbname, subs[i]);
+			ok = c->fix &&
+			    move_away(c, rel.data, de->d_name, f.data) == 0;
+			problem(c, ok, "file of unknown mailbox %s", f.data);
+		}
+		closedir(d);
+	}
+	if (c->fix) {
+		static const char *const all[] = { "cur", "new", "tmp" };
+		bool gone = true;
+
+		for (size_t i = 0; i < ARRAY_LEN(all); i++) {
+			store_mb_dir(c->a, mbid, all[i], &p);
+			if (rmdir(p.data) == -1 && errno != ENOENT)
+				gone = false;
+		}
+		store_mb_dir(c->a, mbid, NULL, &p);
+		if (rmdir(p.data) == -1 && errno != ENOENT)
+			gone = false;
+		if (!gone)
+			problem(c, false, "directory of unknown mailbox %s"
+					  " not empty",
+			    p.data);
+	}
+	buf_release(&p);
+	buf_release(&f);
+	buf_release(&rel);
+}
+
 static void
 check_orphans(struct check *c)
 {
@@ -321,8 +381,8 @@ check_orphans(struct check *c)
 			continue;
 		}
 		check_mb_dir(c, de->d_name, (int64_t)mbid);
-		if (!mb_known(c, (int64_t)mbid) && c->fix)
-			(void)store_rmtree_mb(c->a, (int64_t)mbid);
+		if (!mb_known(c, (int64_t)mbid))
+			check_unknown_mb(c, de->d_name, (int64_t)mbid);
 	}
 	closedir(d);
 	buf_release(&p);
@@ -462,7 +522,15 @@ store_check(struct store_account *a, bool fix, struct buf *report)
 	c.a = a;
 	c.report = report;
 	c.fix = fix;
-	if (store_txn_begin(a, &c.t, &err) == -1) {
+	if (fix && a->store->readonly) {
+		buf_addf(report, "%s: cannot fix a read-only account\n",
+		    a->name);
+		return -1;
+	}
+	/* Read-write: BEGIN IMMEDIATE also keeps other processes' writers
+	 * out, so files and rows are seen in one state. */
+	if ((a->store->readonly ? store_txn_begin_read(a, &c.t, &err) :
+				  store_txn_begin(a, &c.t, &err)) == -1) {
 		buf_addf(report, "%s: %s\n", a->name, err.text);
 		return -1;
 	}
@@ -503,7 +571,10 @@ store_verify_datadir(const char *datadir, bool fix, struct buf *report)
 	struct dirent *de;
 	int rc = 0;
 
-	s = store_new(datadir, &err);
+	/* Nothing is created in the directory checked; without fix nothing
+	 * in it is written either. */
+	s = store_open(datadir, fix ? STORE_OPEN_NOMKDIR : STORE_OPEN_READONLY,
+	    &err);
 	if (s == NULL) {
 		buf_addf(report, "%s: %s\n", datadir, err.text);
 		return -1;
@@ -545,87 +616,332 @@ out:
 
 /* ---- backup ---- */
 
+#define BACKUP_RETRIES 50    /* lookups of a message whose file moves */
+#define BACKUP_RETRY_MS 10
+
+struct backup {
+	struct store_account *a;
+	sqlite3 *copy;          /* the snapshot, written only to record
+				 * expunges made after it */
+	sqlite3 *live;          /* read connection of the live index */
+	const char *dstacc;
+	int64_t *gone;          /* ids expunged or deleted since the snapshot */
+	size_t ngone;
+	size_t failed;          /* files not backed up */
+	struct store_err first; /* the first failure */
+	int64_t *dirs;          /* mailbox ids whose directories to fsync */
+	size_t ndirs;
+};
+
+static void PRINTF_LIKE(2, 3)
+bk_fail(struct backup *b, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (b->failed++ > 0)
+		return;
+	b->first.code = STORE_EINTERNAL;
+	va_start(ap, fmt);
+	if (vsnprintf(b->first.text, sizeof(b->first.text), fmt, ap) < 0)
+		b->first.text[0] = '\0';
+	va_end(ap);
+}
+
+/* Link src to dst, copying across file systems (spec/store.md 16). An
+ * existing dst counts as done. -1 with errno. */
 static int
-backup_files(struct store_account *a, sqlite3 *copy, const char *dstacc,
-    struct store_err *err)
+bk_link(const char *src, const char *dst)
+{
+	struct buf data, e;
+	int fd, rc;
+
+	if (link(src, dst) == 0 || errno == EEXIST)
+		return 0;
+	if (errno != EXDEV && errno != EPERM && errno != EMLINK)
+		return -1;
+	buf_init(&data, BUF_NOMAX);
+	buf_init(&e, 512);
+	rc = io_read_file(src, &data, &e);
+	if (rc == 0) {
+		fd = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+		rc = fd == -1 || io_write_all(fd, data.data, data.len) == -1 ||
+			fsync(fd) == -1 ?
+		    -1 :
+		    0;
+		if (fd != -1 && close(fd) == -1)
+			rc = -1;
+	} else
+		errno = ENOENT;
+	buf_release(&data);
+	buf_release(&e);
+	return rc;
+}
+
+/* Where message id is now in the live index: 1 with *mb_out, 0 when it is
+ * expunged or has no row (its mailbox was deleted), -1 on error. */
+static int
+bk_live_mailbox(struct backup *b, int64_t id, int64_t *mb_out)
 {
 	sqlite3_stmt *st = NULL;
+	int r, rc = -1;
+
+	if (sqlite3_prepare_v2(b->live,
+		"SELECT mailbox_id, expunged FROM message WHERE id = ?1", -1,
+		&st, NULL) != SQLITE_OK)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	r = sqlite3_step(st);
+	if (r == SQLITE_DONE)
+		rc = 0;
+	else if (r == SQLITE_ROW) {
+		*mb_out = sqlite3_column_int64(st, 0);
+		rc = sqlite3_column_int(st, 1) != 0 ? 0 : 1;
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/* Link message id of mailbox mb (as the snapshot has it) into the backup.
+ * Another process may move or expunge it meanwhile: the live index says
+ * where the file went, or that it is gone. */
+static void
+bk_message(struct backup *b, int64_t id, int64_t mb)
+{
 	struct buf src, dst;
-	int rc = -1, r;
+	int64_t at = mb;
 
 	buf_init(&src, STORE_PATH_MAX);
 	buf_init(&dst, STORE_PATH_MAX);
-	if (store_prepare(copy, "SELECT id FROM mailbox", &st, err) == -1)
-		goto out;
-	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-		buf_reset(&dst);
-		buf_addf(&dst, "%s/maildir/%lld/cur", dstacc,
-		    (long long)sqlite3_column_int64(st, 0));
-		if (buf_failed(&dst) || io_mkdir_p(dst.data, 0750) == -1) {
-			store_errf(err, STORE_EINTERNAL, "mkdir %s: %s",
-			    dst.data, log_strerror(errno));
-			goto out;
+	buf_addf(&dst, "%s/maildir/%lld/cur/%lld:2,", b->dstacc, (long long)mb,
+	    (long long)id);
+	for (int i = 0;; i++) {
+		int64_t now = 0;
+		int r;
+
+		store_msg_path(b->a, at, id, &src);
+		if (bk_link(src.data, dst.data) == 0)
+			break;
+		if (errno != ENOENT) {
+			bk_fail(b, "link %s: %s", src.data,
+			    log_strerror(errno));
+			break;
 		}
+		r = bk_live_mailbox(b, id, &now);
+		if (r == -1) {
+			bk_fail(b, "message %lld: look up: %s", (long long)id,
+			    sqlite3_errmsg(b->live));
+			break;
+		}
+		if (r == 0) {
+			b->gone = xreallocarray(b->gone, b->ngone + 1,
+			    sizeof(*b->gone));
+			b->gone[b->ngone++] = id;
+			break;
+		}
+		if (i == BACKUP_RETRIES) {
+			bk_fail(b, "message %lld: file not found", (long long)id);
+			break;
+		}
+		/* A move renames before it commits: the row may still
+		 * name the old place for a moment. */
+		if (now == at)
+			sqlite3_sleep(BACKUP_RETRY_MS);
+		at = now;
 	}
-	sqlite3_finalize(st);
-	if (store_prepare(copy,
-		"SELECT id, mailbox_id FROM message WHERE expunged = 0", &st,
+	buf_release(&src);
+	buf_release(&dst);
+}
+
+/* Files another program dropped in new/ that are not indexed yet. */
+static void
+bk_new_files(struct backup *b, int64_t mb)
+{
+	struct buf dir, src, dst;
+	DIR *d;
+	struct dirent *de;
+
+	buf_init(&dir, STORE_PATH_MAX);
+	buf_init(&src, STORE_PATH_MAX);
+	buf_init(&dst, STORE_PATH_MAX);
+	store_mb_dir(b->a, mb, "new", &dir);
+	d = opendir(dir.data);
+	while (d != NULL && (de = readdir(d)) != NULL) {
+		struct stat sb;
+
+		if (de->d_name[0] == '.')
+			continue;
+		buf_reset(&src);
+		buf_addf(&src, "%s/%s", dir.data, de->d_name);
+		if (lstat(src.data, &sb) == -1 || !S_ISREG(sb.st_mode))
+			continue;
+		buf_reset(&dst);
+		buf_addf(&dst, "%s/maildir/%lld/new/%s", b->dstacc,
+		    (long long)mb, de->d_name);
+		/* Gone meanwhile means indexed meanwhile: the snapshot is
+		 * older, so it stays waiting in the backup's new/. */
+		if (bk_link(src.data, dst.data) == -1 && errno != ENOENT)
+			bk_fail(b, "link %s: %s", src.data,
+			    log_strerror(errno));
+	}
+	if (d != NULL)
+		closedir(d);
+	buf_release(&dir);
+	buf_release(&src);
+	buf_release(&dst);
+}
+
+/* Record in the copy the messages expunged since the snapshot, as an
+ * expunge does (spec/store.md 5), and recompute the counts. */
+static int
+bk_apply_gone(struct backup *b, struct store_err *err)
+{
+	sqlite3_stmt *st = NULL, *rcp = NULL;
+	int rc = -1;
+
+	if (b->ngone == 0)
+		return 0;
+	if (store_exec(b->copy,
+		"BEGIN IMMEDIATE;"
+		" UPDATE singleton SET last_modseq = last_modseq + 1"
+		" WHERE id = 1",
+		err) == -1)
+		return -1;
+	if (store_prepare(b->copy,
+		"UPDATE message SET expunged = 1, flags = 0, keywords = '',"
+		" size = 0, parsed = NULL, msg_prefix = NULL,"
+		" trained_junk = NULL, message_hash = NULL,"
+		" modseq = (SELECT last_modseq FROM singleton WHERE id = 1)"
+		" WHERE id = ?1",
+		&st, err) == -1 ||
+	    store_prepare(b->copy,
+		"DELETE FROM recipient WHERE message_id = ?1", &rcp,
 		err) == -1)
 		goto out;
-	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-		int64_t id = sqlite3_column_int64(st, 0);
-		int64_t mb = sqlite3_column_int64(st, 1);
-
-		store_msg_path(a, mb, id, &src);
-		buf_reset(&dst);
-		buf_addf(&dst, "%s/maildir/%lld/cur/%lld:2,", dstacc,
-		    (long long)mb, (long long)id);
-		if (link(src.data, dst.data) == 0)
-			continue;
-		/* spec/store.md 16: copy across file systems. */
-		if (errno != EXDEV && errno != EPERM && errno != EMLINK) {
-			store_errf(err, STORE_EINTERNAL, "link %s: %s",
-			    src.data, log_strerror(errno));
+	for (size_t i = 0; i < b->ngone; i++) {
+		sqlite3_reset(st);
+		sqlite3_reset(rcp);
+		sqlite3_bind_int64(st, 1, b->gone[i]);
+		sqlite3_bind_int64(rcp, 1, b->gone[i]);
+		if (sqlite3_step(st) != SQLITE_DONE ||
+		    sqlite3_step(rcp) != SQLITE_DONE) {
+			store_err_db(err, b->copy, "record expunge");
 			goto out;
 		}
-		{
-			struct buf data, e;
-			int wrc;
-
-			buf_init(&data, BUF_NOMAX);
-			buf_init(&e, 512);
-			wrc = io_read_file(src.data, &data, &e);
-			if (wrc == 0) {
-				int fd = open(dst.data,
-				    O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
-				    0640);
-
-				wrc = fd == -1 ||
-					io_write_all(fd, data.data, data.len) ==
-					    -1 ||
-					fsync(fd) == -1 ?
-				    -1 :
-				    0;
-				if (fd != -1 && close(fd) == -1)
-					wrc = -1;
-			}
-			buf_release(&data);
-			buf_release(&e);
-			if (wrc == -1) {
-				store_errf(err, STORE_EINTERNAL,
-				    "copy %s failed", src.data);
-				goto out;
-			}
-		}
 	}
-	if (r != SQLITE_DONE) {
-		store_err_db(err, copy, "list messages");
+	if (store_exec(b->copy,
+		"UPDATE mailbox SET"
+		" total = (SELECT count(*) FROM message m WHERE"
+		"  m.mailbox_id = mailbox.id AND m.expunged = 0"
+		"  AND m.flags & 64 = 0),"
+		" deleted = (SELECT count(*) FROM message m WHERE"
+		"  m.mailbox_id = mailbox.id AND m.expunged = 0"
+		"  AND m.flags & 64 != 0),"
+		" unread = (SELECT count(*) FROM message m WHERE"
+		"  m.mailbox_id = mailbox.id AND m.expunged = 0"
+		"  AND m.flags & 65 = 0),"
+		" unseen = (SELECT count(*) FROM message m WHERE"
+		"  m.mailbox_id = mailbox.id AND m.expunged = 0"
+		"  AND m.flags & 1 = 0),"
+		" size = (SELECT coalesce(sum(m.size), 0) FROM message m"
+		"  WHERE m.mailbox_id = mailbox.id AND m.expunged = 0);"
+		" UPDATE singleton SET disk_usage ="
+		" (SELECT coalesce(sum(size), 0) FROM mailbox) WHERE id = 1;"
+		" COMMIT",
+		err) == -1)
 		goto out;
-	}
 	rc = 0;
 out:
 	sqlite3_finalize(st);
-	buf_release(&src);
+	sqlite3_finalize(rcp);
+	if (rc == -1 && !sqlite3_get_autocommit(b->copy)) {
+		struct store_err ignored;
+
+		(void)store_exec(b->copy, "ROLLBACK", &ignored);
+	}
+	return rc;
+}
+
+/* Make the links durable: every directory written, then their parents. */
+static void
+bk_sync_dirs(struct backup *b)
+{
+	static const char *const subs[] = { "cur", "new", "tmp" };
+	struct buf p;
+
+	buf_init(&p, STORE_PATH_MAX);
+	for (size_t i = 0; i < b->ndirs; i++) {
+		for (size_t k = 0; k < ARRAY_LEN(subs); k++) {
+			buf_reset(&p);
+			buf_addf(&p, "%s/maildir/%lld/%s", b->dstacc,
+			    (long long)b->dirs[i], subs[k]);
+			if (io_fsync_dir(p.data) == -1)
+				bk_fail(b, "fsync %s", p.data);
+		}
+		buf_reset(&p);
+		buf_addf(&p, "%s/maildir/%lld", b->dstacc, (long long)b->dirs[i]);
+		if (io_fsync_dir(p.data) == -1)
+			bk_fail(b, "fsync %s", p.data);
+	}
+	buf_reset(&p);
+	buf_addf(&p, "%s/maildir", b->dstacc);
+	if (io_fsync_dir(p.data) == -1)
+		bk_fail(b, "fsync %s", p.data);
+	if (io_fsync_dir(b->dstacc) == -1)
+		bk_fail(b, "fsync %s", b->dstacc);
+	buf_release(&p);
+}
+
+static int
+backup_files(struct backup *b, struct store_err *err)
+{
+	static const char *const subs[] = { "cur", "new", "tmp" };
+	sqlite3_stmt *st = NULL;
+	struct buf dst;
+	int rc = -1, r;
+
+	buf_init(&dst, STORE_PATH_MAX);
+	if (store_prepare(b->copy, "SELECT id FROM mailbox", &st, err) == -1)
+		goto out;
+	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+		int64_t mb = sqlite3_column_int64(st, 0);
+
+		for (size_t k = 0; k < ARRAY_LEN(subs); k++) {
+			buf_reset(&dst);
+			buf_addf(&dst, "%s/maildir/%lld/%s", b->dstacc,
+			    (long long)mb, subs[k]);
+			if (buf_failed(&dst) ||
+			    io_mkdir_p(dst.data, 0750) == -1) {
+				store_errf(err, STORE_EINTERNAL,
+				    "mkdir %s: %s", dst.data,
+				    log_strerror(errno));
+				goto out;
+			}
+		}
+		b->dirs = xreallocarray(b->dirs, b->ndirs + 1,
+		    sizeof(*b->dirs));
+		b->dirs[b->ndirs++] = mb;
+		bk_new_files(b, mb);
+	}
+	sqlite3_finalize(st);
+	if (store_prepare(b->copy,
+		"SELECT id, mailbox_id FROM message WHERE expunged = 0", &st,
+		err) == -1)
+		goto out;
+	while ((r = sqlite3_step(st)) == SQLITE_ROW)
+		bk_message(b, sqlite3_column_int64(st, 0),
+		    sqlite3_column_int64(st, 1));
+	if (r != SQLITE_DONE) {
+		store_err_db(err, b->copy, "list messages");
+		goto out;
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	if (bk_apply_gone(b, err) == -1)
+		goto out;
+	bk_sync_dirs(b);
+	rc = 0;
+out:
+	sqlite3_finalize(st);
 	buf_release(&dst);
 	return rc;
 }
@@ -634,16 +950,18 @@ int
 store_backup_account(struct store_account *a, const char *dstdir,
     struct store_err *err)
 {
+	struct backup b;
 	struct buf acc, dbp;
-	sqlite3 *copy = NULL;
 	sqlite3_backup *bk;
-	int fd, rc = -1;
-	bool locked = false;
+	int fd, rc = -1, r;
 
+	memset(&b, 0, sizeof(b));
+	b.a = a;
 	buf_init(&acc, STORE_PATH_MAX);
 	buf_init(&dbp, STORE_PATH_MAX);
 	buf_addf(&acc, "%s/accounts/%s", dstdir, a->name);
 	buf_addf(&dbp, "%s/index.db", acc.data);
+	b.dstacc = acc.data;
 	if (buf_failed(&dbp) || io_mkdir_p(acc.data, 0750) == -1) {
 		store_errf(err, STORE_EINTERNAL, "mkdir %s: %s", acc.data,
 		    log_strerror(errno));
@@ -656,38 +974,45 @@ store_backup_account(struct store_account *a, const char *dstdir,
 		    log_strerror(errno));
 		goto out;
 	}
-	if (sqlite3_open_v2(dbp.data, &copy,
+	if (sqlite3_open_v2(dbp.data, &b.copy,
 		SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
 	    SQLITE_OK) {
-		store_err_db(err, copy, "open backup index.db");
+		store_err_db(err, b.copy, "open backup index.db");
 		goto out;
 	}
+	b.live = store_db_get(a, err);
+	if (b.live == NULL)
+		goto out;
+	/* One step: the copy is one read snapshot. a->wdb belongs to the
+	 * holder of the write lock; writers in this process pause only for
+	 * the snapshot, other processes not at all. */
 	lock_take(&a->wlock);
-	locked = true;
-	bk = sqlite3_backup_init(copy, "main", a->wdb, "main");
-	if (bk == NULL) {
-		store_err_db(err, copy, "backup init");
+	bk = sqlite3_backup_init(b.copy, "main", a->wdb, "main");
+	r = bk == NULL ? SQLITE_ERROR : sqlite3_backup_step(bk, -1);
+	if (bk != NULL && sqlite3_backup_finish(bk) != SQLITE_OK)
+		r = SQLITE_ERROR;
+	lock_release(&a->wlock);
+	if (r != SQLITE_DONE) {
+		store_err_db(err, b.copy, "backup");
 		goto out;
 	}
-	if (sqlite3_backup_step(bk, -1) != SQLITE_DONE) {
-		(void)sqlite3_backup_finish(bk);
-		store_err_db(err, copy, "backup");
+	if (backup_files(&b, err) == -1)
+		goto out;
+	if (b.failed > 0) {
+		store_errf(err, STORE_EINTERNAL,
+		    "%zu message files not backed up, first: %s", b.failed,
+		    b.first.text);
 		goto out;
 	}
-	if (sqlite3_backup_finish(bk) != SQLITE_OK) {
-		store_err_db(err, copy, "backup finish");
-		goto out;
-	}
-	if (backup_files(a, copy, acc.data, err) == -1)
-		goto out;
 	rc = 0;
 out:
-	if (locked)
-		lock_release(&a->wlock);
-	if (copy != NULL && sqlite3_close(copy) != SQLITE_OK && rc == 0) {
+	store_db_put(a, b.live);
+	if (b.copy != NULL && sqlite3_close(b.copy) != SQLITE_OK && rc == 0) {
 		store_errf(err, STORE_EINTERNAL, "close backup index.db");
 		rc = -1;
 	}
+	free(b.gone);
+	free(b.dirs);
 	buf_release(&acc);
 	buf_release(&dbp);
 	return rc;

@@ -3,7 +3,10 @@
  * process with access to the data directory (the directory's permissions
  * guard the socket), but input is still bounded: lines by CTL_LINE_MAX,
  * chunks by CTL_CHUNK_MAX. The server is one thread serving one
- * connection at a time; each read waits at most CTL_TIMEOUT_MS.
+ * connection at a time; each wait for the peer is at most CTL_TIMEOUT_MS,
+ * a connection is served at most CTL_CONN_MAX_MS in all, and every wait
+ * also watches the stop request, so a slow or stuck client can neither
+ * keep the thread nor delay ctl_server_stop().
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -24,14 +27,19 @@
 #include "lib/io.h"
 #include "lib/log.h"
 #include "lib/span.h"
+#include "lib/timeutil.h"
 #include "lib/xmalloc.h"
 #include "lib/banned.h"
 
-#define CTL_TIMEOUT_MS 60000
+#define CTL_TIMEOUT_MS 60000    /* one wait for the peer */
+#define CTL_CONN_MAX_MS 120000  /* server side: one connection in all */
+#define CTL_ACCEPT_PAUSE_MS 1000 /* after an accept error (EMFILE) */
 #define CTL_GREETING "ctlv0"
 
 struct ctl_conn {
 	int fd;
+	int wake_fd;         /* server side: the stop pipe; -1 client side */
+	int64_t deadline;    /* server side: mono ns; 0 = none */
 	char rbuf[4096];
 	size_t rpos, rlen;
 };
@@ -55,6 +63,7 @@ conn_new(int fd)
 	struct ctl_conn *c = xcalloc(1, sizeof(*c));
 
 	c->fd = fd;
+	c->wake_fd = -1;
 	return c;
 }
 
@@ -63,21 +72,50 @@ ctl_close(struct ctl_conn *c)
 {
 	if (c == NULL)
 		return;
-	close(c->fd);
+	if (close(c->fd) == -1) {
+		struct log_ctx lc = log_ctx_init("ctl", 0);
+
+		log_debug(&lc, "close", LF_ERRNO(errno));
+	}
 	free(c);
+}
+
+/* Wait until the socket is ready for events. Returns 0, or -1 after
+ * CTL_TIMEOUT_MS, past the connection's deadline, or (server side) once
+ * a stop is requested; the stop byte stays in the pipe for server_main. */
+static int
+wait_io(struct ctl_conn *c, short events)
+{
+	for (;;) {
+		struct pollfd p[2] = { { .fd = c->fd, .events = events },
+			{ .fd = c->wake_fd, .events = POLLIN } };
+		int ms = CTL_TIMEOUT_MS, rc;
+
+		if (c->deadline != 0) {
+			int64_t left = c->deadline - time_mono_ns();
+
+			if (left <= 0)
+				return -1;
+			if (left < (int64_t)ms * NS_PER_MS)
+				ms = (int)((left + NS_PER_MS - 1) / NS_PER_MS);
+		}
+		rc = poll(p, c->wake_fd >= 0 ? 2 : 1, ms);
+		if (rc < 0 && errno == EINTR)
+			continue;
+		if (rc <= 0)
+			return -1;
+		if (c->wake_fd >= 0 && p[1].revents != 0)
+			return -1;
+		return 0; /* ready, or an error the next call reports */
+	}
 }
 
 static int
 fill(struct ctl_conn *c)
 {
-	struct pollfd p = { .fd = c->fd, .events = POLLIN };
 	ssize_t n;
-	int rc;
 
-	do
-		rc = poll(&p, 1, CTL_TIMEOUT_MS);
-	while (rc < 0 && errno == EINTR);
-	if (rc <= 0)
+	if (wait_io(c, POLLIN) == -1)
 		return -1;
 	do
 		n = read(c->fd, c->rbuf, sizeof(c->rbuf));
@@ -125,17 +163,23 @@ read_exact(struct ctl_conn *c, char *p, size_t n)
 }
 
 /* send() with MSG_NOSIGNAL: a peer that went away is an error return,
- * never a SIGPIPE. */
+ * never a SIGPIPE. MSG_DONTWAIT and wait_io(): a peer that does not read
+ * is bounded like one that does not write. */
 static int
-send_all(int fd, const void *p, size_t n)
+send_all(struct ctl_conn *c, const void *p, size_t n)
 {
 	const char *d = p;
 
 	while (n > 0) {
-		ssize_t k = send(fd, d, n, MSG_NOSIGNAL);
+		ssize_t k = send(c->fd, d, n, MSG_NOSIGNAL | MSG_DONTWAIT);
 
 		if (k < 0 && errno == EINTR)
 			continue;
+		if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			if (wait_io(c, POLLOUT) == -1)
+				return -1;
+			continue;
+		}
 		if (k <= 0)
 			return -1;
 		d += k;
@@ -149,8 +193,8 @@ ctl_write_line(struct ctl_conn *c, const char *line)
 {
 	if (strchr(line, '\n') != NULL)
 		return -1;
-	if (send_all(c->fd, line, strlen(line)) == -1 ||
-	    send_all(c->fd, "\n", 1) == -1)
+	if (send_all(c, line, strlen(line)) == -1 ||
+	    send_all(c, "\n", 1) == -1)
 		return -1;
 	return 0;
 }
@@ -165,7 +209,7 @@ ctl_write_stream(struct ctl_conn *c, const void *p, size_t len)
 		size_t n = len < CTL_CHUNK_MAX ? len : CTL_CHUNK_MAX;
 
 		snprintf(hdr, sizeof(hdr), "%zu", n);
-		if (ctl_write_line(c, hdr) == -1 || send_all(c->fd, d, n) == -1)
+		if (ctl_write_line(c, hdr) == -1 || send_all(c, d, n) == -1)
 			return -1;
 		d += n;
 		len -= n;
@@ -270,9 +314,21 @@ server_main(void *arg)
 		if (p[1].revents != 0)
 			break;
 		fd = accept4(s->fd, NULL, NULL, SOCK_CLOEXEC);
-		if (fd < 0)
+		if (fd < 0) {
+			if (errno == EINTR || errno == EAGAIN ||
+			    errno == ECONNABORTED)
+				continue;
+			/* Out of descriptors or memory: the socket stays
+			 * readable, so back off (still watching for stop)
+			 * rather than spin. */
+			log_error(&s->log, "ctl accept", LF_ERRNO(errno));
+			(void)poll(&p[1], 1, CTL_ACCEPT_PAUSE_MS);
 			continue;
+		}
 		c = conn_new(fd);
+		c->wake_fd = s->wake[0];
+		c->deadline = time_mono_ns() + (int64_t)CTL_CONN_MAX_MS *
+		    NS_PER_MS;
 		if (serve_conn(s, c))
 			free(c); /* fd kept in s->held */
 		else
@@ -339,10 +395,17 @@ ctl_server_stop(struct ctl_server *s)
 		return;
 	if (io_write_all(s->wake[1], "x", 1) == 0)
 		pthread_join(s->thread, NULL);
-	close(s->wake[0]);
-	close(s->wake[1]);
-	close(s->fd);
-	unlink(s->path);
+	else
+		log_error(&s->log, "ctl stop request", LF_ERRNO(errno));
+	for (size_t i = 0; i < ARRAY_LEN(s->wake); i++)
+		if (close(s->wake[i]) == -1)
+			log_error(&s->log, "closing ctl stop pipe",
+			    LF_ERRNO(errno));
+	if (close(s->fd) == -1)
+		log_error(&s->log, "closing ctl socket", LF_ERRNO(errno));
+	if (unlink(s->path) == -1 && errno != ENOENT)
+		log_error(&s->log, "removing ctl socket", LF_STR("path", s->path),
+		    LF_ERRNO(errno));
 	free(s->path);
 	free(s);
 }

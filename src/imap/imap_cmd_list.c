@@ -379,6 +379,11 @@ list_common(struct imap_session *s, struct imap_cmd *x, bool lsub)
 	}
 	if (o.status & (1u << 8))
 		s->condstore = true;
+	/* RFC 3348 3 (CHILDREN is announced): a basic LIST tells whether
+	 * each mailbox has children; extended LIST only with RETURN
+	 * (CHILDREN), spec/imap.md 8.1. */
+	if (!lsub && !o.extended)
+		o.ret_children = true;
 	list_out(s, &o, pats, npats);
 	for (size_t i = 0; i < npats; i++)
 		free(pats[i]);

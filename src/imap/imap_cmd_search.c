@@ -137,6 +137,9 @@ imap_cmd_search(struct imap_session *s, struct imap_cmd *x)
 	ctx.saved = s->saved;
 	ctx.nsaved = s->nsaved;
 	ctx.now = time_wall_ns() / NS_PER_SEC;
+	/* RFC 8514: the save date is the internal date (the store keeps no
+	 * other; FETCH SAVEDATE reports the same). */
+	ctx.savedate = true;
 	if (opts & IMAP_SEARCH_RET_SAVE) {
 		/* RFC 5182 2.4: empty first, so an error leaves it empty. */
 		free(s->saved);
@@ -187,6 +190,7 @@ imap_cmd_search(struct imap_session *s, struct imap_cmd *x)
 		sm.modseq = imap_modseq(m->modseq);
 		sm.size = m->size;
 		sm.received = m->received_ns / NS_PER_SEC;
+		sm.savedate = sm.received;
 		sm.get_bytes = get_bytes;
 		sm.get_tree = get_tree;
 		sm.arg = &l;

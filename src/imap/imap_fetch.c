@@ -8,6 +8,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "lib/buf.h"
 #include "lib/xmalloc.h"
@@ -174,29 +175,98 @@ imap_fetch_envelope(struct buf *out, const struct message_envelope *env,
 	buf_addc(out, ')');
 }
 
-/* body-fld-param: ("name" "value" ...) or NIL. Text parts without a
- * charset get RFC 2045 5.2's default (INTEROP: as Dovecot reports it). */
+/* A string upper-cased (ASCII), as a quoted string or literal; NIL for
+ * NULL. spec/imap.md 7: media types, subtypes and parameter names go out
+ * upper case, as mox and Dovecot send them. */
+static void
+add_upper(struct buf *out, const char *s)
+{
+	struct buf u;
+
+	if (s == NULL) {
+		buf_adds(out, "NIL");
+		return;
+	}
+	buf_init(&u, BUF_NOMAX);
+	for (; *s != '\0'; s++)
+		buf_addc(&u, *s >= 'a' && *s <= 'z' ? (char)(*s - 'a' + 'A') : *s);
+	imap_fmt_string(out, u.data, u.len, false);
+	buf_release(&u);
+}
+
+static int
+upper_cmp(const char *a, const char *b)
+{
+	for (;; a++, b++) {
+		int ca = *a >= 'a' && *a <= 'z' ? *a - 'a' + 'A' : (unsigned char)*a;
+		int cb = *b >= 'a' && *b <= 'z' ? *b - 'a' + 'A' : (unsigned char)*b;
+
+		if (ca != cb || ca == 0)
+			return ca - cb;
+	}
+}
+
+static int
+param_cmp(const void *a, const void *b)
+{
+	const struct message_param *pa = a, *pb = b;
+
+	return upper_cmp(pa->name != NULL ? pa->name : "",
+	    pb->name != NULL ? pb->name : "");
+}
+
+/* body-fld-param: ("NAME" "value" ...) sorted by name, or NIL. Text parts
+ * without a charset get RFC 2045 5.2's default (INTEROP: as Dovecot
+ * reports it). */
 static void
 add_params(struct buf *out, const struct message_param *v, size_t n,
     bool add_charset)
 {
+	struct message_param *sorted;
+	size_t m = 0;
+
 	if (n == 0 && !add_charset) {
 		buf_adds(out, "NIL");
 		return;
 	}
+	sorted = xreallocarray(NULL, n + 1, sizeof(*sorted));
+	for (size_t i = 0; i < n; i++)
+		sorted[m++] = v[i];
+	if (add_charset) {
+		sorted[m].name = (char *)"charset";
+		sorted[m].value = (char *)"us-ascii";
+		m++;
+	}
+	qsort(sorted, m, sizeof(*sorted), param_cmp);
 	buf_addc(out, '(');
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < m; i++) {
 		if (i > 0)
 			buf_addc(out, ' ');
-		imap_fmt_nstring(out, v[i].name, false);
+		add_upper(out, sorted[i].name != NULL ? sorted[i].name : "");
 		buf_addc(out, ' ');
-		imap_fmt_nstring(out, v[i].value != NULL ? v[i].value : "",
-		    false);
+		imap_fmt_nstring(out,
+		    sorted[i].value != NULL ? sorted[i].value : "", false);
 	}
-	if (add_charset)
-		buf_adds(out, n > 0 ? " \"charset\" \"us-ascii\"" :
-				      "\"charset\" \"us-ascii\"");
 	buf_addc(out, ')');
+	free(sorted);
+}
+
+/* body-fld-enc: the five of RFC 9051 9 quoted upper case, others as
+ * given. */
+static void
+add_encoding(struct buf *out, const char *cte)
+{
+	static const char *const known[] = { "7bit", "8bit", "binary",
+		"base64", "quoted-printable" };
+
+	if (cte == NULL || cte[0] == '\0')
+		cte = "7bit";
+	for (size_t i = 0; i < ARRAY_LEN(known); i++)
+		if (strcasecmp(cte, known[i]) == 0) {
+			add_upper(out, cte);
+			return;
+		}
+	imap_fmt_nstring(out, cte, false);
 }
 
 /* body-fld-dsp: ("type" params) or NIL. */
@@ -258,9 +328,9 @@ add_single(struct buf *out, const struct message_part *p, bool extended)
 	bool text = message_part_is_text(p);
 
 	buf_addc(out, '(');
-	imap_fmt_nstring(out, p->type, false);
+	add_upper(out, p->type);
 	buf_addc(out, ' ');
-	imap_fmt_nstring(out, p->subtype, false);
+	add_upper(out, p->subtype);
 	buf_addc(out, ' ');
 	add_params(out, p->params, p->nparams,
 	    text && message_param_get(p->params, p->nparams, "charset") ==
@@ -270,9 +340,7 @@ add_single(struct buf *out, const struct message_part *p, bool extended)
 	buf_addc(out, ' ');
 	add_text(out, p->description, false, true);
 	buf_addc(out, ' ');
-	imap_fmt_nstring(out, p->cte != NULL && p->cte[0] != '\0' ? p->cte :
-								   "7bit",
-	    false);
+	add_encoding(out, p->cte);
 	buf_addf(out, " %zu", p->end_off - p->body_off);
 	if (message_part_is_message(p)) {
 		buf_addc(out, ' ');
@@ -282,8 +350,8 @@ add_single(struct buf *out, const struct message_part *p, bool extended)
 			add_body(out, p->message, extended);
 		} else {
 			imap_fetch_envelope(out, NULL, false);
-			buf_adds(out, " (\"text\" \"plain\" NIL NIL NIL "
-				      "\"7bit\" 0 0)");
+			buf_adds(out, " (\"TEXT\" \"PLAIN\" NIL NIL NIL "
+				      "\"7BIT\" 0 0)");
 		}
 		buf_addf(out, " %zu", p->body_lines);
 	} else if (text) {
@@ -313,11 +381,11 @@ add_body(struct buf *out, const struct message_part *p, bool extended)
 	/* RFC 9051 9 body-type-mpart: 1*body, so a multipart without
 	 * parts (not made by our parser) gets an empty text part. */
 	if (p->nparts == 0)
-		buf_adds(out, "(\"text\" \"plain\" NIL NIL NIL \"7bit\" 0 0)");
+		buf_adds(out, "(\"TEXT\" \"PLAIN\" NIL NIL NIL \"7BIT\" 0 0)");
 	for (size_t i = 0; i < p->nparts; i++)
 		add_body(out, &p->parts[i], extended);
 	buf_addc(out, ' ');
-	imap_fmt_nstring(out, p->subtype, false);
+	add_upper(out, p->subtype);
 	if (extended) {
 		buf_addc(out, ' ');
 		add_params(out, p->params, p->nparams, false);

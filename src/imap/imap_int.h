@@ -223,7 +223,7 @@ imap_cmd_fn imap_cmd_select, imap_cmd_create, imap_cmd_delete,
     imap_cmd_rename, imap_cmd_subscribe, imap_cmd_unsubscribe,
     imap_cmd_list, imap_cmd_lsub, imap_cmd_status, imap_cmd_getquotaroot,
     imap_cmd_getquota;
-imap_cmd_fn imap_cmd_append;
+imap_cmd_fn imap_cmd_append, imap_cmd_replace;
 imap_cmd_fn imap_cmd_idle, imap_cmd_check, imap_cmd_close,
     imap_cmd_unselect, imap_cmd_expunge;
 imap_cmd_fn imap_cmd_fetch;

@@ -708,7 +708,7 @@ imap_append_literal_is_msg(struct span text, bool utf8, char **mailbox_out)
 	struct imap_parser p;
 	struct span tag, name;
 	char *mbox = NULL;
-	bool first = true;
+	bool first = true, replace = false;
 	int rc = -1;
 
 	imap_parser_init(&p, text);
@@ -716,8 +716,23 @@ imap_append_literal_is_msg(struct span text, bool utf8, char **mailbox_out)
 	p.ext_literals = true;
 	*mailbox_out = NULL;
 	if (imap_parse_tag(&p, &tag) == -1 || imap_parse_sp(&p) == -1 ||
-	    imap_parse_cmdname(&p, &name) == -1 ||
-	    !span_eq_ci(name, "APPEND") || imap_parse_sp(&p) == -1)
+	    imap_parse_cmdname(&p, &name) == -1)
+		goto out;
+	if (span_eq_ci(name, "UID") && (imap_parse_sp(&p) == -1 ||
+					   imap_parse_cmdname(&p, &name) == -1 ||
+					   !span_eq_ci(name, "REPLACE")))
+		goto out;
+	if (span_eq_ci(name, "REPLACE")) {
+		/* RFC 8508 3.3: REPLACE seq-number mailbox append-message. */
+		struct span num;
+
+		replace = true;
+		if (imap_parse_sp(&p) == -1 || imap_parse_atom(&p, &num) == -1)
+			goto out;
+	} else if (!span_eq_ci(name, "APPEND")) {
+		goto out;
+	}
+	if (imap_parse_sp(&p) == -1)
 		goto out;
 	if (at_final_literal(&p)) {
 		rc = 0; /* the mailbox name */
@@ -762,7 +777,7 @@ imap_append_literal_is_msg(struct span text, bool utf8, char **mailbox_out)
 		if (u8 && imap_parse_char(&p, ')') == -1)
 			goto out;
 		first = false;
-		if (imap_parse_eof(&p))
+		if (imap_parse_eof(&p) || replace)
 			goto out;
 	}
 out:

@@ -135,9 +135,11 @@ int imap_parse_date(struct imap_parser *p, int64_t *t_out);
 
 /* ---- APPEND streaming ---- */
 
-/* For the command text so far ("tag APPEND ..."), ending in a literal
+/* For the command text so far ("tag APPEND ...", or "tag [UID] REPLACE
+ * n ..." of RFC 8508 with one message), ending in a literal
  * announcement: is that literal a message (1) or a string such as the
- * mailbox name (0)? -1 when the text is not an APPEND or is malformed.
+ * mailbox name (0)? -1 when the text is not an APPEND or
+ * REPLACE or is malformed.
  * Message literals are those after the mailbox and optional flags and
  * date-time (RFC 9051 6.3.12, RFC 3502 MULTIAPPEND, RFC 6855 UTF8). With
  * ext_literals the earlier message literals have no bytes inline. On 1,

@@ -37,6 +37,11 @@
 	"AUTH=SCRAM-SHA-1-PLUS AUTH=SCRAM-SHA-1 AUTH=CRAM-MD5 ID " \
 	"APPENDLIMIT=9223372036854775807 CONDSTORE QRESYNC STATUS=SIZE " \
 	"QUOTA QUOTA=RES-STORAGE"
+/* spec/imap.md 3 "(later) full list", the words implemented, in its
+ * order; then RFC 3348 CHILDREN. */
+#define IMAP_CAPS_LATER \
+	" CREATE-SPECIAL-USE SAVEDATE WITHIN NAMESPACE MULTIAPPEND REPLACE " \
+	"PREVIEW CHILDREN"
 
 #define AUTH_DELAY_MAX_S 15
 
@@ -91,12 +96,14 @@ static const struct cmd_def cmds[] = {
 	{ "STORE", imap_cmd_store, SEL, CF_NOFLUSH, false },
 	{ "COPY", imap_cmd_copy, SEL, 0, false },
 	{ "MOVE", imap_cmd_copy, SEL, 0, false },
+	{ "REPLACE", imap_cmd_replace, SEL, CF_APPEND, false },
 	{ "EXPUNGE", imap_cmd_expunge, SEL, 0, true },
 	{ "SEARCH", imap_cmd_search, SEL, 0, true },
 	{ "FETCH", imap_cmd_fetch, SEL, 0, true },
 	{ "STORE", imap_cmd_store, SEL, 0, true },
 	{ "COPY", imap_cmd_copy, SEL, 0, true },
 	{ "MOVE", imap_cmd_copy, SEL, 0, true },
+	{ "REPLACE", imap_cmd_replace, SEL, CF_APPEND, true },
 };
 
 struct imap_listener *
@@ -133,7 +140,7 @@ imap_is_tls(struct imap_session *s)
 void
 imap_capabilities(struct imap_session *s, struct buf *out)
 {
-	buf_adds(out, IMAP_CAPS_BASE);
+	buf_adds(out, IMAP_CAPS_BASE IMAP_CAPS_LATER);
 	if (imap_is_tls(s)) {
 		buf_adds(out, " AUTH=PLAIN");
 		return;

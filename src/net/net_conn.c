@@ -230,7 +230,7 @@ net_conn_write(struct net_conn *c, const void *p, size_t n)
 {
 	if (c->io_failed || c->dead)
 		return;
-	if (c->out.len >= NET_WRITE_HIGH || n > c->r->out_max - c->out.len)
+	if (n > c->r->out_max - c->out.len)
 		(void)flush_some(c);
 	if (c->io_failed)
 		return;
@@ -238,8 +238,10 @@ net_conn_write(struct net_conn *c, const void *p, size_t n)
 		slow_reader(c);
 		return;
 	}
-	/* Never block here: send what the socket takes, keep the rest. */
-	if (c->out.len >= NET_WRITE_HIGH)
+	/* Never block here: send what the socket takes, keep the rest;
+	 * try once per NET_WRITE_HIGH bytes added, not per small write. */
+	if (c->out.len >= NET_WRITE_HIGH &&
+	    c->out.len / NET_WRITE_HIGH != (c->out.len - n) / NET_WRITE_HIGH)
 		(void)flush_some(c);
 }
 
@@ -258,11 +260,6 @@ net_conn_printf(struct net_conn *c, const char *fmt, ...)
 
 	if (c->io_failed || c->dead)
 		return;
-	if (c->out.len >= NET_WRITE_HIGH)
-		(void)flush_some(c);
-	if (c->io_failed)
-		return;
-	before = c->out.len;
 	va_start(ap, fmt);
 	rc = buf_vaddf(&c->out, fmt, ap);
 	va_end(ap);
@@ -271,7 +268,8 @@ net_conn_printf(struct net_conn *c, const char *fmt, ...)
 		slow_reader(c);
 		return;
 	}
-	if (c->out.len >= NET_WRITE_HIGH)
+	if (c->out.len >= NET_WRITE_HIGH &&
+	    c->out.len / NET_WRITE_HIGH != before / NET_WRITE_HIGH)
 		(void)flush_some(c);
 }
 

@@ -34,7 +34,8 @@ CAPS = ("IMAP4rev2 IMAP4rev1 ENABLE LITERAL+ IDLE SASL-IR BINARY UNSELECT "
         "LIST-STATUS AUTH=SCRAM-SHA-256-PLUS AUTH=SCRAM-SHA-256 "
         "AUTH=SCRAM-SHA-1-PLUS AUTH=SCRAM-SHA-1 AUTH=CRAM-MD5 ID "
         "APPENDLIMIT=9223372036854775807 CONDSTORE QRESYNC STATUS=SIZE QUOTA "
-        "QUOTA=RES-STORAGE")
+        "QUOTA=RES-STORAGE CREATE-SPECIAL-USE SAVEDATE WITHIN NAMESPACE "
+        "MULTIAPPEND REPLACE PREVIEW CHILDREN")
 
 MSG = (b"From: Alice <alice@example.org>\r\nTo: mox@localhost\r\n"
        b"Subject: hello there\r\nDate: Mon, 2 Jan 2006 15:04:05 -0700\r\n"
@@ -279,8 +280,8 @@ def test_session():
     m = login()
     typ, data = m.list()
     names = [d.decode() for d in data]
-    check(any(n == '(\\Drafts) "/" Drafts' for n in names),
-          "LIST with special-use always")
+    check(any(n == '(\\HasNoChildren \\Drafts) "/" Drafts' for n in names),
+          "LIST with special-use always and CHILDREN attributes")
     check(m.create("Work/Sub")[0] == "OK", "CREATE with parent")
     check(m.create("Work")[0] == "NO", "CREATE existing is NO")
     m.untagged_responses.clear()
@@ -478,6 +479,70 @@ def test_multiappend_binary():
     m.logout()
 
 
+def test_extensions():
+    """NAMESPACE, WITHIN, CREATE-SPECIAL-USE, CHILDREN, SAVEDATE, PREVIEW,
+    REPLACE (RFC 2342, 5032, 6154, 3348, 8514, 8970, 8508)."""
+    r = Raw()
+    r.line()
+    r.cmd("e1", b"LOGIN mox@localhost moxmoxmox")
+    u, t = r.cmd("e2", b"NAMESPACE")
+    check(u == [b'* NAMESPACE (("" "/")) NIL NIL'], "NAMESPACE")
+    u, t = r.cmd("e3", b"CREATE Ext (USE (\\Archive))")
+    check(t.startswith(b"e3 OK"), "CREATE-SPECIAL-USE")
+    u, t = r.cmd("e4", b'LIST "" Ext')
+    check(u == [b'* LIST (\\HasNoChildren \\Archive) "/" Ext'],
+          "special-use of created mailbox: %r" % u)
+    u, t = r.cmd("e5", b"CREATE Ext2 (USE (\\Bogus))")
+    check(t.startswith(b"e5 NO [USEATTR]"), "CREATE unknown USE")
+    r.cmd("e6", b"CREATE Ext/Child")
+    u, t = r.cmd("e7", b'LIST "" Ext*')
+    check(b'* LIST (\\HasChildren \\Archive) "/" Ext' in u and
+          b'* LIST (\\HasNoChildren) "/" Ext/Child' in u,
+          "CHILDREN attributes in basic LIST: %r" % u)
+    for i in range(2):
+        r.send(b"e8 APPEND Ext {%d+}\r\n" % len(MSG) + MSG + b"\r\n")
+        r.until("e8")
+    r.cmd("e9", b"SELECT Ext")
+    u, t = r.cmd("e10", b"SEARCH YOUNGER 3600")
+    check(u == [b"* SEARCH 1 2"], "SEARCH YOUNGER: %r" % u)
+    u, t = r.cmd("e11", b"SEARCH OLDER 3600")
+    check(u == [b"* SEARCH"], "SEARCH OLDER")
+    u, t = r.cmd("e12", b"FETCH 1 (SAVEDATE PREVIEW)")
+    check(len(u) == 2 and b"SAVEDATE \"" in u[0] and
+          u[0].endswith(b"PREVIEW {22}") and
+          u[1] == b"caf\xc3\xa9 searchable words)",
+          "FETCH SAVEDATE PREVIEW: %r" % u)
+    u, t = r.cmd("e13", b"SEARCH SAVEDSINCE 1-Jan-2000 SAVEDATESUPPORTED")
+    check(u == [b"* SEARCH 1 2"], "SEARCH SAVEDSINCE: %r" % u)
+    new = MSG.replace(b"hello there", b"replaced")
+    r.send(b"e14 REPLACE 1 Ext {%d}\r\n" % len(new))
+    check(r.line() == b"+ Ready for literal data", "REPLACE continuation")
+    r.send(new + b"\r\n")
+    u, t = r.until("e14")
+    check(t.startswith(b"e14 OK") and len(u) == 3 and
+          u[0].startswith(b"* OK [APPENDUID ") and u[1] == b"* 3 EXISTS" and
+          u[2] == b"* 1 EXPUNGE", "REPLACE: %r %r" % (u, t))
+    r.cmd("e15", b"ENABLE QRESYNC")
+    r.send(b"e16 UID REPLACE 3 Inbox {%d+}\r\n" % len(new) + new + b"\r\n")
+    u, t = r.until("e16")
+    check(t.startswith(b"e16 OK") and len(u) == 2 and
+          u[0].startswith(b"* OK [APPENDUID ") and u[1] == b"* VANISHED 3",
+          "UID REPLACE into another mailbox: %r %r" % (u, t))
+    r.send(b"e17 UID REPLACE 99 Inbox {%d+}\r\n" % len(new) + new + b"\r\n")
+    u, t = r.until("e17")
+    check(t.startswith(b"e17 NO"), "UID REPLACE of a missing UID")
+    r.send(b"e18 REPLACE 9 Inbox {%d+}\r\n" % len(new) + new + b"\r\n")
+    u, t = r.until("e18")
+    check(t.startswith(b"e18 BAD"), "REPLACE of a missing MSN")
+    u, t = r.cmd("e19", b"FETCH 1:* (UID ENVELOPE)")
+    check(len(u) == 1 and b'"hello there"' in u[0], "one message left")
+    r.cmd("e20", b"EXAMINE Ext")
+    r.send(b"e21 REPLACE 1 Ext {%d+}\r\n" % len(new) + new + b"\r\n")
+    u, t = r.until("e21")
+    check(t.startswith(b"e21 NO"), "REPLACE on a read-only mailbox")
+    r.close()
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="mox-imap-")
     d = os.path.join(tmp, "ls")
@@ -487,7 +552,8 @@ def main():
     try:
         check(wait_port(PORT) and wait_port(TLSPORT), "server listening")
         for t in (test_greeting, test_tls, test_sasl, test_session,
-                  test_two_sessions, test_multiappend_binary):
+                  test_two_sessions, test_multiappend_binary,
+                  test_extensions):
             try:
                 t()
             except Exception as e:  # report and continue

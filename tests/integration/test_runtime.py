@@ -7,8 +7,10 @@ line length limits (exact maximum, one over, very long), replies to a
 half-closed peer, idle timeout, per-IP connection limit, input pause,
 implicit TLS, forced close after the shutdown grace, STARTTLS with certificate
 verification (TLS 1.3 and 1.2, channel binding against python's
-tls-unique), refusal of plaintext pipelined after STARTTLS, and a clean
-shutdown on SIGTERM with connections open: each reads "BYE shutdown" and
+tls-unique), refusal of plaintext pipelined after STARTTLS, backpressure
+(as many clients as workers pipeline commands and never read, and a new
+client is still served at once), the slow-reader output cap, a flood of
+refused connections logged once per second, and a clean shutdown on SIGTERM with connections open: each reads "BYE shutdown" and
 the server exits 0 (under ASan a leak makes the exit status non-zero).
 
 Run by test_runtime.sh from make check; MOX_BUILDDIR locates the server.
@@ -44,9 +46,9 @@ def server_path():
 
 
 class Server:
-    def __init__(self, *args):
+    def __init__(self, *args, stderr=None):
         self.p = subprocess.Popen([server_path()] + list(args),
-                                  stdout=subprocess.PIPE)
+                                  stdout=subprocess.PIPE, stderr=stderr)
         line = self.p.stdout.readline().decode()
         if not line.startswith("port "):
             raise RuntimeError("server did not start: %r" % line)
@@ -379,6 +381,143 @@ def test_max_per_ip():
     srv.stop("per-ip server")
 
 
+def flood(s, limit):
+    """Send ECHO lines without reading until the socket takes no more
+    (or limit bytes went out). Returns the bytes sent."""
+    line = b"ECHO " + b"f" * 990 + b"\r\n"
+    s.setblocking(False)
+    sent = 0
+    deadline = time.monotonic() + 10
+    while sent < limit and time.monotonic() < deadline:
+        try:
+            sent += s.send(line * 64)
+        except BlockingIOError:
+            # Give the server time to read more; stop once it does not.
+            sel = selectors.DefaultSelector()
+            sel.register(s, selectors.EVENT_WRITE)
+            ready = sel.select(timeout=0.5)
+            sel.close()
+            if not ready:
+                break
+    return sent
+
+
+def test_refused_log(d):
+    """A flood of connections over the per-IP limit is logged at most once
+    per second per listener, with the count of the lines left out."""
+    path = os.path.join(d, "refused.log")
+    with open(path, "w") as errf:
+        srv = Server("-m", "1", stderr=errf)
+        keep = srv.connect()
+        Lines(keep).expect("OK testproto", "refused-log greeting")
+        t0 = time.monotonic()
+        for _ in range(30):
+            s = srv.connect()
+            Lines(s).expect("BYE too many connections", "refused-log limit")
+            s.close()
+        el = time.monotonic() - t0
+        time.sleep(1.1)
+        s = srv.connect()
+        Lines(s).expect("BYE too many connections", "refused-log after 1s")
+        s.close()
+        keep.close()
+        srv.stop("refused-log server")
+    with open(path) as f:
+        lines = [ln for ln in f if "connection refused" in ln]
+    want = 2 + int(el)  # one per second of flood, plus the one after
+    if len(lines) > want:
+        fail("refused log: %d lines for 31 refusals, want at most %d" %
+             (len(lines), want))
+    if not any("suppressed=" in ln and "suppressed=0" not in ln
+               for ln in lines):
+        fail("refused log: no count of left-out lines: %r" % lines[-1:])
+
+
+def test_backpressure():
+    """Clients that pipeline commands and never read must not hold the
+    workers: with every worker's worth of them flooding, a new client gets
+    its greeting and replies at once (a worker blocked on a peer's reading
+    speed made it wait for the write timeout)."""
+    workers = 2
+    srv = Server("-w", str(workers))
+    floods = []
+    for _ in range(workers):
+        s = srv.connect()
+        Lines(s).expect("OK testproto", "flood greeting")
+        floods.append(s)
+    for s in floods:
+        n = flood(s, 6 * 1024 * 1024)
+        if n < 1024 * 1024:
+            fail("backpressure: flood sent only %d bytes" % n)
+    t0 = time.monotonic()
+    s = srv.connect(timeout=5)
+    r = Lines(s)
+    try:
+        r.expect("OK testproto", "greeting during flood")
+        s.sendall(b"ECHO alive\r\n")
+        r.expect("ECHO alive", "echo during flood")
+    except socket.timeout:
+        fail("backpressure: no reply during flood")
+    el = time.monotonic() - t0
+    if el > 2:
+        fail("backpressure: greeting and echo took %.1fs, want < 2s" % el)
+    s.close()
+    # Reading resumes the flooders: all their echoes arrive.
+    for f in floods:
+        f.setblocking(True)
+        f.settimeout(10)
+    for f in floods:
+        r = Lines(f)
+        try:
+            got = r.line()
+            if got is None or not got.startswith("ECHO f"):
+                fail("backpressure: flood client reads %r" % got)
+        except socket.timeout:
+            fail("backpressure: flood client gets nothing after reading")
+        f.close()
+    srv.stop("backpressure server")
+
+
+def test_slow_reader():
+    """Output past the out_max cap (-o) closes a client that does not read
+    what it asked for, instead of buffering or blocking without end."""
+    cap = 1 << 20
+    srv = Server("-w", "1", "-o", str(cap))
+    s = srv.connect(timeout=10)
+    r = Lines(s)
+    r.expect("OK testproto", "slow reader greeting")
+    s.sendall(b"BIG 1000000\r\n")  # 70 MB of output
+    time.sleep(1)
+    # The only worker is free again: another client is served.
+    s2 = srv.connect(timeout=5)
+    try:
+        Lines(s2).expect("OK testproto", "greeting beside slow reader")
+    except socket.timeout:
+        fail("slow reader: worker still held")
+    s2.close()
+    total, end = 0, None
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 20:
+        try:
+            d = s.recv(1 << 20)
+        except ConnectionResetError:
+            end = "reset"
+            break
+        except socket.timeout:
+            end = "timeout"
+            break
+        if not d:
+            end = "eof"
+            break
+        total += len(d)
+    if end not in ("eof", "reset"):
+        fail("slow reader: not closed (%s after %d bytes)" % (end, total))
+    elif total >= 70 * 1000000:
+        fail("slow reader: all %d bytes were sent" % total)
+    s.close()
+    srv.stop("slow reader server")
+
+
 def test_shutdown(srv, socks, tlssock):
     t = srv.stop("main server", bound=15)
     got = 0
@@ -424,6 +563,9 @@ def main():
         test_implicit_tls(cert, key)
         test_forced_close()
         test_max_per_ip()
+        test_refused_log(d)
+        test_backpressure()
+        test_slow_reader()
         test_shutdown(srv, socks, tlssock)
     if failures:
         print("%d failure(s)" % len(failures))

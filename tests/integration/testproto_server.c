@@ -3,12 +3,14 @@
  * tests/integration/test_runtime.py and tests/bench/bench_idle.py.
  *
  *   testproto_server [-p port] [-w workers] [-i idle_ms] [-m max_per_ip]
- *       [-G grace_ms] [-c cert.pem -k key.pem [-g] [-t]]
+ *       [-G grace_ms] [-o out_max] [-W write_timeout_ms]
+ *       [-c cert.pem -k key.pem [-g] [-t]]
  *
  * Prints "port N" on stdout once listening on 127.0.0.1. -g first writes
  * a self-signed certificate for "localhost" to the -c/-k paths; -t makes
  * the listener implicit TLS. After STARTTLS the server sends "OK tls" over
- * the new session. "STUCK" makes the session ignore shutdown. Commands
+ * the new session. -o and -W set out_max and write_timeout_ms of struct
+ * net_params. "STUCK" makes the session ignore shutdown. Commands
  * (one per line, at most 1000 bytes): "ECHO x" -> "ECHO x", "STARTTLS" ->
  * "OK begin TLS" then the handshake, "TLS?" -> "TLS yes|no", "CB" -> "CB
  * <type> <hex>" (channel binding), "PAUSE ms" -> input paused, then "OK
@@ -209,7 +211,8 @@ static void
 usage(void)
 {
 	fprintf(stderr, "usage: testproto_server [-p port] [-w workers] "
-	    "[-i idle_ms] [-m max_per_ip] [-G grace_ms] "
+	    "[-i idle_ms] [-m max_per_ip] [-G grace_ms] [-o out_max] "
+	    "[-W write_timeout_ms] "
 	    "[-c cert -k key [-g] [-t]]\n");
 	exit(2);
 }
@@ -218,6 +221,7 @@ int
 main(int argc, char **argv)
 {
 	unsigned port = 0, workers = 4, grace = 3000, max_per_ip = 0;
+	unsigned out_max = 0, write_ms = 0;
 	const char *cert = NULL, *key = NULL;
 	bool gen = false, implicit = false;
 	struct tp_conf conf = { NULL, 0 };
@@ -227,7 +231,7 @@ main(int argc, char **argv)
 	uint16_t bound = 0;
 	int opt, sig = 0, rc = 1;
 
-	while ((opt = getopt(argc, argv, "p:w:i:m:G:c:k:gt")) != -1) {
+	while ((opt = getopt(argc, argv, "p:w:i:m:G:o:W:c:k:gt")) != -1) {
 		switch (opt) {
 		case 'p':
 			if (num_arg(optarg, 65535, &port) == -1)
@@ -247,6 +251,14 @@ main(int argc, char **argv)
 			break;
 		case 'G':
 			if (num_arg(optarg, 600000, &grace) == -1)
+				usage();
+			break;
+		case 'o':
+			if (num_arg(optarg, 1U << 30, &out_max) == -1)
+				usage();
+			break;
+		case 'W':
+			if (num_arg(optarg, 600000, &write_ms) == -1)
 				usage();
 			break;
 		case 'c':
@@ -288,7 +300,8 @@ main(int argc, char **argv)
 			goto out;
 	}
 	{
-		struct net_params np = { .workers = workers };
+		struct net_params np = { .workers = workers,
+			.write_timeout_ms = write_ms, .out_max = out_max };
 		struct net_listen_params lp = {
 			.name = "test",
 			.ip = "127.0.0.1",

@@ -1,7 +1,8 @@
 /*
  * test_ctl.c: the control socket: greeting, command dispatch, parameters,
  * chunked data streams both ways, unknown commands, over-long lines, a
- * dial without a server.
+ * dial without a server, and a client trickling bytes that must not
+ * delay ctl_server_stop().
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,9 +14,16 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+
 #include "ctl/ctl.h"
 #include "lib/buf.h"
 #include "lib/log.h"
+#include "lib/timeutil.h"
 #include "lib/banned.h"
 
 static char dir[] = "/tmp/test_ctl.XXXXXX";
@@ -137,11 +145,69 @@ test_ctl_roundtrip(void **state)
 	(void)state;
 }
 
+static atomic_bool trickle_stop;
+
+/* Send one byte of a never-ending command word every 100 ms. */
+static void *
+trickle_main(void *arg)
+{
+	int fd = *(int *)arg;
+
+	for (int i = 0; i < 100 && !atomic_load(&trickle_stop); i++) {
+		struct timespec d = { 0, 100 * 1000 * 1000 };
+
+		if (send(fd, "u", 1, MSG_NOSIGNAL) != 1)
+			break;
+		nanosleep(&d, NULL);
+	}
+	return NULL;
+}
+
+static void
+test_ctl_stop_with_trickling_client(void **state)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct ctl_server *s;
+	struct buf err;
+	char greet[16];
+	pthread_t th;
+	int64_t t0, el;
+	int fd;
+
+	buf_init(&err, 4096);
+	s = ctl_server_start(dir, cmds, 2, NULL, &err);
+	assert_non_null(s);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/%s", dir,
+	    CTL_SOCKET_NAME);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(fd >= 0);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_true(recv(fd, greet, sizeof(greet), 0) > 0);
+	atomic_store(&trickle_stop, false);
+	assert_int_equal(pthread_create(&th, NULL, trickle_main, &fd), 0);
+	{
+		struct timespec d = { 0, 300 * 1000 * 1000 };
+
+		nanosleep(&d, NULL);
+	}
+	t0 = time_mono_ms();
+	ctl_server_stop(s);
+	el = time_mono_ms() - t0;
+	atomic_store(&trickle_stop, true);
+	pthread_join(th, NULL);
+	close(fd);
+	if (el > 1000)
+		fail_msg("ctl_server_stop took %lld ms", (long long)el);
+	buf_release(&err);
+	(void)state;
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_ctl_roundtrip),
+		cmocka_unit_test(test_ctl_stop_with_trickling_client),
 	};
 	int rc;
 

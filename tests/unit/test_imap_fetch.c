@@ -123,42 +123,42 @@ test_bodystructure(void **state)
 	buf_init(&b, BUF_NOMAX);
 	imap_fetch_bodystructure(&b, root, true);
 	assert_string_equal(b.data,
-	    "((\"text\" \"plain\" (\"charset\" \"utf-8\") NIL NIL "
-	    "\"quoted-printable\" 15 0 NIL NIL (\"en\" \"de\") NIL)"
-	    "(\"message\" \"rfc822\" NIL NIL NIL \"7bit\" 262 "
+	    "((\"TEXT\" \"PLAIN\" (\"CHARSET\" \"utf-8\") NIL NIL "
+	    "\"QUOTED-PRINTABLE\" 15 0 NIL NIL (\"en\" \"de\") NIL)"
+	    "(\"MESSAGE\" \"RFC822\" NIL NIL NIL \"7BIT\" 262 "
 	    "(NIL \"inner\" ((NIL NIL \"in\" \"example.org\")) "
 	    "((NIL NIL \"in\" \"example.org\")) "
 	    "((NIL NIL \"in\" \"example.org\")) NIL NIL NIL NIL NIL) "
-	    "((\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" "
-	    "10 0 NIL NIL NIL NIL)(\"text\" \"html\" (\"charset\" "
-	    "\"us-ascii\") NIL NIL \"base64\" 36 0 NIL NIL NIL NIL) "
-	    "\"alternative\" (\"boundary\" \"inner\") NIL NIL NIL) 13 NIL "
-	    "(\"attachment\" (\"filename\" \"inner.eml\")) NIL NIL)"
-	    "(\"application\" \"octet-stream\" NIL NIL NIL \"x-unknown\" 3 "
+	    "((\"TEXT\" \"PLAIN\" (\"CHARSET\" \"us-ascii\") NIL NIL \"7BIT\" "
+	    "10 0 NIL NIL NIL NIL)(\"TEXT\" \"HTML\" (\"CHARSET\" "
+	    "\"us-ascii\") NIL NIL \"BASE64\" 36 0 NIL NIL NIL NIL) "
+	    "\"ALTERNATIVE\" (\"BOUNDARY\" \"inner\") NIL NIL NIL) 13 NIL "
+	    "(\"attachment\" (\"FILENAME\" \"inner.eml\")) NIL NIL)"
+	    "(\"APPLICATION\" \"OCTET-STREAM\" NIL NIL NIL \"x-unknown\" 3 "
 	    "\"Q2hlY2sgSW50ZWdyaXR5IQ==\" NIL NIL \"http://example.org/z\") "
-	    "\"mixed\" (\"boundary\" \"outer\") NIL NIL NIL)");
+	    "\"MIXED\" (\"BOUNDARY\" \"outer\") NIL NIL NIL)");
 	buf_reset(&b);
 	imap_fetch_bodystructure(&b, root, false);
 	assert_string_equal(b.data,
-	    "((\"text\" \"plain\" (\"charset\" \"utf-8\") NIL NIL "
-	    "\"quoted-printable\" 15 0)"
-	    "(\"message\" \"rfc822\" NIL NIL NIL \"7bit\" 262 "
+	    "((\"TEXT\" \"PLAIN\" (\"CHARSET\" \"utf-8\") NIL NIL "
+	    "\"QUOTED-PRINTABLE\" 15 0)"
+	    "(\"MESSAGE\" \"RFC822\" NIL NIL NIL \"7BIT\" 262 "
 	    "(NIL \"inner\" ((NIL NIL \"in\" \"example.org\")) "
 	    "((NIL NIL \"in\" \"example.org\")) "
 	    "((NIL NIL \"in\" \"example.org\")) NIL NIL NIL NIL NIL) "
-	    "((\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" "
-	    "10 0)(\"text\" \"html\" (\"charset\" \"us-ascii\") NIL NIL "
-	    "\"base64\" 36 0) \"alternative\") 13)"
-	    "(\"application\" \"octet-stream\" NIL NIL NIL \"x-unknown\" 3) "
-	    "\"mixed\")");
+	    "((\"TEXT\" \"PLAIN\" (\"CHARSET\" \"us-ascii\") NIL NIL \"7BIT\" "
+	    "10 0)(\"TEXT\" \"HTML\" (\"CHARSET\" \"us-ascii\") NIL NIL "
+	    "\"BASE64\" 36 0) \"ALTERNATIVE\") 13)"
+	    "(\"APPLICATION\" \"OCTET-STREAM\" NIL NIL NIL \"x-unknown\" 3) "
+	    "\"MIXED\")");
 	buf_release(&b);
 	message_part_free(root);
 	root = parse(single);
 	buf_init(&b, BUF_NOMAX);
 	imap_fetch_bodystructure(&b, root, true);
 	assert_string_equal(b.data,
-	    "(\"text\" \"plain\" (\"charset\" \"iso-8859-1\") NIL NIL "
-	    "\"base64\" 18 1 NIL NIL NIL NIL)");
+	    "(\"TEXT\" \"PLAIN\" (\"CHARSET\" \"iso-8859-1\") NIL NIL "
+	    "\"BASE64\" 18 1 NIL NIL NIL NIL)");
 	buf_release(&b);
 	message_part_free(root);
 	(void)state;

@@ -1,8 +1,8 @@
 /*
  * test_queue_store.c: the durable queue storage (queue_store.c): records
  * and files added in one transaction, base id grouping (spec/queue.md
- * 2), hold rules, extra data, listing and removal, and failure leaving
- * nothing behind.
+ * 2), hold rules, extra data, listing and removal, failure leaving
+ * nothing behind, and the backoff schedule (spec/queue.md 4.1).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -143,11 +143,69 @@ test_queue(void **state)
 	(void)state;
 }
 
+/* spec/queue.md 4.1: 7.5 min doubling; attempt 8 comes 8 h after 7;
+ * about 15 h 52 min from the first to the last attempt; jitter -5..+4 s
+ * scaled like the base; the test divisor divides. */
+static void
+test_backoff(void **state)
+{
+	static const struct {
+		int64_t attempts;
+		int jitter;
+		int64_t want_s;
+	} cases[] = {
+		{ 0, 0, 450 },        /* before attempt 2: 7.5 min */
+		{ 1, 0, 900 },        /* 15 min */
+		{ 2, 0, 1800 },       /* 30 min */
+		{ 3, 0, 3600 },       /* 1 h: the 5th attempt */
+		{ 4, 0, 7200 },
+		{ 5, 0, 14400 },
+		{ 6, 0, 28800 },      /* 8 h: the 8th, last attempt */
+		{ 0, -5, 445 },
+		{ 0, 4, 454 },
+		{ 2, -5, 1780 },
+		{ -1, 0, 450 },       /* clamped */
+	};
+	int64_t total = 0;
+
+	assert_int_equal(unsetenv("MOX_TEST_QUEUE_BACKOFF_DIVISOR"), 0);
+	assert_int_equal(queue_backoff_divisor(), 1);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int64_t got = queue_backoff_ns(cases[i].attempts,
+		    cases[i].jitter);
+
+		if (got != cases[i].want_s * 1000000000LL)
+			fail_msg("case %zu: %lld ns, want %lld s", i,
+			    (long long)got, (long long)cases[i].want_s);
+	}
+	for (int64_t a = 0; a < QUEUE_MAX_ATTEMPTS_DEFAULT - 1; a++)
+		total += queue_backoff_ns(a, 0);
+	assert_int_equal(total, (15 * 3600 + 52 * 60 + 30) * 1000000000LL);
+	/* Growth stops: no overflow for absurd counts. */
+	assert_true(queue_backoff_ns(1000, 4) > 0);
+
+	assert_int_equal(setenv("MOX_TEST_QUEUE_BACKOFF_DIVISOR", "450", 1), 0);
+	assert_int_equal(queue_backoff_divisor(), 450);
+	assert_int_equal(queue_backoff_ns(0, 0), 1000000000LL);
+	assert_int_equal(queue_backoff_ns(3, 0), 8000000000LL);
+	static const char *const bad[] = { "0", "-3", "x", "", "99999999" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(setenv("MOX_TEST_QUEUE_BACKOFF_DIVISOR", bad[i],
+				     1),
+		    0);
+		if (queue_backoff_divisor() != 1)
+			fail_msg("divisor '%s' accepted", bad[i]);
+	}
+	assert_int_equal(unsetenv("MOX_TEST_QUEUE_BACKOFF_DIVISOR"), 0);
+	(void)state;
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_queue),
+		cmocka_unit_test(test_backoff),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -974,18 +974,37 @@ test_truncated_db(void **state)
 	struct fx *fx = *state;
 	struct store_err err;
 	struct store_account *b;
+	struct store *s2;
 	struct buf rep;
 	char path[512];
 
-	/* A second account whose index is cut to 100 bytes. */
+	/* A second account whose index is cut to 100 bytes, opened through
+	 * a second handle (the first keeps the account cached). */
 	assert_int_equal(store_account_get(fx->s, "other", true, &b, &err), 0);
 	store_account_put(b);
+	s2 = store_new(fx->dir, &err);
+	assert_non_null(s2);
 	snprintf(path, sizeof(path), "%s/accounts/other/index.db", fx->dir);
 	assert_int_equal(truncate(path, 100), 0);
 	snprintf(path, sizeof(path), "%s/accounts/other/index.db-wal", fx->dir);
 	(void)unlink(path);
-	assert_int_equal(store_account_get(fx->s, "other", false, &b, &err),
-	    -1);
+	assert_int_equal(store_account_get(s2, "other", false, &b, &err), -1);
+	/* Cut to 0 bytes: an error, not a new empty account, also with
+	 * create; nothing is written to the file. */
+	snprintf(path, sizeof(path), "%s/accounts/other/index.db", fx->dir);
+	assert_int_equal(truncate(path, 0), 0);
+	assert_int_equal(store_account_get(s2, "other", false, &b, &err), -1);
+	if (strstr(err.text, "empty") == NULL)
+		fail_msg("0-byte index.db: %s", err.text);
+	assert_int_equal(store_account_get(s2, "other", true, &b, &err), -1);
+	assert_non_null(strstr(err.text, "empty"));
+	{
+		struct stat sb;
+
+		assert_int_equal(stat(path, &sb), 0);
+		assert_int_equal(sb.st_size, 0);
+	}
+	store_free(s2);
 	assert_int_equal(store_account_get(fx->s, "../etc", true, &b, &err),
 	    -1);
 	assert_int_equal(store_account_get(fx->s, "absent", false, &b, &err),
@@ -993,6 +1012,16 @@ test_truncated_db(void **state)
 	buf_init(&rep, BUF_NOMAX);
 	assert_int_equal(store_verify_datadir(fx->dir, false, &rep), -1);
 	assert_non_null(strstr(rep.data, "other"));
+	buf_reset(&rep);
+	/* verifydata -fix does not rebuild it either. */
+	assert_int_equal(store_verify_datadir(fx->dir, true, &rep), -1);
+	assert_non_null(strstr(rep.data, "empty"));
+	{
+		struct stat sb;
+
+		assert_int_equal(stat(path, &sb), 0);
+		assert_int_equal(sb.st_size, 0);
+	}
 	buf_release(&rep);
 	snprintf(path, sizeof(path), "%s/accounts/other", fx->dir);
 	rm_rf(path);

@@ -3,7 +3,9 @@
  * self-signed generation, SNI selection in strict and fallback mode,
  * client PKIX verification failures and their reasons, TLS 1.2/1.3 and
  * channel binding (RFC 9266 tls-exporter, RFC 5929 tls-unique) equal on
- * both ends, and a non-blocking server next to a blocking client.
+ * both ends, and a non-blocking server next to a blocking client. An SNI
+ * name too long to hold fails in strict mode; a verifying client without
+ * a host name is refused.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -116,6 +118,8 @@ client_main(void *arg)
 	struct client_run *cr = arg;
 
 	cr->s = tls_client_connect(cr->fd, &cr->p, &cr->err);
+	if (cr->s == NULL)
+		shutdown(cr->fd, SHUT_RDWR); /* the server sees the end */
 	return NULL;
 }
 
@@ -137,6 +141,11 @@ server_handshake(struct tls_session *s, int fd, const char **why)
 	*why = "timeout";
 	return TLS_ERR;
 }
+
+/* 255 bytes: longer than any DNS name (TLS_NAME_MAX), within what the
+ * gnutls client sends. */
+#define L60 "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx."
+#define LONG_NAME L60 L60 L60 L60 "abc.example.tst"
 
 static const struct {
 	const char *name;
@@ -172,6 +181,16 @@ static const struct {
 	    true, NULL, "localhost" },
 	{ "tls 1.2", 1, TLS_SNI_STRICT, "localhost", "a", false, "TLSv1.2",
 	    true, NULL, "localhost" },
+	/* Not silently the default certificate where names must match. */
+	{ "strict overlong sni", 1, TLS_SNI_STRICT, LONG_NAME, NULL, true,
+	    NULL, false, "", NULL },
+	{ "fallback overlong sni", 1, TLS_SNI_FALLBACK, LONG_NAME, NULL, true,
+	    NULL, true, NULL, "" },
+	/* RFC 6125 6: a chain verified without a name proves nothing. */
+	{ "verify without host", 1, TLS_SNI_STRICT, NULL, "a", false, NULL,
+	    false, "needs a host name", NULL },
+	{ "verify with empty host", 1, TLS_SNI_STRICT, "", "a", false, NULL,
+	    false, "needs a host name", NULL },
 };
 
 static void
