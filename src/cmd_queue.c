@@ -435,7 +435,9 @@ usage:
 /* ---- opening the queue ---- */
 
 /* Load the config and open the queue of its data directory; prints the
- * reason and returns -1 on failure. *cfg_out may be NULL. */
+ * reason and returns -1 on failure. The config becomes the current one
+ * (config_get()); *cfg_out, when not NULL, gets a reference. Undo with
+ * close_queue(). */
 static int
 open_queue(struct queue **q_out, struct config **cfg_out)
 {
@@ -451,22 +453,35 @@ open_queue(struct queue **q_out, struct config **cfg_out)
 		goto out;
 	}
 	datadir = config_path(cfg, cfg->st->data_dir);
+	/* The queue's fail/drop path reads the current config (DSN host
+	 * name, retention, webhooks), as in the server. */
+	config_set_current(cfg);
+	cfg = NULL;
 	q = queue_open(datadir, &err);
 	if (q == NULL) {
 		cli_errorf("opening queue in %s: %s", datadir, err.data);
+		config_set_current(NULL);
 		goto out;
 	}
 	*q_out = q;
-	if (cfg_out != NULL) {
-		*cfg_out = cfg;
-		cfg = NULL;
-	}
+	if (cfg_out != NULL)
+		*cfg_out = config_get();
 	rc = 0;
 out:
 	config_free(cfg);
 	free(datadir);
 	buf_release(&err);
 	return rc;
+}
+
+/* Undo open_queue(): close q, release cfg (NULL-safe) and the current
+ * config. */
+static void
+close_queue(struct queue *q, struct config *cfg)
+{
+	queue_close(q);
+	config_put(cfg);
+	config_set_current(NULL);
 }
 
 /* ---- output helpers ---- */
@@ -658,7 +673,7 @@ cmd_queue_holdrules_list(int argc, char **argv)
 	rc = finish_stdout();
 out:
 	queue_hold_rule_list_free(v, n);
-	queue_close(q);
+	close_queue(q, NULL);
 	opts_release(&o);
 	buf_release(&err);
 	buf_release(&line);
@@ -692,7 +707,7 @@ cmd_queue_holdrules_add(int argc, char **argv)
 	printf("hold rule %lld added\n", (long long)id);
 	rc = finish_stdout();
 out:
-	queue_close(q);
+	close_queue(q, NULL);
 	opts_release(&o);
 	buf_release(&err);
 	return rc;
@@ -726,7 +741,7 @@ cmd_queue_holdrules_remove(int argc, char **argv)
 	}
 	rc = 0;
 out:
-	queue_close(q);
+	close_queue(q, NULL);
 	opts_release(&o);
 	buf_release(&err);
 	return rc;
@@ -835,7 +850,7 @@ list_items(int argc, char **argv, bool retired)
 	rc = finish_stdout();
 out:
 	queue_item_list_free(v, n);
-	queue_close(q);
+	close_queue(q, NULL);
 	opts_release(&o);
 	buf_release(&err);
 	buf_release(&line);
@@ -1000,8 +1015,7 @@ change(int argc, char **argv, enum change what)
 	}
 	rc = finish_stdout();
 out:
-	queue_close(q);
-	config_free(cfg);
+	close_queue(q, cfg);
 	opts_release(&o);
 	buf_release(&err);
 	return rc;
@@ -1078,7 +1092,7 @@ cmd_queue_dump(int argc, char **argv)
 	}
 	rc = 0;
 out:
-	queue_close(q);
+	close_queue(q, NULL);
 	opts_release(&o);
 	buf_release(&err);
 	return rc;
@@ -1124,7 +1138,7 @@ print_record(int argc, char **argv, const char *words, int kind)
 	}
 	rc = print_json(v);
 out:
-	queue_close(q);
+	close_queue(q, NULL);
 	opts_release(&o);
 	buf_release(&err);
 	buf_release(&out);
@@ -1207,7 +1221,7 @@ cmd_queue_suppress_list(int argc, char **argv)
 	rc = finish_stdout();
 out:
 	queue_suppression_list_free(v, n);
-	queue_close(q);
+	close_queue(q, NULL);
 	opts_release(&o);
 	buf_release(&err);
 	buf_release(&line);
@@ -1264,8 +1278,7 @@ suppress_change(int argc, char **argv, bool add)
 	}
 	rc = 0;
 out:
-	queue_close(q);
-	config_free(cfg);
+	close_queue(q, cfg);
 	opts_release(&o);
 	buf_release(&err);
 	return rc;
@@ -1380,8 +1393,7 @@ out:
 	free(s.base_address);
 	free(s.original_address);
 	free(s.reason);
-	queue_close(q);
-	config_free(cfg);
+	close_queue(q, cfg);
 	opts_release(&o);
 	buf_release(&err);
 	buf_release(&line);
@@ -1478,7 +1490,7 @@ hook_list(int argc, char **argv, bool retired)
 	rc = finish_stdout();
 out:
 	queue_webhook_item_list_free(v, n);
-	queue_close(q);
+	close_queue(q, NULL);
 	opts_release(&o);
 	buf_release(&err);
 	buf_release(&line);
@@ -1542,7 +1554,7 @@ hook_change(int argc, char **argv, bool schedule)
 	    schedule ? "rescheduled" : "canceled");
 	rc = finish_stdout();
 out:
-	queue_close(q);
+	close_queue(q, NULL);
 	opts_release(&o);
 	buf_release(&err);
 	return rc;

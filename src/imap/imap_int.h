@@ -58,6 +58,7 @@ enum imap_read {
 	IMAP_R_IDLE,       /* in IDLE, waiting for DONE */
 	IMAP_R_AUTH,       /* AUTHENTICATE, waiting for a client response */
 	IMAP_R_DELAY,      /* input paused until the protocol timer */
+	IMAP_R_SLOW,       /* slow mode: input paused 1 s before a read */
 	IMAP_R_TLS,        /* STARTTLS handshake running */
 };
 
@@ -110,6 +111,13 @@ struct imap_session {
 	/* Enabled extensions (RFC 5161). */
 	bool utf8, rev2, condstore, qresync;
 	unsigned auth_failed;
+
+	/* Per-IP limits (spec/imap.md 2, 2.2). */
+	bool limit_exempt;         /* localserve and a loopback client */
+	bool limit_counted;        /* holds an open-connection slot */
+	bool slow;                 /* 3 or more failed logins */
+	bool slow_ready;           /* the 1 s pause before a read is over */
+	enum imap_read rd_before_slow; /* read state to resume after it */
 
 	/* After login. */
 	struct store_account *acct;

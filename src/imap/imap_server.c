@@ -28,6 +28,7 @@
 #include "maildir/store.h"
 #include "net/net.h"
 #include "sasl/sasl.h"
+#include "smtp/smtp_int.h" /* the per-IP limiter shared with SMTP */
 #include "lib/banned.h"
 
 #define IMAP_CAPS_BASE \
@@ -44,6 +45,8 @@
 	"PREVIEW CHILDREN"
 
 #define AUTH_DELAY_MAX_S 15
+#define SLOW_AFTER 3        /* spec/imap.md 2.2: failures before slow mode */
+#define SLOW_READ_MS 1000   /* spec/imap.md 2.2: pause before each read */
 
 enum {
 	CF_NOFLUSH = 1,  /* keep expunges queued (MSN FETCH/STORE/SEARCH) */
@@ -279,6 +282,10 @@ imap_login_done(struct imap_session *s, struct store_account *acct,
 	s->sub = store_sub_new(acct, imap_changes_cb, s);
 	s->state = IMAP_S_AUTH;
 	s->auth_failed = 0;
+	s->slow = false;
+	/* spec/imap.md 2.2: a success resets the IP's failure count. */
+	if (!s->limit_exempt)
+		smtp_limit_auth_ok(net_conn_remote_ip(s->c));
 	imap_set_timeout(s);
 	log_info(&s->log, "authenticated", LF_STR("username", username));
 }
@@ -290,9 +297,12 @@ imap_login_failed(struct imap_session *s, const char *reply)
 
 	s->auth_failed++;
 	/* spec/imap.md 2.2: clients that keep failing are slowed down; a
-	 * failed login is answered after a timer, never a sleep. */
-	if (s->auth_failed >= 3 &&
-	    !(s->l->localserve && net_conn_is_loopback(s->c))) {
+	 * failed login is answered after a timer, never a sleep. Every
+	 * failure counts in the per-IP limiter shared with SMTP. */
+	if (!s->limit_exempt)
+		smtp_limit_auth_failed(net_conn_remote_ip(s->c), time_wall_ns());
+	if (s->auth_failed >= SLOW_AFTER && !s->limit_exempt) {
+		s->slow = true;
 		delay = s->auth_failed - 2;
 		if (delay > AUTH_DELAY_MAX_S)
 			delay = AUTH_DELAY_MAX_S;
@@ -658,6 +668,15 @@ process(struct imap_session *s)
 		case IMAP_R_AUTH: {
 			size_t max = IMAP_LINE_MAX;
 
+			if (s->slow && !s->slow_ready) {
+				/* spec/imap.md 2.2: 1 s before each read. */
+				s->rd_before_slow = s->rd;
+				s->rd = IMAP_R_SLOW;
+				net_conn_pause_input(s->c, true);
+				net_conn_set_timer(s->c, SLOW_READ_MS);
+				return;
+			}
+
 			if (s->rd == IMAP_R_LINE)
 				max = s->line_bytes < IMAP_LINE_MAX - 3 ?
 				    IMAP_LINE_MAX - s->line_bytes :
@@ -674,6 +693,7 @@ process(struct imap_session *s)
 				s->closing = true;
 				return;
 			}
+			s->slow_ready = false;
 			if (s->rd == IMAP_R_IDLE)
 				imap_idle_line(s, line);
 			else if (s->rd == IMAP_R_AUTH)
@@ -726,10 +746,42 @@ process(struct imap_session *s)
 			s->rd = IMAP_R_LINE;
 			break;
 		case IMAP_R_DELAY:
+		case IMAP_R_SLOW:
 		case IMAP_R_TLS:
 			return;
 		}
 	}
+}
+
+/* spec/imap.md 2 steps 2 to 4: connection rate, failed authentications
+ * and open connections per IP class, counted together with SMTP's. */
+static bool
+limit_refused(struct imap_session *s)
+{
+	const char *ip = net_conn_remote_ip(s->c);
+	const char *why = NULL;
+
+	switch (smtp_limit_conn_start(ip, true, time_wall_ns())) {
+	case SMTP_LIMIT_OK:
+		s->limit_counted = true;
+		return false;
+	case SMTP_LIMIT_RATE:
+		why = "connection rate from your ip or network too high, slow "
+		      "down please";
+		break;
+	case SMTP_LIMIT_AUTH:
+		why = "too many auth failures";
+		break;
+	case SMTP_LIMIT_CONNS:
+		why = "too many open connections from your ip or network";
+		break;
+	}
+	log_info(&s->log, "connection refused by limiter", LF_STR("remote", ip),
+	    LF_STR("reason", why));
+	net_conn_printf(s->c, "* BYE %s\r\n", why);
+	net_conn_close(s->c);
+	s->closing = true;
+	return true;
 }
 
 static void *
@@ -751,6 +803,10 @@ imap_start(struct net_conn *c, void *arg)
 		net_conn_close(c);
 		return s;
 	}
+	/* DESIGN.md: localserve applies no per-IP limits to loopback. */
+	s->limit_exempt = s->l->localserve && net_conn_is_loopback(c);
+	if (!s->limit_exempt && limit_refused(s))
+		return s;
 	buf_init(&caps, BUF_NOMAX);
 	imap_capabilities(s, &caps);
 	imap_reply(s, "* OK [CAPABILITY %s] mox imap", caps.data);
@@ -786,6 +842,11 @@ imap_event(struct net_conn *c, void *sess, unsigned ev)
 		cmd_reset(s);
 		net_conn_pause_input(c, false);
 	}
+	if ((ev & NET_EV_TIMER) && s->rd == IMAP_R_SLOW) {
+		s->rd = s->rd_before_slow;
+		s->slow_ready = true;
+		net_conn_pause_input(c, false);
+	}
 	if ((ev & NET_EV_TLS) && s->rd == IMAP_R_TLS)
 		s->rd = IMAP_R_LINE;
 	if ((ev & NET_EV_NOTIFY) && s->rd == IMAP_R_IDLE) {
@@ -802,7 +863,8 @@ imap_end(struct net_conn *c, void *sess)
 {
 	struct imap_session *s = sess;
 
-	(void)c;
+	if (s->limit_counted)
+		smtp_limit_conn_end(net_conn_remote_ip(c));
 	store_sub_free(s->sub);
 	s->sub = NULL;
 	files_cleanup(s);

@@ -543,6 +543,112 @@ def test_extensions():
     r.close()
 
 
+SERVE_PORT = 2143
+
+
+def serve_config(tmp):
+    """A `mox serve` config on IP (ports 2xxx), where the per-IP limits
+    apply to loopback clients too (unlike localserve)."""
+    d = os.path.join(tmp, "srv")
+    r = subprocess.run([MOX, "localserve", "-dir", d, "-ip", IP, "-initonly"],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        return None
+    conf = os.path.join(d, "mox.conf")
+    with open(conf) as f:
+        text = f.read()
+    text = re.sub(r"Port: 1(\d\d\d)", lambda m: "Port: 2" + m.group(1), text)
+    text = text.replace("LogLevel: traceauth", "LogLevel: debug")
+    text = re.sub(r"User: \d+", "User: 65534", text)
+    with open(conf, "w") as f:
+        f.write(text)
+    return d
+
+
+def greet(port=SERVE_PORT):
+    r = Raw(port)
+    return r, r.line()
+
+
+def test_limits(tmp):
+    """spec/imap.md 2 and 2.2 against `mox serve`: slow mode after the
+    3rd failed login, 30 open connections, 10 failed logins and 300
+    connections per minute from one IP."""
+    d = serve_config(tmp)
+    if d is None or os.getuid() != 0:
+        print("skip: mox serve tests need root (serve binds as root)")
+        return
+    subprocess.run(["chown", "-R", "65534:65534", d], check=True)
+    os.chmod(tmp, 0o755)
+    log = open(os.path.join(tmp, "serve.log"), "w")
+    p = subprocess.Popen([MOX, "-config", os.path.join(d, "mox.conf"),
+                          "serve"], stdout=log, stderr=subprocess.STDOUT)
+    conns = []
+    try:
+        check(wait_port(SERVE_PORT), "mox serve listens")
+        # The counters use fixed minutes of the wall clock.
+        if time.time() % 60 > 30:
+            time.sleep(61 - time.time() % 60)
+        r, g = greet()
+        check(g.startswith(b"* OK [CAPABILITY "), "serve greeting")
+        times = []
+        for i in range(3):
+            t0 = time.time()
+            u, t = r.cmd("f%d" % i, b"LOGIN mox@localhost wrong")
+            times.append(time.time() - t0)
+        check(t.startswith(b"f2 NO [AUTHENTICATIONFAILED]") and
+              times[0] < 0.5 and times[2] >= 0.9,
+              "third failure answered late: %r" % times)
+        t0 = time.time()
+        u, t = r.cmd("f3", b"NOOP")
+        check(t.startswith(b"f3 OK") and time.time() - t0 >= 0.9,
+              "slow mode: 1 s before each read")
+        r.close()
+        # 30 open connections (plus none): the 31st is refused.
+        for i in range(30):
+            c, g = greet()
+            conns.append(c)
+        c, g = greet()
+        check(g == b"* BYE too many open connections from your ip or "
+              b"network", "31st concurrent connection refused: %r" % g)
+        c.close()
+        for c in conns:
+            c.close()
+        conns = []
+        time.sleep(0.5)
+        # 7 more failures make 10 in this minute.
+        for i in range(7):
+            r, g = greet()
+            r.cmd("g", b"LOGIN mox@localhost wrong")
+            r.close()
+        c, g = greet()
+        check(g == b"* BYE too many auth failures",
+              "11th connection after 10 failures refused: %r" % g)
+        c.close()
+        # Connections so far: wait_port, 1+30+1+7+1 = 41; 300 per minute.
+        n, g, seen = 41, b"", set()
+        while n < 310:
+            c, g = greet()
+            c.close()
+            n += 1
+            if b"rate" in g:
+                break
+            seen.add(g)
+        check(seen == {b"* BYE too many auth failures"} and n == 301 and
+              g == b"* BYE connection rate from your ip or network too "
+              b"high, slow down please", "connection rate limit: %d %r" %
+              (n, g))
+    finally:
+        for c in conns:
+            c.close()
+        p.terminate()
+        try:
+            p.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            p.kill()
+        log.close()
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="mox-imap-")
     d = os.path.join(tmp, "ls")
@@ -567,6 +673,11 @@ def main():
         except subprocess.TimeoutExpired:
             p.kill()
         log.close()
+    try:
+        test_limits(tmp)
+    except Exception as e:
+        failures.append("test_limits: %r" % e)
+        print("FAIL: test_limits", repr(e), flush=True)
     vd = os.path.join(BUILD, "mox-verifydata")
     if os.path.exists(vd):
         r = subprocess.run([vd, d], capture_output=True, text=True)

@@ -125,6 +125,19 @@ def new_messages(datadir, before, mailbox="Inbox", account="mox"):
     return [m for m in readback(datadir, account, mailbox) if m[0] > before]
 
 
+def wait_new(datadir, before, count, timeout=20.0):
+    """Submissions are delivered by the queue in the background: wait
+    until count new messages arrived (or the timeout), then settle briefly
+    so a late extra delivery is also seen."""
+    end = time.time() + timeout
+    new = new_messages(datadir, before)
+    while len(new) < count and time.time() < end:
+        time.sleep(0.1)
+        new = new_messages(datadir, before)
+    time.sleep(0.3)
+    return new_messages(datadir, before)
+
+
 def last_uid(datadir, mailbox="Inbox", account="mox"):
     msgs = readback(datadir, account, mailbox)
     return max([m[0] for m in msgs], default=0)
@@ -487,7 +500,7 @@ def test_submission(d):
     except smtplib.SMTPDataError as e:
         check(e.smtp_code == 554, "message without body section: 554")
     s.quit()
-    new = new_messages(d, before)
+    new = wait_new(d, before, 1)
     check(len(new) == 1, "submission delivered back to the account")
     if new:
         pfx = split_prefix(new[0][1], msg) or b""
@@ -558,7 +571,7 @@ def run_swaks(d):
                            timeout=60)
         check(r.returncode == 0, "swaks " + what + (" " + r.stdout[-300:]
                                                     if r.returncode else ""))
-    new = new_messages(d, before)
+    new = wait_new(d, before, len(runs))
     check(len(new) == len(runs) and
           all(b"\r\n\r\nswaks body\r\n" in m[1] for m in new),
           "swaks messages stored with their body (%d of %d)" %
@@ -603,7 +616,7 @@ def test_sendmail(d, tmp):
                        input=b"Subject: cron\n\nhello\n.dot\n", env=env,
                        capture_output=True)
     check(r.returncode == 0, "mox sendmail exit 0 (%s)" % r.stderr[-200:])
-    new = new_messages(d, before)
+    new = wait_new(d, before, 1)
     check(len(new) == 1 and new[0][1].endswith(
         b'From: "Cron Daemon" <mox@localhost>\r\nSubject: cron\r\n\r\n'
         b"hello\r\n.dot\r\n"), "mox sendmail delivered with CRLF and From")

@@ -1083,6 +1083,415 @@ test_backup(void **state)
 	buf_release(&rep);
 }
 
+/* ---- review findings ---- */
+
+/* DELETE of a non-ASCII parent sees its children (bytes, not characters). */
+static void
+test_delete_nonascii_parent(void **state)
+{
+	struct fx *fx = *state;
+	struct store_err err;
+
+	assert_int_equal(store_mailbox_create(fx->a, "\xc3\x84rger/b", 0, NULL,
+			     &err),
+	    0);
+	assert_int_equal(store_mailbox_delete(fx->a, "\xc3\x84rger", &err), -1);
+	assert_int_equal(err.code, STORE_EHASCHILDREN);
+	assert_int_equal(store_mailbox_delete(fx->a, "\xc3\x84rger/b", &err),
+	    0);
+	assert_int_equal(store_mailbox_delete(fx->a, "\xc3\x84rger", &err), 0);
+}
+
+/* Every broadcast of Inbox counts matches the additions broadcast so far,
+ * also when a delivery of a group commit fails after counting. */
+struct gc {
+	int64_t inbox;
+	int64_t adds;
+	int bad;
+	int groups;
+};
+
+static void
+gc_fn(const struct store_change *c, size_t n, void *arg)
+{
+	struct gc *g = arg;
+	int64_t total = -1;
+
+	for (size_t i = 0; i < n; i++) {
+		if (c[i].mailbox_id != g->inbox)
+			continue;
+		if (c[i].type == STORE_CHANGE_ADD_UID)
+			g->adds++;
+		if (c[i].type == STORE_CHANGE_MAILBOX_COUNTS)
+			total = c[i].counts.total;
+	}
+	if (total != -1 && total != g->adds)
+		g->bad++;
+	g->groups++;
+}
+
+static void *
+gc_main(void *arg)
+{
+	struct store_account *a = arg;
+
+	for (int i = 0; i < 30; i++) {
+		struct store_add in = { .data = "S: g\r\n\r\nx\r\n", .len = 11 };
+		const char *good[] = { "Inbox" }, *bad[] = { "Inbox", "Nope" };
+		struct store_added o[2];
+		struct store_err err;
+
+		(void)store_deliver(a, &in, i % 2 ? bad : good, i % 2 ? 2 : 1, o,
+		    &err);
+	}
+	return NULL;
+}
+
+static void
+test_group_commit_counts(void **state)
+{
+	struct fx *fx = *state;
+	struct gc g = { .inbox = mbid(fx->a, "Inbox") };
+	struct store_sub *sub = store_sub_new(fx->a, gc_fn, &g);
+	pthread_t th[8];
+	struct store_mailbox mb;
+	struct store_err err;
+
+	for (int i = 0; i < 8; i++)
+		assert_int_equal(pthread_create(&th[i], NULL, gc_main, fx->a),
+		    0);
+	for (int i = 0; i < 8; i++)
+		pthread_join(th[i], NULL);
+	store_sub_free(sub);
+	if (g.bad != 0)
+		fail_msg("%d of %d broadcasts with wrong counts", g.bad,
+		    g.groups);
+	assert_int_equal(store_mailbox_get_id(fx->a, g.inbox, &mb, &err), 0);
+	assert_int_equal(mb.counts.total, 8 * 15);
+	assert_int_equal(g.adds, 8 * 15);
+	store_mailbox_release(&mb);
+}
+
+/* RFC 7162 3.1.3: UNCHANGEDSINCE is tested before the no-op shortcut. */
+static void
+test_unchangedsince_noop(void **state)
+{
+	struct fx *fx = *state;
+	struct store_added x = deliver(fx->a, "Inbox", STORE_F_SEEN, NULL);
+	struct store_flags_result fr;
+	struct store_err err;
+
+	assert_int_equal(store_flags(fx->a, x.mailbox_id, &x.uid, 1,
+			     STORE_FLAGS_ADD, STORE_F_SEEN, NULL, 0, &fr, &err),
+	    0);
+	assert_int_equal(fr.n_modified, 1);
+	assert_int_equal(fr.n_changed, 0);
+	store_flags_result_release(&fr);
+	/* Unchanged since its own modseq: passes, and stays a no-op. */
+	assert_int_equal(store_flags(fx->a, x.mailbox_id, &x.uid, 1,
+			     STORE_FLAGS_ADD, STORE_F_SEEN, NULL, x.modseq, &fr,
+			     &err),
+	    0);
+	assert_int_equal(fr.n_modified, 0);
+	assert_int_equal(fr.n_changed, 0);
+	store_flags_result_release(&fr);
+}
+
+/* bcrypt checks 72 octets: longer passwords are refused. */
+static void
+test_password_max(void **state)
+{
+	struct fx *fx = *state;
+	struct store_err err;
+	char pw[80];
+
+	memset(pw, 'p', sizeof(pw));
+	pw[73] = '\0';
+	assert_int_equal(store_password_set(fx->a, pw, &err), -1);
+	assert_int_equal(err.code, STORE_EINVAL);
+	assert_non_null(strstr(err.text, "72"));
+	pw[72] = '\0';
+	assert_int_equal(store_password_set(fx->a, pw, &err), 0);
+	assert_int_equal(store_password_check(fx->a, pw, &err), 0);
+	pw[72] = 'x';
+	pw[73] = '\0';
+	assert_int_equal(store_password_check(fx->a, pw, &err), -1);
+	assert_int_equal(err.code, STORE_EBADPASSWORD);
+}
+
+/* A file in new/ that cannot be indexed does not block the mailbox: it is
+ * moved away; a FIFO does not block the scan. */
+static void
+test_scan_new_bad_file(void **state)
+{
+	struct fx *fx = *state;
+	int64_t inbox = mbid(fx->a, "Inbox");
+	struct store_msg_list l;
+	struct store_err err;
+	char p[512];
+	struct stat sb;
+	int fd;
+
+	drop_new(fx->dir, inbox, "1700000000.1.good", "A: b\r\n\r\nx\r\n");
+	snprintf(p, sizeof(p), "%s/accounts/mjl/maildir/%lld/new/big", fx->dir,
+	    (long long)inbox);
+	fd = open(p, O_WRONLY | O_CREAT | O_EXCL, 0640);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, ((off_t)1 << 31) + 1), 0);
+	close(fd);
+	snprintf(p, sizeof(p), "%s/accounts/mjl/maildir/%lld/new/fifo", fx->dir,
+	    (long long)inbox);
+	assert_int_equal(mkfifo(p, 0640), 0);
+	if (store_list(fx->a, inbox, &l, &err) == -1)
+		fail_msg("list: %s", err.text);
+	assert_int_equal(l.n, 1);
+	store_msg_list_release(&l);
+	snprintf(p, sizeof(p), "%s/moved/accounts/mjl/new/%lld/big", fx->dir,
+	    (long long)inbox);
+	assert_int_equal(stat(p, &sb), 0);
+	snprintf(p, sizeof(p), "%s/moved/accounts/mjl/new/%lld/fifo", fx->dir,
+	    (long long)inbox);
+	assert_int_equal(lstat(p, &sb), 0);
+	assert_true(S_ISFIFO(sb.st_mode));
+}
+
+/* Accounts stay open after the last put; concurrent first opens of one
+ * name wait for one opener. */
+struct ag {
+	struct store *s;
+	struct store_account *got;
+	int rc;
+};
+
+static void *
+ag_main(void *arg)
+{
+	struct ag *g = arg;
+	struct store_err err;
+
+	g->rc = store_account_get(g->s, "conc", true, &g->got, &err);
+	return NULL;
+}
+
+static void
+test_account_cache(void **state)
+{
+	struct fx *fx = *state;
+	struct store_account *b, *c;
+	struct store_err err;
+	struct store_added y;
+	struct ag g[8];
+	pthread_t th[8];
+	char p[512];
+	int fd;
+
+	for (int i = 0; i < 8; i++) {
+		g[i].s = fx->s;
+		g[i].got = NULL;
+		assert_int_equal(pthread_create(&th[i], NULL, ag_main, &g[i]),
+		    0);
+	}
+	for (int i = 0; i < 8; i++) {
+		pthread_join(th[i], NULL);
+		assert_int_equal(g[i].rc, 0);
+		assert_ptr_equal(g[i].got, g[0].got);
+	}
+	for (int i = 0; i < 8; i++)
+		store_account_put(g[i].got);
+	/* Cached: the id repair scan does not run again for this handle, so
+	 * the get that follows a put is cheap. */
+	assert_int_equal(store_account_get(fx->s, "conc", false, &b, &err), 0);
+	snprintf(p, sizeof(p), "%s/accounts/conc/maildir/1/cur/5000:2,",
+	    fx->dir);
+	fd = open(p, O_WRONLY | O_CREAT | O_EXCL, 0640);
+	assert_true(fd >= 0);
+	close(fd);
+	store_account_put(b);
+	assert_int_equal(store_account_get(fx->s, "conc", false, &c, &err), 0);
+	assert_ptr_equal(b, c);
+	y = deliver(c, "Inbox", 0, NULL);
+	assert_true(y.id < 5000);
+	assert_int_equal(unlink(p), 0);
+	check_clean(c);
+	store_account_put(c);
+}
+
+/* A maildir/<id> directory left by a create whose commit was lost is not
+ * reused; -fix never deletes files it could not move away. */
+static void
+test_mailbox_dirs(void **state)
+{
+	struct fx *fx = *state;
+	struct store *s2;
+	struct store_account *b;
+	struct store_err err;
+	struct buf rep;
+	char p[512];
+	int64_t id;
+	int fd;
+
+	snprintf(p, sizeof(p), "%s/accounts/mjl/maildir/40/cur", fx->dir);
+	assert_int_equal(io_mkdir_p(p, 0750), 0);
+	s2 = store_new(fx->dir, &err);
+	assert_non_null(s2);
+	assert_int_equal(store_account_get(s2, "mjl", false, &b, &err), 0);
+	assert_int_equal(store_mailbox_create(b, "Fresh", 0, &id, &err), 0);
+	assert_true(id > 40);
+	store_account_put(b);
+	store_free(s2);
+	/* A file in the unknown mailbox 40, and moved/ unusable. */
+	snprintf(p, sizeof(p), "%s/accounts/mjl/maildir/40/cur/7:2,", fx->dir);
+	fd = open(p, O_WRONLY | O_CREAT | O_EXCL, 0640);
+	assert_true(fd >= 0);
+	close(fd);
+	{
+		char m[512];
+
+		snprintf(m, sizeof(m), "%s/moved", fx->dir);
+		fd = open(m, O_WRONLY | O_CREAT | O_EXCL, 0640);
+		assert_true(fd >= 0);
+		close(fd);
+		buf_init(&rep, BUF_NOMAX);
+		assert_int_equal(store_check(fx->a, true, &rep), -1);
+		assert_int_equal(access(p, F_OK), 0);
+		assert_int_equal(unlink(m), 0);
+	}
+	buf_reset(&rep);
+	if (store_check(fx->a, true, &rep) == -1)
+		fail_msg("fix: %s", rep.data);
+	assert_int_equal(access(p, F_OK), -1);
+	snprintf(p, sizeof(p), "%s/moved/accounts/mjl/40/7:2,", fx->dir);
+	assert_int_equal(access(p, F_OK), 0);
+	snprintf(p, sizeof(p), "%s/accounts/mjl/maildir/40", fx->dir);
+	assert_int_equal(access(p, F_OK), -1);
+	buf_release(&rep);
+}
+
+/* A streaming import is one transaction: abort leaves nothing. */
+static void
+test_import_stream(void **state)
+{
+	struct fx *fx = *state;
+	struct store_import *im;
+	struct store_add in = { .data = "S: i\r\n\r\nx\r\n", .len = 11 };
+	struct store_added o[3];
+	struct store_mailbox mb;
+	struct store_err err;
+	char p[512];
+
+	im = store_import_begin(fx->a, "Imported/Sub", true, &err);
+	assert_non_null(im);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(store_import_add(im, &in, &o[i], &err), 0);
+	assert_int_equal(o[0].modseq, o[2].modseq);
+	store_import_abort(im);
+	assert_int_equal(store_mailbox_get(fx->a, "Imported", &mb, &err), -1);
+	snprintf(p, sizeof(p), "%s/accounts/mjl/maildir/%lld/cur/%lld:2,",
+	    fx->dir, (long long)o[0].mailbox_id, (long long)o[0].id);
+	assert_int_equal(access(p, F_OK), -1);
+	im = store_import_begin(fx->a, "Imported/Sub", true, &err);
+	assert_non_null(im);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(store_import_add(im, &in, &o[i], &err), 0);
+	assert_int_equal(store_import_commit(im, &err), 0);
+	assert_int_equal(store_mailbox_get(fx->a, "Imported/Sub", &mb, &err),
+	    0);
+	assert_int_equal(mb.counts.total, 3);
+	store_mailbox_release(&mb);
+}
+
+/* Backup through a second handle (as mox backup, another process) while
+ * the first moves and expunges: the backup is complete and verifies clean;
+ * files waiting in new/ are included. */
+struct mv {
+	struct store_account *a;
+	volatile int *stop;
+	int rounds;
+};
+
+static void *
+mv_main(void *arg)
+{
+	struct mv *m = arg;
+	int64_t inbox = mbid(m->a, "Inbox"), arch = mbid(m->a, "Archive");
+
+	while (!*m->stop) {
+		struct store_msg_list l;
+		struct store_uidmap map;
+		struct store_flags_result fr;
+		struct store_uids rm;
+		struct store_err err;
+		uint32_t u[8];
+		size_t n = 0;
+
+		if (store_list(m->a, inbox, &l, &err) == -1)
+			break;
+		for (size_t i = 0; i < l.n && n < 8; i += 3)
+			u[n++] = l.v[i].uid;
+		store_msg_list_release(&l);
+		if (n == 0)
+			break;
+		if (store_move(m->a, inbox, u, n, arch, &map, &err) == 0) {
+			if (store_flags(m->a, arch, map.dst, map.n / 2 + 1,
+				STORE_FLAGS_ADD, STORE_F_DELETED, NULL, -1, &fr,
+				&err) == 0)
+				store_flags_result_release(&fr);
+			if (store_expunge(m->a, arch, NULL, 0, &rm, &err) == 0)
+				store_uids_release(&rm);
+			store_uidmap_release(&map);
+		}
+		for (int i = 0; i < 4; i++)
+			deliver(m->a, "Inbox", 0, NULL);
+		m->rounds++;
+	}
+	return NULL;
+}
+
+static void
+test_backup_other_process(void **state)
+{
+	struct fx *fx = *state;
+	volatile int stop = 0;
+	struct mv m = { .a = fx->a, .stop = &stop };
+	struct store *s2;
+	struct store_account *b;
+	struct store_err err;
+	struct buf rep;
+	pthread_t th;
+	char dst[256], p[512];
+
+	for (int i = 0; i < 300; i++)
+		deliver(fx->a, "Inbox", 0, NULL);
+	drop_new(fx->dir, mbid(fx->a, "Archive"), "1700000000.9.waiting",
+	    "A: w\r\n\r\n");
+	s2 = store_open(fx->dir, STORE_OPEN_READONLY, &err);
+	assert_non_null(s2);
+	assert_int_equal(store_account_get(s2, "mjl", false, &b, &err), 0);
+	assert_int_equal(pthread_create(&th, NULL, mv_main, &m), 0);
+	buf_init(&rep, BUF_NOMAX);
+	for (int i = 0; i < 6; i++) {
+		snprintf(dst, sizeof(dst), "%s/backup%d", fx->dir, i);
+		if (store_backup_account(b, dst, &err) == -1)
+			fail_msg("backup %d: %s", i, err.text);
+		buf_reset(&rep);
+		if (store_verify_datadir(dst, false, &rep) == -1)
+			fail_msg("backup %d verify: %s", i, rep.data);
+		/* Verifying creates nothing in the directory. */
+		snprintf(p, sizeof(p), "%s/tmp", dst);
+		assert_int_equal(access(p, F_OK), -1);
+	}
+	stop = 1;
+	pthread_join(th, NULL);
+	assert_true(m.rounds > 0);
+	snprintf(p, sizeof(p), "%s/backup0/accounts/mjl/maildir/%lld/new/"
+			       "1700000000.9.waiting",
+	    fx->dir, (long long)mbid(fx->a, "Archive"));
+	assert_int_equal(access(p, F_OK), 0);
+	buf_release(&rep);
+	store_account_put(b);
+	store_free(s2);
+}
+
 int
 main(void)
 {
@@ -1114,6 +1523,24 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_truncated_db, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_backup, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_delete_nonascii_parent,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_group_commit_counts, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_unchangedsince_noop, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_password_max, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_scan_new_bad_file, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_account_cache, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_mailbox_dirs, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_import_stream, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_backup_other_process,
+		    setup, teardown),
 	};
 
 	log_init();

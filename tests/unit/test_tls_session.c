@@ -325,6 +325,75 @@ test_tls_handshakes(void **state)
 	(void)state;
 }
 
+/* A send that the socket refused leaves output pending in the session
+ * (the runtime then waits for EPOLLOUT even with its own buffer empty);
+ * once the peer read and the send completed, nothing is pending. */
+static void
+test_tls_write_pending(void **state)
+{
+	struct tls_keycert kc = { cert_a, key_a };
+	struct tls_server_params sp = { &kc, 1, NULL, TLS_SNI_STRICT };
+	static char chunk[16384], sink[65536];
+	const char *why = NULL;
+	struct client_run cr;
+	struct tls_server *srv;
+	struct tls_session *ss;
+	struct buf err;
+	pthread_t th;
+	size_t sent = 0, got = 0;
+	int sv[2], rc, sndbuf = 4096;
+	int64_t end;
+
+	buf_init(&err, 1024);
+	srv = tls_server_new(&sp, &err);
+	assert_non_null(srv);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv),
+	    0);
+	assert_int_equal(fcntl(sv[0], F_SETFL, O_NONBLOCK), 0);
+	(void)setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+	memset(&cr, 0, sizeof(cr));
+	cr.fd = sv[1];
+	cr.p.host = "localhost";
+	cr.p.no_verify = true;
+	cr.p.timeout_ms = 5000;
+	buf_init(&cr.err, 1024);
+	ss = tls_session_server(srv, sv[0], &why);
+	assert_non_null(ss);
+	assert_int_equal(pthread_create(&th, NULL, client_main, &cr), 0);
+	rc = server_handshake(ss, sv[0], &why);
+	pthread_join(th, NULL);
+	if (rc != TLS_OK || cr.s == NULL)
+		fail_msg("handshake: %s %s", why ? why : "", cr.err.data);
+	assert_false(tls_session_write_pending(ss));
+	memset(chunk, 'w', sizeof(chunk));
+	for (int i = 0; i < 1000; i++) {
+		rc = tls_session_send(ss, chunk, sizeof(chunk), &sent);
+		if (rc != TLS_OK)
+			break;
+	}
+	assert_int_equal(rc, TLS_AGAIN);
+	assert_true(tls_session_write_pending(ss));
+	/* The client reads; the server repeats the send until it is done. */
+	end = time_mono_ms() + 5000;
+	do {
+		struct pollfd pfd = { sv[1], POLLIN, 0 };
+
+		if (poll(&pfd, 1, 0) == 1)
+			(void)tls_session_recv(cr.s, sink, sizeof(sink), &got);
+		rc = tls_session_send(ss, chunk, sizeof(chunk), &sent);
+	} while (rc == TLS_AGAIN && time_mono_ms() < end);
+	assert_int_equal(rc, TLS_OK);
+	assert_false(tls_session_write_pending(ss));
+	tls_session_free(cr.s);
+	tls_session_free(ss);
+	buf_release(&cr.err);
+	buf_release(&err);
+	close(sv[0]);
+	close(sv[1]);
+	tls_server_free(srv);
+	(void)state;
+}
+
 static void
 test_tls_server_errors(void **state)
 {
@@ -380,6 +449,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_tls_min_version),
 		cmocka_unit_test(test_tls_handshakes),
+		cmocka_unit_test(test_tls_write_pending),
 		cmocka_unit_test(test_tls_server_errors),
 		cmocka_unit_test(test_tls_selfsigned_bad_path),
 	};
