@@ -721,7 +721,7 @@ bk_message(struct backup *b, int64_t id, int64_t mb)
 		store_msg_path(b->a, at, id, &src);
 		if (bk_link(src.data, dst.data) == 0)
 			break;
-		if (1) {
+		if (errno != ENOENT) {
 			bk_fail(b, "link %s: %s", src.data,
 			    log_strerror(errno));
 			break;

@@ -839,8 +839,6 @@ list_items(int argc, char **argv, bool retired)
 			add_dur(&line, now - it->last_attempt_ns);
 		buf_adds(&line, " error ");
 		add_quoted(&line, it->last_error);
-		if (!retired && it->hold)
-			buf_adds(&line, " (on hold)");
 		buf_addc(&line, '\n');
 		flush_line(&line);
 	}

@@ -43,8 +43,7 @@
 #define PATH_MAX_LEN 4096                 /* one path we build */
 #define MSG_MAX (256u * 1024 * 1024)       /* one imported/exported message */
 #define KWFILE_MAX (64u * 1024)            /* a dovecot-keywords file */
-#define IMPORT_BATCH 1000                  /* messages per transaction */
-#define IMPORT_BATCH_BYTES (64u * 1024 * 1024)
+#define IMPORT_BATCH 1000                  /* messages per progress line */
 #define SMALLFILE_MAX (64u * 1024 * 1024)  /* a file copied by backup */
 #define DB_BUSY_MS 30000                   /* SQLite busy timeout */
 
@@ -95,15 +94,16 @@ load_config(void)
 	return cfg;
 }
 
-/* Open store and account NAME; prints the reason on failure. */
+/* Open store and account NAME (STORE_OPEN_* flags); prints the reason on
+ * failure. */
 static int
 open_account(const char *datadir, const char *name, bool create,
-    struct store **s_out, struct store_account **a_out)
+    unsigned flags, struct store **s_out, struct store_account **a_out)
 {
 	struct store_err err;
 	struct store *s;
 
-	s = store_new(datadir, &err);
+	s = store_open(datadir, flags, &err);
 	if (s == NULL) {
 		cli_errorf("open data directory %s: %s", datadir, err.text);
 		return -1;
@@ -330,9 +330,6 @@ cmd_store_maildir_info_parse(const char *name,
 			case 'F':
 				flags |= STORE_F_FLAGGED;
 				break;
-			case 'P':
-				flags |= STORE_F_FORWARDED;
-				break;
 			case 'R':
 				flags |= STORE_F_ANSWERED;
 				break;
@@ -374,14 +371,14 @@ void
 cmd_store_maildir_info_format(uint32_t flags, const char *keywords,
     struct cmd_store_kwmap *m, struct buf *out)
 {
-	/* Maildir: info letters in ASCII order. */
+	/* Maildir: info letters in ASCII order; spec/store.md 18.1: D F R S
+	 * T only, $Forwarded is a keyword letter like the others. */
 	static const struct {
 		char c;
 		uint32_t flag;
 	} std[] = {
 		{ 'D', STORE_F_DRAFT },
 		{ 'F', STORE_F_FLAGGED },
-		{ 'P', STORE_F_FORWARDED },
 		{ 'R', STORE_F_ANSWERED },
 		{ 'S', STORE_F_SEEN },
 		{ 'T', STORE_F_DELETED },
@@ -608,13 +605,9 @@ struct pending {
 };
 
 struct importer {
-	struct store_account *a;
-	const char *mailbox;    /* canonical */
-	struct pending *v;      /* IMPORT_BATCH slots */
-	size_t n;
-	size_t bytes;           /* of v[0..n-1] */
-	size_t total;           /* committed */
-	size_t reported;        /* total at the last progress line */
+	struct store_import *imp; /* the one transaction of the import */
+	struct pending *v;      /* the message being added */
+	size_t total;           /* added */
 };
 
 static void
@@ -673,59 +666,49 @@ extract_fields(struct pending *p, const struct message_part *root)
 		p->received_ns = env->date_t * NS_PER_SEC;
 }
 
+/* Add the pending message to the import's transaction. */
 static int
 import_flush(struct importer *im)
 {
-	struct store_add *adds;
-	struct store_msg_fields *fields;
+	struct pending *p = im->v;
+	struct store_msg_fields fields;
+	struct store_add add;
 	struct store_err err;
 	int rc;
 
-	if (im->n == 0)
-		return 0;
-	adds = xcalloc(im->n, sizeof(*adds));
-	fields = xcalloc(im->n, sizeof(*fields));
-	for (size_t i = 0; i < im->n; i++) {
-		struct pending *p = &im->v[i];
-
-		fields[i].message_id = p->message_id;
-		fields[i].subject_base = p->subject_base;
-		fields[i].msgfrom_localpart = p->from_local;
-		fields[i].msgfrom_domain = p->from_domain;
-		fields[i].parsed = p->parsed;
-		fields[i].parsed_len = p->parsed_len;
-		adds[i].data = p->data;
-		adds[i].len = p->len;
-		adds[i].flags = p->flags;
-		adds[i].keywords = p->keywords;
-		adds[i].received_ns = p->received_ns;
-		adds[i].fields = &fields[i];
-	}
-	rc = store_import(im->a, im->mailbox, adds, im->n, NULL, &err);
+	memset(&fields, 0, sizeof(fields));
+	memset(&add, 0, sizeof(add));
+	fields.message_id = p->message_id;
+	fields.subject_base = p->subject_base;
+	fields.msgfrom_localpart = p->from_local;
+	fields.msgfrom_domain = p->from_domain;
+	fields.parsed = p->parsed;
+	fields.parsed_len = p->parsed_len;
+	add.data = p->data;
+	add.len = p->len;
+	add.flags = p->flags;
+	add.keywords = p->keywords;
+	add.received_ns = p->received_ns;
+	add.fields = &fields;
+	rc = store_import_add(im->imp, &add, NULL, &err);
 	if (rc == -1)
-		cli_errorf("import after %zu messages: %s", im->total, err.text);
+		cli_errorf("import of message %zu: %s", im->total + 1, err.text);
 	else
-		im->total += im->n;
-	for (size_t i = 0; i < im->n; i++)
-		pending_release(&im->v[i]);
-	im->n = 0;
-	im->bytes = 0;
-	free(adds);
-	free(fields);
-	if (rc == 0 && im->total / IMPORT_BATCH > im->reported / IMPORT_BATCH) {
+		im->total++;
+	pending_release(p);
+	if (rc == 0 && im->total % IMPORT_BATCH == 0) {
 		printf("%zu messages imported...\n", im->total);
-		im->reported = im->total;
+		fflush(stdout);
 	}
-	fflush(stdout);
 	return rc;
 }
 
-/* Queue one message (any line ends); flushes a full batch. */
+/* Parse one message (any line ends) and add it to the import. */
 static int
 import_add(struct importer *im, struct span raw, uint32_t flags,
     const char *keywords, int64_t received_ns)
 {
-	struct pending *p = &im->v[im->n];
+	struct pending *p = im->v;
 	struct message_part *root = NULL;
 	struct buf b;
 	const char *why;
@@ -734,8 +717,8 @@ import_add(struct importer *im, struct span raw, uint32_t flags,
 	cmd_store_to_crlf(raw, &b);
 	if (buf_failed(&b)) {
 		buf_release(&b);
-		cli_errorf("message %zu: larger than %u bytes",
-		    im->total + im->n + 1, MSG_MAX);
+		cli_errorf("message %zu: larger than %u bytes", im->total + 1,
+		    MSG_MAX);
 		return -1;
 	}
 	p->len = b.len;
@@ -753,11 +736,7 @@ import_add(struct importer *im, struct span raw, uint32_t flags,
 		extract_fields(p, root);
 		message_part_free(root);
 	}
-	im->n++;
-	im->bytes += p->len;
-	if (im->n == IMPORT_BATCH || im->bytes >= IMPORT_BATCH_BYTES)
-		return import_flush(im);
-	return 0;
+	return import_flush(im);
 }
 
 /* Received time from a Maildir file name ("<unix>.<rest>"), else mtime. */
@@ -797,7 +776,9 @@ import_maildir_dir(struct importer *im, const char *dir,
 
 		buf_reset(&path);
 		buf_addf(&path, "%s/%s", dir, names[i]);
-		fd = open(path.data, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		/* A FIFO must not block the import: it is skipped. */
+		fd = open(path.data,
+		    O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 		if (fd == -1 || fstat(fd, &sb) == -1) {
 			cli_errorf("open %s: %s", path.data, log_strerror(errno));
 			if (fd != -1)
@@ -1036,9 +1017,9 @@ cmd_import(int argc, char **argv)
 	struct config *cfg = NULL;
 	struct store *s = NULL;
 	struct store_account *a = NULL;
-	struct store_mailbox mb;
 	struct store_err err;
 	struct importer im;
+	struct pending one;
 	char *datadir = NULL;
 	bool maildir;
 	int rc = 1;
@@ -1049,7 +1030,8 @@ cmd_import(int argc, char **argv)
 			"import mbox" : "import maildir", args);
 	maildir = strcmp(argv[1], "maildir") == 0;
 	memset(&im, 0, sizeof(im));
-	memset(&mb, 0, sizeof(mb));
+	memset(&one, 0, sizeof(one));
+	im.v = &one;
 	cfg = load_config();
 	if (cfg == NULL)
 		goto out;
@@ -1058,30 +1040,31 @@ cmd_import(int argc, char **argv)
 		goto out;
 	}
 	datadir = config_path(cfg, cfg->st->data_dir);
-	if (open_account(datadir, argv[2], true, &s, &a) == -1)
+	if (open_account(datadir, argv[2], true, 0, &s, &a) == -1)
 		goto out;
-	if (store_mailbox_get(a, argv[3], &mb, &err) == -1) {
-		if (err.code != STORE_ENOMAILBOX ||
-		    store_mailbox_create(a, argv[3], 0, NULL, &err) == -1 ||
-		    store_mailbox_get(a, argv[3], &mb, &err) == -1) {
-			cli_errorf("mailbox %s: %s", argv[3], err.text);
-			goto out;
-		}
+	/* spec/store.md 18.2: one transaction (so one modseq) for the whole
+	 * import, the mailbox created in it: a failure leaves nothing, and
+	 * running the import again does not duplicate. */
+	im.imp = store_import_begin(a, argv[3], true, &err);
+	if (im.imp == NULL) {
+		cli_errorf("mailbox %s: %s", argv[3], err.text);
+		goto out;
 	}
-	im.a = a;
-	im.mailbox = mb.name;
-	im.v = xcalloc(IMPORT_BATCH, sizeof(*im.v));
 	if ((maildir ? import_maildir(&im, argv[4]) :
-		       import_mbox(&im, argv[4])) == -1 ||
-	    import_flush(&im) == -1)
+		       import_mbox(&im, argv[4])) == -1) {
+		cli_errorf("nothing imported");
 		goto out;
+	}
+	rc = store_import_commit(im.imp, &err) == 0 ? 0 : 1;
+	im.imp = NULL;
+	if (rc != 0) {
+		cli_errorf("import: %s; nothing imported", err.text);
+		goto out;
+	}
 	printf("%zu messages imported\n", im.total);
-	rc = 0;
 out:
-	for (size_t i = 0; im.v != NULL && i < im.n; i++)
-		pending_release(&im.v[i]);
-	free(im.v);
-	store_mailbox_release(&mb);
+	store_import_abort(im.imp);
+	pending_release(&one);
 	store_account_put(a);
 	store_free(s);
 	free(datadir);
@@ -1194,9 +1177,21 @@ out:
 	return rc;
 }
 
-/* Append message m in mboxrd form to out (spec/store.md 18.1). */
-static void
-mbox_format(const struct store_msg *m, struct span msg, struct buf *out)
+/* A MAIL FROM usable as the one word of a From line. */
+static bool
+from_word_ok(const char *s)
+{
+	if (s == NULL || s[0] == '\0' || strlen(s) > 256)
+		return false;
+	for (const char *p = s; *p != '\0'; p++)
+		if ((unsigned char)*p <= ' ' || *p == 0x7f)
+			return false;
+	return true;
+}
+
+void
+cmd_store_mbox_message(const struct store_msg *m, const char *mailfrom,
+    struct span msg, struct buf *out)
 {
 	struct span hdr = span_of(msg.p, message_header_len(msg));
 	struct message_header_iter it;
@@ -1206,7 +1201,8 @@ mbox_format(const struct store_msg *m, struct span msg, struct buf *out)
 	size_t end = 0, i;
 	bool first = true;
 
-	buf_adds(out, "From mox ");
+	/* spec/store.md 18.1: From <mailfrom or "mox"> <asctime>. */
+	buf_addf(out, "From %s ", from_word_ok(mailfrom) ? mailfrom : "mox");
 	cmd_store_asctime(m->received_ns / NS_PER_SEC, out);
 	buf_addc(out, '\n');
 	if (m->flags & STORE_F_SEEN)
@@ -1225,7 +1221,13 @@ mbox_format(const struct store_msg *m, struct span msg, struct buf *out)
 		buf_addc(out, '\n');
 	}
 	for (i = 0; i < ARRAY_LEN(wk_flags); i++) {
+		uint32_t jn = STORE_F_JUNK | STORE_F_NOTJUNK;
+
 		if (!(m->flags & wk_flags[i].flag))
+			continue;
+		/* spec/store.md 18.1: $Junk only if not also $NotJunk, and
+		 * the other way round. */
+		if ((wk_flags[i].flag & jn) && (m->flags & jn) == jn)
 			continue;
 		buf_adds(out, first ? "X-Keywords: " : ",");
 		buf_adds(out, wk_flags[i].name);
@@ -1281,13 +1283,15 @@ static int
 export_mbox_mb(struct exporter *ex, const struct store_mailbox *mb,
     const char *name, const struct store_msg_list *l)
 {
-	struct buf path, dir, data, out;
+	struct buf path, dir, data, out, from;
+	struct store_err err;
 	int fd = -1, rc = -1;
 
 	buf_init(&path, PATH_MAX_LEN);
 	buf_init(&dir, PATH_MAX_LEN);
 	buf_init(&data, MSG_MAX);
 	buf_init(&out, BUF_NOMAX);
+	buf_init(&from, 1024);
 	buf_addf(&path, "%s/%s.mbox", ex->dst, name);
 	io_dirname(path.data, &dir);
 	if (buf_failed(&path) || io_mkdir_p(dir.data, 0750) == -1) {
@@ -1305,7 +1309,12 @@ export_mbox_mb(struct exporter *ex, const struct store_mailbox *mb,
 		buf_reset(&out);
 		if (export_read(ex, mb, &l->v[i], &data) == -1)
 			continue;
-		mbox_format(&l->v[i], span_of_buf(&data), &out);
+		buf_reset(&from);
+		if (store_msg_mailfrom(ex->a, l->v[i].id, &from, &err) == -1 ||
+		    buf_failed(&from))
+			buf_reset(&from);
+		cmd_store_mbox_message(&l->v[i], from.data, span_of_buf(&data),
+		    &out);
 		if (io_write_all(fd, out.data, out.len) == -1) {
 			cli_errorf("write %s: %s", path.data,
 			    log_strerror(errno));
@@ -1327,6 +1336,7 @@ out:
 	buf_release(&dir);
 	buf_release(&data);
 	buf_release(&out);
+	buf_release(&from);
 	return rc;
 }
 
@@ -1455,7 +1465,8 @@ cmd_export(int argc, char **argv)
 		only = canon.data;
 	}
 	if (export_resolve(argv[i + 1], &datadir, &name) == -1 ||
-	    open_account(datadir, name, false, &s, &a) == -1)
+	    open_account(datadir, name, false, STORE_OPEN_READONLY, &s, &a) ==
+		-1)
 		goto out;
 	if (io_mkdir_p(ex.dst, 0750) == -1) {
 		cli_errorf("mkdir %s: %s", ex.dst, log_strerror(errno));
@@ -1916,7 +1927,8 @@ backup_accounts(struct backup *b, const struct config *cfg)
 		    log_strerror(errno));
 		goto out;
 	}
-	s = store_new(b->src, &err);
+	/* Read-only: the backup writes nothing in the data directory. */
+	s = store_open(b->src, STORE_OPEN_READONLY, &err);
 	if (s == NULL) {
 		backup_error(b, "open data directory: %s", err.text);
 		goto out;
@@ -2484,16 +2496,34 @@ cmd_setaccountpassword(int argc, char **argv)
 		    argv[1]);
 		fflush(stderr);
 	}
-	if (fgets(pw, (int)sizeof(pw), stdin) == NULL) {
-		cli_errorf("reading password from stdin: %s",
-		    ferror(stdin) ? log_strerror(errno) : "no input");
-		goto out;
+	/* read(2) into our buffer, which is wiped: stdio would keep a copy
+	 * of the password in its own buffer. One line, at most
+	 * STORE_PASSWORD_MAX octets. */
+	len = 0;
+	for (;;) {
+		ssize_t r;
+
+		if (len == sizeof(pw) - 1) {
+			cli_errorf("password longer than %d bytes (bcrypt "
+				   "checks only %d)",
+			    STORE_PASSWORD_MAX, STORE_PASSWORD_MAX);
+			goto out;
+		}
+		r = read(STDIN_FILENO, pw + len, 1);
+		if (r == -1 && errno == EINTR)
+			continue;
+		if (r == -1) {
+			cli_errorf("reading password from stdin: %s",
+			    log_strerror(errno));
+			goto out;
+		}
+		if (r == 0 || pw[len] == '\n')
+			break;
+		len++;
 	}
-	len = strlen(pw);
-	if (len > 0 && pw[len - 1] == '\n')
-		pw[--len] = '\0';
-	else if (len > STORE_PASSWORD_MAX) {
-		cli_errorf("password longer than %d bytes", STORE_PASSWORD_MAX);
+	pw[len] = '\0';
+	if (len == 0) {
+		cli_errorf("reading password from stdin: no input");
 		goto out;
 	}
 	if (len > 0 && pw[len - 1] == '\r')
@@ -2504,7 +2534,7 @@ cmd_setaccountpassword(int argc, char **argv)
 		goto out;
 	}
 	datadir = config_path(cfg, cfg->st->data_dir);
-	if (open_account(datadir, argv[1], true, &s, &a) == -1)
+	if (open_account(datadir, argv[1], true, 0, &s, &a) == -1)
 		goto out;
 	if (store_password_set(a, pw, &err) == -1) {
 		cli_errorf("setting password: %s", err.text);

@@ -42,15 +42,15 @@ void cmd_store_kwmap_parse(struct cmd_store_kwmap *m, struct span text);
 void cmd_store_kwmap_format(const struct cmd_store_kwmap *m, struct buf *out);
 
 /* Flags and keywords from a Maildir file name's ":2," info (spec/store.md
- * 18.2): D F R S T, P (INTEROP: mutt and others mean forwarded), letters
- * a-z through m. Well-known keyword names become STORE_F_* flags; valid
+ * 18.2): D F R S T, P ignored, letters a-z through m. Well-known keyword names become STORE_F_* flags; valid
  * others are appended to keywords space separated (lower-cased); invalid
  * ones are dropped. A name without ":2," has no flags. Pure. */
 void cmd_store_maildir_info_parse(const char *name,
     const struct cmd_store_kwmap *m, uint32_t *flags_out,
     struct buf *keywords);
-/* The ":2,<letters>" info for flags and keywords (space separated),
- * assigning letters in m to keywords on first use. Keywords beyond the 26
+/* The ":2,<letters>" info for flags and keywords (space separated): D F
+ * R S T, then letters in m for the well-known keywords ($Forwarded too)
+ * and the others, assigned on first use. Keywords beyond the 26
  * letters are left out. Appends to out. Pure. */
 void cmd_store_maildir_info_format(uint32_t flags, const char *keywords,
     struct cmd_store_kwmap *m, struct buf *out);
@@ -66,6 +66,15 @@ void cmd_store_to_lf(struct span in, struct buf *out);
 int cmd_store_mbox_from_time(struct span line, int64_t *t_out);
 /* asctime form of t (UTC) without newline, appended to out. */
 void cmd_store_asctime(int64_t t, struct buf *out);
+
+struct store_msg;
+/* Append message m (content msg, CRLF) in mboxrd form to out
+ * (spec/store.md 18.1): "From <mailfrom or mox> <asctime>", Status,
+ * X-Status and X-Keywords generated ($Junk and $NotJunk only when not
+ * both), the original ones dropped, ">" added to ^>*From lines, LF line
+ * ends, an empty line after. Pure. */
+void cmd_store_mbox_message(const struct store_msg *m, const char *mailfrom,
+    struct span msg, struct buf *out);
 
 /* Is s a valid keyword for the store (IMAP atom, not a system flag)? */
 bool cmd_store_keyword_valid(struct span s);

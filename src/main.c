@@ -14,6 +14,7 @@
 #include "cmd_dkim.h"
 #include "cmd_dns.h"
 #include "cmd_sendmail.h"
+#include "cmd_queue.h"
 #include "cmd_store.h"
 #include "config/config.h"
 #include "ctl/ctl.h"
@@ -33,7 +34,7 @@ static int cmd_describe_domains(int argc, char **argv);
 static int cmd_stop(int argc, char **argv);
 static int cmd_loglevels(int argc, char **argv);
 
-static const struct cli_command commands[] = {
+static const struct cli_command main_commands[] = {
 	{ "serve", "", "Run the mail server: bind the listeners as root, drop "
 		"privileges to User, serve until SIGTERM or `mox stop`.",
 	    cmd_serve },
@@ -129,6 +130,22 @@ static const struct cli_command commands[] = {
 	    cmd_help },
 };
 
+/* The commands of mox: its own table, then the queue commands (which the
+ * mox-queue tool shares). */
+static size_t
+ncommands(void)
+{
+	return ARRAY_LEN(main_commands) + cmd_queue_ncommands;
+}
+
+static const struct cli_command *
+command(size_t i)
+{
+	if (i < ARRAY_LEN(main_commands))
+		return &main_commands[i];
+	return &cmd_queue_commands[i - ARRAY_LEN(main_commands)];
+}
+
 void
 cli_errorf(const char *fmt, ...)
 {
@@ -151,12 +168,12 @@ cli_usage(const char *words, const char *args)
 static void
 print_usage_all(FILE *f, const char *prefix)
 {
-	for (size_t i = 0; i < ARRAY_LEN(commands); i++) {
+	for (size_t i = 0; i < ncommands(); i++) {
 		if (prefix != NULL &&
-		    strncmp(commands[i].words, prefix, strlen(prefix)) != 0)
+		    strncmp(command(i)->words, prefix, strlen(prefix)) != 0)
 			continue;
-		fprintf(f, "  mox %s%s%s\n", commands[i].words,
-		    *commands[i].args ? " " : "", commands[i].args);
+		fprintf(f, "  mox %s%s%s\n", command(i)->words,
+		    *command(i)->args ? " " : "", command(i)->args);
 	}
 }
 
@@ -201,24 +218,24 @@ cmd_help(int argc, char **argv)
 		printf("mox: a complete mail server (SMTP, IMAP, SPF/DKIM/DMARC, "
 		       "queue, web).\nusage: mox [-config mox.conf] [-loglevel "
 		       "level] command [args]\ncommands:\n");
-		for (size_t i = 0; i < ARRAY_LEN(commands); i++)
-			printf("  mox %s%s%s\n", commands[i].words,
-			    *commands[i].args ? " " : "", commands[i].args);
+		for (size_t i = 0; i < ncommands(); i++)
+			printf("  mox %s%s%s\n", command(i)->words,
+			    *command(i)->args ? " " : "", command(i)->args);
 		printf("See mox(1) for details.\n");
 		return 0;
 	}
 	buf_init(&want, 1024);
 	for (int i = 1; i < argc; i++)
 		buf_addf(&want, "%s%s", i > 1 ? " " : "", argv[i]);
-	for (size_t i = 0; i < ARRAY_LEN(commands); i++) {
+	for (size_t i = 0; i < ncommands(); i++) {
 		size_t n = want.len;
 
-		if (strncmp(commands[i].words, want.data, n) != 0 ||
-		    (commands[i].words[n] != '\0' && commands[i].words[n] != ' '))
+		if (strncmp(command(i)->words, want.data, n) != 0 ||
+		    (command(i)->words[n] != '\0' && command(i)->words[n] != ' '))
 			continue;
-		printf("usage: mox %s%s%s\n\n  %s\n\n", commands[i].words,
-		    *commands[i].args ? " " : "", commands[i].args,
-		    commands[i].help);
+		printf("usage: mox %s%s%s\n\n  %s\n\n", command(i)->words,
+		    *command(i)->args ? " " : "", command(i)->args,
+		    command(i)->help);
 		found++;
 	}
 	if (found == 0) {
@@ -515,28 +532,28 @@ main(int argc, char **argv)
 	}
 	argc -= i;
 	argv += i;
-	for (size_t k = 0; k < ARRAY_LEN(commands); k++) {
-		int n = match_words(commands[k].words, argc, argv);
+	for (size_t k = 0; k < ncommands(); k++) {
+		int n = match_words(command(k)->words, argc, argv);
 
 		if (n == 0)
 			continue;
 		/* Handlers see their command words in argv[0..n-1] and
 		 * check argc against their word count. */
-		return commands[k].fn(argc, argv);
+		return command(k)->fn(argc, argv);
 	}
 	/* Leading words of commands: show their usage. */
 	{
 		int shown = 0;
 
-		for (size_t k = 0; k < ARRAY_LEN(commands); k++)
-			if (strncmp(commands[k].words, argv[0], strlen(argv[0])) ==
+		for (size_t k = 0; k < ncommands(); k++)
+			if (strncmp(command(k)->words, argv[0], strlen(argv[0])) ==
 				0 &&
-			    commands[k].words[strlen(argv[0])] == ' ') {
+			    command(k)->words[strlen(argv[0])] == ' ') {
 				if (shown++ == 0)
 					fprintf(stderr, "usage:\n");
-				fprintf(stderr, "  mox %s%s%s\n", commands[k].words,
-				    *commands[k].args ? " " : "",
-				    commands[k].args);
+				fprintf(stderr, "  mox %s%s%s\n", command(k)->words,
+				    *command(k)->args ? " " : "",
+				    command(k)->args);
 			}
 		if (shown == 0) {
 			cli_errorf("unknown command \"%s\"", argv[0]);

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "imap/imap_fetch.h"
@@ -21,6 +22,7 @@
 #include "lib/xmalloc.h"
 #include "maildir/store.h"
 #include "message/message.h"
+#include "net/net.h"
 #include "lib/banned.h"
 
 #define FETCH_ITEMS_MAX 100
@@ -48,6 +50,7 @@ struct item {
 	enum item_kind kind;
 	bool peek;
 	bool has_sec;
+	bool stream;      /* the whole file (or a range): sent from disk */
 	struct imap_section sec;
 };
 
@@ -55,6 +58,7 @@ struct fetch {
 	struct item v[FETCH_ITEMS_MAX];
 	size_t n;
 	bool need_tree, need_bytes, sets_seen, modseq;
+	bool stream;     /* some item is sent from the file in chunks */
 	bool changedsince_set;
 	uint64_t changedsince;
 	bool vanished;
@@ -97,9 +101,15 @@ section(struct imap_cmd *x, struct fetch *f, enum item_kind k, bool peek)
 		x->p.why = "no partial for BINARY.SIZE";
 		return -1;
 	}
-	f->need_tree = f->need_bytes = true;
 	if (!peek && k != IT_BINARY_SIZE)
 		f->sets_seen = true;
+	if (k == IT_SECTION && it->sec.npart == 0 &&
+	    it->sec.kind == IMAP_SECTION_BODY) {
+		/* BODY[] is the file as stored: streamed, never loaded. */
+		it->stream = f->stream = true;
+		return 0;
+	}
+	f->need_tree = f->need_bytes = true;
 	return 0;
 }
 
@@ -152,6 +162,11 @@ one_att(struct imap_cmd *x, struct fetch *f)
 		if (imap_parse_kw(&x->p, simple[i].name) == 0) {
 			if (add_item(x, f, simple[i].k) == -1)
 				return -1;
+			if (simple[i].k == IT_RFC822) {
+				f->v[f->n - 1].stream = f->stream = true;
+				f->sets_seen = true;
+				return 0;
+			}
 			f->need_tree |= simple[i].tree;
 			f->need_bytes |= simple[i].bytes;
 			f->sets_seen |= simple[i].seen;
@@ -315,6 +330,92 @@ msgdata_release(struct msgdata *d)
 	message_part_free(d->root);
 }
 
+/* Send item it (BODY[]<partial> or RFC822) from the message file fd:
+ * its name and literal size, then the file in chunks, so a large message
+ * is never held in memory. When the peer reads slowly the
+ * output is flushed between chunks (net.h bounds the time). A file that
+ * ends early closes the connection: the literal cannot be completed. */
+static void
+stream_item(struct imap_session *s, const struct item *it, int fd)
+{
+	char chunk[65536];
+	struct stat st;
+	struct buf hdr;
+	struct buf *out = &hdr;
+	uint64_t off = 0, n;
+
+	if (fstat(fd, &st) == -1) {
+		log_error(&s->log, "stat of message file", LF_ERRNO(errno));
+		st.st_size = 0;
+	}
+	n = (uint64_t)st.st_size;
+	buf_init(&hdr, BUF_NOMAX);
+	if (it->kind == IT_RFC822) {
+		buf_adds(out, "RFC822 ");
+	} else {
+		imap_section_name(out, "BODY", &it->sec, true);
+		buf_addc(out, ' ');
+		if (it->sec.partial) {
+			/* RFC 9051 6.4.5: an origin past the end gives "". */
+			off = it->sec.origin < n ? it->sec.origin : n;
+			n -= off;
+			if (n > it->sec.count)
+				n = it->sec.count;
+		}
+	}
+	buf_addf(out, "{%llu}\r\n", (unsigned long long)n);
+	imap_write_buf(s, out);
+	buf_release(&hdr);
+	while (n > 0) {
+		size_t want = n < sizeof(chunk) ? (size_t)n : sizeof(chunk);
+		ssize_t r = pread(fd, chunk, want, (off_t)off);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			log_error(&s->log, "message file ended early",
+			    LF_ERRNO(r < 0 ? errno : 0));
+			net_conn_close(s->c);
+			s->closing = true;
+			return;
+		}
+		net_conn_write(s->c, chunk, (size_t)r);
+		off += (uint64_t)r;
+		n -= (uint64_t)r;
+		if (net_conn_is_output_full(s->c) && net_conn_flush(s->c) == -1)
+			return;
+	}
+}
+
+/* Write the response in out with the streamed items inserted at marks
+ * (offsets in out, in item order), once every other item succeeded: out
+ * is empty afterwards. Returns 0, or -1 with *why when the file is gone
+ * (nothing written then). */
+static int
+stream_out(struct imap_session *s, const struct fetch *f, uint32_t uid,
+    struct buf *out, const size_t *marks, const char **why)
+{
+	struct store_err e;
+	size_t pos = 0, k = 0;
+	int fd;
+
+	if (store_msg_open(s->acct, s->mb_id, uid, &fd, &e) == -1) {
+		*why = e.code == STORE_ENOMSG ? "expunged" : "internal";
+		return -1;
+	}
+	for (size_t i = 0; i < f->n && !s->closing; i++) {
+		if (!f->v[i].stream)
+			continue;
+		net_conn_write(s->c, out->data + pos, marks[k] - pos);
+		pos = marks[k++];
+		stream_item(s, &f->v[i], fd);
+	}
+	net_conn_write(s->c, out->data + pos, out->len - pos);
+	buf_reset(out);
+	(void)close(fd);
+	return 0;
+}
+
 /* Append one message's response. Returns 0, or -1 with *why (for a NO). */
 static int
 fetch_one(struct imap_session *s, struct fetch *f, size_t msn, uint32_t uid,
@@ -325,6 +426,7 @@ fetch_one(struct imap_session *s, struct fetch *f, size_t msn, uint32_t uid,
 	struct buf parsed;
 	struct msgdata d = { 0 };
 	bool flags_done = false;
+	size_t marks[FETCH_ITEMS_MAX], nmarks = 0;
 	int rc = -1;
 
 	buf_init(&parsed, MESSAGE_SERIAL_MAX);
@@ -347,6 +449,11 @@ fetch_one(struct imap_session *s, struct fetch *f, size_t msn, uint32_t uid,
 
 		if (it->kind == IT_UID)
 			continue;
+		if (it->stream) {
+			buf_addc(out, ' ');
+			marks[nmarks++] = out->len;
+			continue;
+		}
 		if ((f->need_tree || f->need_bytes) &&
 		    it->kind != IT_FLAGS && it->kind != IT_INTERNALDATE &&
 		    it->kind != IT_SIZE && it->kind != IT_MODSEQ &&
@@ -462,6 +569,8 @@ fetch_one(struct imap_session *s, struct fetch *f, size_t msn, uint32_t uid,
 		(s->qresync && (f->sets_seen || f->uid))))
 		buf_addf(out, " MODSEQ (%lld)", (long long)imap_modseq(m.modseq));
 	buf_adds(out, ")\r\n");
+	if (nmarks > 0 && stream_out(s, f, uid, out, marks, why) == -1)
+		goto out;
 	rc = 0;
 out:
 	msgdata_release(&d);
@@ -470,23 +579,46 @@ out:
 	return rc;
 }
 
+/* RFC 7162 3.2.6: "* VANISHED (EARLIER)" for the requested UIDs removed
+ * after since; below the highest removed modseq whose history is gone,
+ * every requested UID that is not live (spec/imap.md 7). */
 static void
 vanished_earlier(struct imap_session *s, const struct imap_seqset *set,
     uint64_t since)
 {
 	struct store_msg_list ch = { 0 };
+	struct store_mailbox mb;
 	struct store_err e;
 	uint32_t *v;
-	size_t n = 0;
+	size_t n = 0, cap;
+	int64_t hdm = 0;
 	struct buf b;
 
 	if (store_changes_since(s->acct, s->mb_id, (int64_t)since, &ch, &e) == -1)
 		return;
-	v = xreallocarray(NULL, ch.n + 1, sizeof(uint32_t));
+	cap = ch.n + 1;
+	v = xreallocarray(NULL, cap, sizeof(uint32_t));
 	for (size_t i = 0; i < ch.n; i++)
 		if (ch.v[i].expunged &&
 		    imap_seqset_contains(set, ch.v[i].uid, UINT32_MAX))
 			v[n++] = ch.v[i].uid;
+	store_msg_list_release(&ch);
+	if (store_highest_deleted_modseq(s->acct, &hdm, &e) == 0 &&
+	    (int64_t)since < hdm &&
+	    store_mailbox_get_id(s->acct, s->mb_id, &mb, &e) == 0) {
+		n = 0;
+		for (uint32_t u = 1; u < mb.uidnext; u++) {
+			if (!imap_seqset_contains(set, u, mb.uidnext - 1) ||
+			    imap_msn_of(s, u) != 0)
+				continue;
+			if (n == cap) {
+				cap *= 2;
+				v = xreallocarray(v, cap, sizeof(uint32_t));
+			}
+			v[n++] = u;
+		}
+		store_mailbox_release(&mb);
+	}
 	if (n > 0) {
 		buf_init(&b, BUF_NOMAX);
 		buf_adds(&b, "* VANISHED (EARLIER) ");
@@ -496,7 +628,6 @@ vanished_earlier(struct imap_session *s, const struct imap_seqset *set,
 		buf_release(&b);
 	}
 	free(v);
-	store_msg_list_release(&ch);
 }
 
 int

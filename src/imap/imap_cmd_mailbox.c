@@ -66,7 +66,113 @@ struct qresync {
 	uint32_t uidvalidity;
 	uint64_t modseq;
 	struct imap_seqset known; /* UIDs; n == 0 when absent */
+	bool match;               /* sequence match data given */
+	struct imap_seqset mseq, muid;
 };
+
+static void
+qresync_release(struct qresync *q)
+{
+	imap_seqset_release(&q->known);
+	imap_seqset_release(&q->mseq);
+	imap_seqset_release(&q->muid);
+}
+
+/* A sequence set of the match data: strictly ascending numbers (RFC 7162
+ * 3.2.5.2: "in ascending order"); star is what "*" means. The number of
+ * values goes to *count. 0 or -1. */
+static int
+match_set_ok(const struct imap_seqset *set, uint32_t star, uint64_t *count)
+{
+	uint32_t prev = 0;
+
+	*count = 0;
+	if (set->dollar)
+		return -1;
+	for (size_t i = 0; i < set->n; i++) {
+		uint32_t a = set->v[i].a == IMAP_SEQ_STAR ? star : set->v[i].a;
+		uint32_t b = set->v[i].b == IMAP_SEQ_STAR ? star : set->v[i].b;
+
+		if (a > b || a <= prev)
+			return -1;
+		*count += (uint64_t)b - a + 1;
+		prev = b;
+	}
+	return 0;
+}
+
+/* Walks a checked match set in order; next() gives 0 at the end. */
+struct set_iter {
+	const struct imap_seqset *set;
+	uint32_t star;
+	size_t r;
+	uint64_t at; /* next value of range r; 0 before it */
+};
+
+static uint32_t
+set_next(struct set_iter *it)
+{
+	while (it->r < it->set->n) {
+		const struct imap_range *g = &it->set->v[it->r];
+		uint32_t a = g->a == IMAP_SEQ_STAR ? it->star : g->a;
+		uint32_t b = g->b == IMAP_SEQ_STAR ? it->star : g->b;
+
+		if (it->at == 0)
+			it->at = a;
+		if (it->at <= b)
+			return (uint32_t)it->at++;
+		it->r++;
+		it->at = 0;
+	}
+	return 0;
+}
+
+static int
+parse_qresync(struct imap_session *s, struct imap_cmd *x, struct qresync *q)
+{
+	if (imap_parse_sp(&x->p) == -1 || imap_parse_char(&x->p, '(') == -1 ||
+	    imap_parse_nznumber(&x->p, &q->uidvalidity) == -1 ||
+	    imap_parse_sp(&x->p) == -1 ||
+	    imap_parse_number64(&x->p, &q->modseq) == -1)
+		return -1;
+	if (q->modseq == 0) {
+		x->p.why = "mod-sequence must not be 0";
+		return -1;
+	}
+	if (imap_parse_peek(&x->p) == ' ') {
+		(void)imap_parse_sp(&x->p);
+		if (imap_parse_peek(&x->p) != '(' &&
+		    imap_parse_seqset(&x->p, &q->known) == -1)
+			return -1;
+		if (q->known.dollar) {
+			x->p.why = "$ not allowed in known-uids";
+			return -1;
+		}
+		if (q->known.n > 0 && imap_parse_peek(&x->p) == ' ')
+			(void)imap_parse_sp(&x->p);
+		if (imap_parse_peek(&x->p) == '(') {
+			uint64_t n1, n2;
+
+			/* seq-match-data: (known-sequence-set known-uid-set) */
+			if (imap_parse_char(&x->p, '(') == -1 ||
+			    imap_parse_seqset(&x->p, &q->mseq) == -1 ||
+			    imap_parse_sp(&x->p) == -1 ||
+			    imap_parse_seqset(&x->p, &q->muid) == -1 ||
+			    imap_parse_char(&x->p, ')') == -1)
+				return -1;
+			if (match_set_ok(&q->mseq, (uint32_t)s->nuids, &n1) ==
+				-1 ||
+			    match_set_ok(&q->muid, UINT32_MAX, &n2) == -1 ||
+			    n1 != n2) {
+				x->p.why = "sequence match data: sets must "
+					   "ascend and have equal length";
+				return -1;
+			}
+			q->match = true;
+		}
+	}
+	return imap_parse_char(&x->p, ')');
+}
 
 static int
 parse_select_params(struct imap_session *s, struct imap_cmd *x,
@@ -83,37 +189,7 @@ parse_select_params(struct imap_session *s, struct imap_cmd *x,
 				return -1;
 			}
 			*qr = true;
-			if (imap_parse_sp(&x->p) == -1 ||
-			    imap_parse_char(&x->p, '(') == -1 ||
-			    imap_parse_nznumber(&x->p, &q->uidvalidity) == -1 ||
-			    imap_parse_sp(&x->p) == -1 ||
-			    imap_parse_number64(&x->p, &q->modseq) == -1)
-				return -1;
-			if (imap_parse_peek(&x->p) == ' ') {
-				(void)imap_parse_sp(&x->p);
-				if (imap_parse_peek(&x->p) != '(' &&
-				    imap_parse_seqset(&x->p, &q->known) == -1)
-					return -1;
-				if (imap_parse_peek(&x->p) == ' ')
-					(void)imap_parse_sp(&x->p);
-				if (imap_parse_peek(&x->p) == '(') {
-					/* Sequence match data: parsed; the
-					 * resync reports from modseq. */
-					struct imap_seqset a, b;
-
-					if (imap_parse_char(&x->p, '(') == -1 ||
-					    imap_parse_seqset(&x->p, &a) == -1)
-						return -1;
-					imap_seqset_release(&a);
-					if (imap_parse_sp(&x->p) == -1 ||
-					    imap_parse_seqset(&x->p, &b) == -1)
-						return -1;
-					imap_seqset_release(&b);
-					if (imap_parse_char(&x->p, ')') == -1)
-						return -1;
-				}
-			}
-			if (imap_parse_char(&x->p, ')') == -1)
+			if (parse_qresync(s, x, q) == -1)
 				return -1;
 		} else {
 			x->p.why = "unknown select parameter";
@@ -126,24 +202,129 @@ parse_select_params(struct imap_session *s, struct imap_cmd *x,
 	return imap_parse_char(&x->p, ')');
 }
 
+static int
+cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+struct u32s {
+	uint32_t *v;
+	size_t n, cap;
+};
+
+static void
+u32s_add(struct u32s *l, uint32_t x)
+{
+	if (l->n == l->cap) {
+		l->cap = l->cap ? l->cap * 2 : 64;
+		l->v = xreallocarray(l->v, l->cap, sizeof(*l->v));
+	}
+	l->v[l->n++] = x;
+}
+
+/* "* VANISHED (EARLIER) set" lines of < 4 KiB for the sorted, unique v. */
+static void
+vanished_earlier_out(struct imap_session *s, const uint32_t *van, size_t nvan)
+{
+	struct buf b;
+	size_t i = 0;
+
+	buf_init(&b, BUF_NOMAX);
+	while (i < nvan) {
+		size_t j = i;
+
+		buf_reset(&b);
+		buf_adds(&b, "* VANISHED (EARLIER) ");
+		while (j < nvan && b.len < IMAP_VANISHED_LINE) {
+			size_t k = j;
+
+			while (k + 1 < nvan && van[k + 1] == van[k] + 1)
+				k++;
+			if (j > i)
+				buf_addc(&b, ',');
+			if (k == j)
+				buf_addf(&b, "%u", van[j]);
+			else
+				buf_addf(&b, "%u:%u", van[j], van[k]);
+			j = k + 1;
+		}
+		buf_adds(&b, "\r\n");
+		imap_write_buf(s, &b);
+		i = j;
+	}
+	buf_release(&b);
+}
+
+/* RFC 7162 3.2.5.2 with the sequence match data: the highest UID up to
+ * which the client's view of the mailbox matches ours (removals at or
+ * below it need not be reported). When the first mismatch names a UID
+ * that was expunged before the client's modseq, the client is
+ * inconsistent: *since is lowered below that removal and 0 returned so
+ * every removal is reported (spec/imap.md 6 step 5). */
+static uint32_t
+match_floor(struct imap_session *s, const struct store_mailbox *mb,
+    const struct qresync *q, int64_t *since)
+{
+	struct set_iter is = { &q->mseq, (uint32_t)s->nuids, 0, 0 };
+	struct set_iter iu = { &q->muid, UINT32_MAX, 0, 0 };
+	struct store_msg_list all = { 0 };
+	struct store_err e;
+	uint32_t floor = 0, msn, uid;
+
+	for (;;) {
+		msn = set_next(&is);
+		uid = set_next(&iu);
+		if (msn == 0 || uid == 0)
+			return floor;
+		if (msn <= s->nuids && s->uids[msn - 1] == uid) {
+			floor = uid;
+			continue;
+		}
+		break;
+	}
+	if (imap_msn_of(s, uid) != 0 ||
+	    store_changes_since(s->acct, mb->id, 0, &all, &e) == -1)
+		return floor;
+	for (size_t i = 0; i < all.n; i++) {
+		const struct store_msg *m = &all.v[i];
+
+		if (m->uid != uid || !m->expunged ||
+		    imap_modseq(m->modseq) > (int64_t)q->modseq)
+			continue;
+		imap_reply(s, "* OK [ALERT] Synchronization inconsistency in "
+			      "client detected. Client tried to sync with a "
+			      "UID that was removed at or after its MODSEQ. "
+			      "The server will send all removals.");
+		*since = m->modseq > 0 ? m->modseq - 1 : 0;
+		floor = 0;
+		break;
+	}
+	store_msg_list_release(&all);
+	return floor;
+}
+
 static void
 qresync_out(struct imap_session *s, const struct store_mailbox *mb,
     const struct qresync *q)
 {
 	struct store_msg_list ch = { 0 };
 	struct store_err e;
-	uint32_t *van = NULL;
-	size_t nvan = 0;
-	int64_t since = (int64_t)q->modseq;
+	struct u32s van = { 0 };
+	int64_t since = (int64_t)q->modseq, hdm = 0;
+	uint32_t floor = 0;
 
 	if (q->uidvalidity != mb->uidvalidity)
 		return;
 	/* Client modseq 1 is stored 0 (spec/imap.md 13). */
 	if (since <= 1)
 		since = 0;
+	if (q->match)
+		floor = match_floor(s, mb, q, &since);
 	if (store_changes_since(s->acct, mb->id, since, &ch, &e) == -1)
 		return;
-	van = xreallocarray(NULL, ch.n + 1, sizeof(uint32_t));
 	for (size_t i = 0; i < ch.n; i++) {
 		const struct store_msg *m = &ch.v[i];
 
@@ -151,7 +332,8 @@ qresync_out(struct imap_session *s, const struct store_mailbox *mb,
 		    !imap_seqset_contains(&q->known, m->uid, UINT32_MAX))
 			continue;
 		if (m->expunged) {
-			van[nvan++] = m->uid;
+			if (m->uid > floor)
+				u32s_add(&van, m->uid);
 		} else {
 			size_t msn = imap_msn_of(s, m->uid);
 			struct buf b;
@@ -167,37 +349,52 @@ qresync_out(struct imap_session *s, const struct store_mailbox *mb,
 			buf_release(&b);
 		}
 	}
-	if (nvan > 0) {
-		struct buf b;
-		size_t i = 0;
-
-		buf_init(&b, BUF_NOMAX);
-		while (i < nvan) {
-			size_t j = i;
-
-			buf_reset(&b);
-			buf_adds(&b, "* VANISHED (EARLIER) ");
-			while (j < nvan && b.len < IMAP_VANISHED_LINE) {
-				size_t k = j;
-
-				while (k + 1 < nvan && van[k + 1] == van[k] + 1)
-					k++;
-				if (j > i)
-					buf_addc(&b, ',');
-				if (k == j)
-					buf_addf(&b, "%u", van[j]);
-				else
-					buf_addf(&b, "%u:%u", van[j], van[k]);
-				j = k + 1;
-			}
-			buf_adds(&b, "\r\n");
-			imap_write_buf(s, &b);
-			i = j;
-		}
-		buf_release(&b);
-	}
-	free(van);
 	store_msg_list_release(&ch);
+	/* RFC 7162 3.2.5.2 / spec/imap.md 6: below the highest removed
+	 * modseq whose history is gone, every known UID that is not live
+	 * is reported. */
+	if (store_highest_deleted_modseq(s->acct, &hdm, &e) == 0 &&
+	    since < hdm && mb->uidnext > 1) {
+		struct imap_seqset all = { 0 };
+		struct imap_range r = { 1, mb->uidnext - 1 };
+		const struct imap_seqset *k = &q->known;
+
+		if (k->n == 0) {
+			all.v = &r;
+			all.n = 1;
+			k = &all;
+		}
+		for (size_t i = 0; i < k->n; i++) {
+			uint32_t a = k->v[i].a == IMAP_SEQ_STAR ? mb->uidnext - 1 :
+								  k->v[i].a;
+			uint32_t b = k->v[i].b == IMAP_SEQ_STAR ? mb->uidnext - 1 :
+								  k->v[i].b;
+
+			if (a > b) {
+				uint32_t t = a;
+
+				a = b;
+				b = t;
+			}
+			if (b > mb->uidnext - 1)
+				b = mb->uidnext - 1;
+			if (a <= floor)
+				a = floor + 1;
+			for (uint64_t u = a; u <= b; u++)
+				if (imap_msn_of(s, (uint32_t)u) == 0)
+					u32s_add(&van, (uint32_t)u);
+		}
+	}
+	if (van.n > 0) {
+		size_t w = 0;
+
+		qsort(van.v, van.n, sizeof(*van.v), cmp_u32);
+		for (size_t i = 0; i < van.n; i++)
+			if (w == 0 || van.v[w - 1] != van.v[i])
+				van.v[w++] = van.v[i];
+		vanished_earlier_out(s, van.v, w);
+	}
+	free(van.v);
 }
 
 int
@@ -217,13 +414,10 @@ imap_cmd_select(struct imap_session *s, struct imap_cmd *x)
 	if (imap_parse_sp(&x->p) == -1 ||
 	    imap_parse_astring(&x->p, &wire, NULL) == -1)
 		return -1;
-	if (!imap_parse_eof(&x->p) &&
-	    parse_select_params(s, x, &cs, &qr, &q) == -1) {
-		imap_seqset_release(&q.known);
-		return -1;
-	}
-	if (end_of_args(x) == -1) {
-		imap_seqset_release(&q.known);
+	if ((!imap_parse_eof(&x->p) &&
+		parse_select_params(s, x, &cs, &qr, &q) == -1) ||
+	    end_of_args(x) == -1) {
+		qresync_release(&q);
 		return -1;
 	}
 	if (s->state == IMAP_S_SELECTED) {
@@ -292,7 +486,7 @@ imap_cmd_select(struct imap_session *s, struct imap_cmd *x)
 	store_mailbox_release(&mb);
 	imap_tagged(s, "OK", "[%s] x", examine ? "READ-ONLY" : "READ-WRITE");
 out:
-	imap_seqset_release(&q.known);
+	qresync_release(&q);
 	return 0;
 }
 

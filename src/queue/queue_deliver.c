@@ -175,6 +175,8 @@ try_ip(struct queue_job *j, const struct conn_plan *pl, const char *ip,
 	const struct config_static *st = j->cfg->st;
 	struct buf err, from;
 	char **rcpts = xcalloc(j->n, sizeof(*rcpts));
+	char **cas = NULL;
+	size_t ncas = st->tls.ca != NULL ? st->tls.ca->cert_files.n : 0;
 	int fd, msgfd = -1, ret = -1;
 
 	buf_init(&err, 1024);
@@ -192,10 +194,15 @@ try_ip(struct queue_job *j, const struct conn_plan *pl, const char *ip,
 	p.tls_name = pl->host;
 	p.tls = tls;
 	p.pkix = pl->pkix;
-	p.ca_files = (const char *const *)(st->tls.ca != NULL
-		? st->tls.ca->cert_files.v
-		: NULL);
-	p.nca_files = st->tls.ca != NULL ? st->tls.ca->cert_files.n : 0;
+	/* TLS.CA.CertFiles are relative to the config directory, not to
+	 * our working directory. */
+	if (ncas > 0) {
+		cas = xcalloc(ncas, sizeof(*cas));
+		for (size_t i = 0; i < ncas; i++)
+			cas[i] = config_path(j->cfg, st->tls.ca->cert_files.v[i]);
+	}
+	p.ca_files = (const char *const *)cas;
+	p.nca_files = ncas;
 	p.no_system_trust = st->tls.ca != NULL &&
 	    !st->tls.ca->additional_to_system;
 	p.verify = pl->verify;
@@ -245,6 +252,9 @@ out:
 	for (size_t i = 0; i < j->n; i++)
 		free(rcpts[i]);
 	free(rcpts);
+	for (size_t i = 0; cas != NULL && i < ncas; i++)
+		free(cas[i]);
+	free(cas);
 	buf_release(&err);
 	buf_release(&from);
 	return ret;

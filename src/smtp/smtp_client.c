@@ -23,6 +23,7 @@
 #include <netinet/in.h>
 
 #include "lib/log.h"
+#include "lib/timeutil.h"
 #include "lib/xmalloc.h"
 #include "sasl/sasl.h"
 #include "smtp/smtp_client.h"
@@ -365,6 +366,7 @@ struct smtp_client {
 	struct smtp_client_reply rp;
 	bool broken;           /* connection unusable */
 	bool used;             /* a transaction ran: RSET before the next */
+	int read_ms;           /* receive timeout set on fd */
 };
 
 int
@@ -517,6 +519,8 @@ fail:
 static int
 fill(struct smtp_client *c, struct smtp_client_result *res)
 {
+	int64_t deadline = time_mono_ms() + c->read_ms;
+
 	if (c->roff > 0) {
 		memmove(c->rbuf, c->rbuf + c->roff, c->rlen - c->roff);
 		c->rlen -= c->roff;
@@ -532,6 +536,13 @@ fill(struct smtp_client *c, struct smtp_client_result *res)
 				c->rlen += got;
 				return 0;
 			}
+			/* INTEROP: OpenSSL servers (Postfix) send TLS 1.3
+			 * session tickets after the handshake; gnutls
+			 * handles them and returns E_AGAIN even on our
+			 * blocking socket. Only a blocked read that ran
+			 * into the receive timeout is a timeout. */
+			if (r == TLS_AGAIN && time_mono_ms() < deadline)
+				continue;
 			smtp_client_result_fail(res, false, 0, NULL,
 			    "reading from remote: %s",
 			    r == TLS_AGAIN ? "timeout"
@@ -814,6 +825,8 @@ smtp_client_open(int fd, const struct smtp_client_params *p,
 
 	c->fd = fd;
 	c->p = p;
+	c->read_ms = p->io_ms > 0 ? p->io_ms : SMTP_CLIENT_IO_MS;
+	set_io_timeout(fd, c->read_ms);
 	buf_init(&c->w, CLIENT_WBUF_MAX);
 	smtp_client_reply_init(&c->rp);
 	if (p->tls == SMTP_CLIENT_TLS_IMPLICIT && start_tls(c, res) == -1)
@@ -1180,7 +1193,8 @@ smtp_client_close(struct smtp_client *c)
 		return;
 	if (!c->broken) {
 		smtp_client_result_init(&r);
-		set_io_timeout(c->fd, SMTP_CLIENT_QUIT_MS);
+		c->read_ms = SMTP_CLIENT_QUIT_MS;
+		set_io_timeout(c->fd, c->read_ms);
 		(void)command(c, &r, "QUIT");
 		smtp_client_result_release(&r);
 	}

@@ -42,8 +42,10 @@ static const struct {
 	{ "1700000000.x.host", 0, "" },
 	{ "1700000000.x.host:2,", 0, "" },
 	{ "1.x:2,S", STORE_F_SEEN, "" },
-	{ "1.x:2,DFPRST", STORE_F_DRAFT | STORE_F_FLAGGED | STORE_F_FORWARDED |
-	      STORE_F_ANSWERED | STORE_F_SEEN | STORE_F_DELETED, "" },
+	/* spec/store.md 18.2: P is ignored. */
+	{ "1.x:2,DFPRST", STORE_F_DRAFT | STORE_F_FLAGGED | STORE_F_ANSWERED |
+	      STORE_F_SEEN | STORE_F_DELETED, "" },
+	{ "1.x:2,P", 0, "" },
 	{ "1.x:2,a", STORE_F_FORWARDED, "" },
 	{ "1.x:2,b", 0, "custom" },
 	{ "1.x:2,bc", STORE_F_JUNK, "custom" },
@@ -98,7 +100,8 @@ test_maildir_info_format(void **state)
 	assert_string_equal(out.data, ":2,abc");
 	buf_reset(&out);
 	cmd_store_maildir_info_format(STORE_F_FORWARDED, "alpha", &m, &out);
-	assert_string_equal(out.data, ":2,Pcd");
+	/* spec/store.md 18.1: no P; $Forwarded has a keyword letter. */
+	assert_string_equal(out.data, ":2,cd");
 	cmd_store_kwmap_format(&m, &kwf);
 	assert_string_equal(kwf.data,
 	    "0 $Junk\n1 zeta\n2 alpha\n3 $Forwarded\n");
@@ -114,6 +117,51 @@ test_maildir_info_format(void **state)
 	cmd_store_kwmap_release(&m);
 	buf_release(&out);
 	buf_release(&kwf);
+	(void)state;
+}
+
+/* spec/store.md 18.1: From line with the MAIL FROM (else "mox"), $Junk
+ * and $NotJunk not both. */
+static const struct {
+	uint32_t flags;
+	const char *mailfrom;
+	const char *want;
+} mbox_cases[] = {
+	{ 0, "bob@example.org",
+	    "From bob@example.org Tue Jan  2 03:04:05 2024\nSubject: x\n\n"
+	    ">From here\n\n" },
+	{ STORE_F_SEEN | STORE_F_JUNK, "",
+	    "From mox Tue Jan  2 03:04:05 2024\nStatus: R\n"
+	    "X-Keywords: $Junk\nSubject: x\n\n>From here\n\n" },
+	{ STORE_F_JUNK | STORE_F_NOTJUNK | STORE_F_PHISHING, NULL,
+	    "From mox Tue Jan  2 03:04:05 2024\nX-Keywords: $Phishing\n"
+	    "Subject: x\n\n>From here\n\n" },
+	{ STORE_F_NOTJUNK, "bad word",
+	    "From mox Tue Jan  2 03:04:05 2024\nX-Keywords: $NotJunk\n"
+	    "Subject: x\n\n>From here\n\n" },
+};
+
+static void
+test_mbox_message(void **state)
+{
+	static const char msg[] = "Subject: x\r\nStatus: O\r\n\r\nFrom here\r\n";
+	struct buf out;
+
+	buf_init(&out, 4096);
+	for (size_t i = 0; i < ARRAY_LEN(mbox_cases); i++) {
+		struct store_msg m;
+
+		memset(&m, 0, sizeof(m));
+		m.flags = mbox_cases[i].flags;
+		m.keywords = (char *)"";
+		m.received_ns = INT64_C(1704164645) * 1000000000;
+		buf_reset(&out);
+		cmd_store_mbox_message(&m, mbox_cases[i].mailfrom,
+		    span_of_cstr(msg), &out);
+		if (strcmp(out.data, mbox_cases[i].want) != 0)
+			fail_msg("case %zu: got \"%s\"", i, out.data);
+	}
+	buf_release(&out);
 	(void)state;
 }
 
@@ -243,6 +291,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_maildir_info_parse),
 		cmocka_unit_test(test_maildir_info_format),
+		cmocka_unit_test(test_mbox_message),
 		cmocka_unit_test(test_line_ends),
 		cmocka_unit_test(test_mbox_from_time),
 		cmocka_unit_test(test_asctime),
