@@ -8,6 +8,9 @@
  * validated before they become paths. Threads: any thread but the reactor;
  * the registry is guarded by store->lock, each account's writes by its
  * write lock (which also orders broadcasts), read connections by a pool.
+ * An account is opened without the registry lock (a placeholder in the
+ * registry makes other callers for the name wait on store->cond), and stays
+ * open STORE_IDLE_SEC after its last put.
  */
 #include <assert.h>
 #include <dirent.h>
@@ -589,8 +592,10 @@ seq_above_files(struct store_account *a, sqlite3 *db, struct store_err *err)
 		}
 		closedir(cd);
 	}
-	if ((maxid > 0 && seq_raise(db, "message", (int64_t)maxid, err) == -1) ||
-	    (maxmb > 0 && seq_raise(db, "mailbox", (int64_t)maxmb, err) == -1))
+	if ((maxid > 0 &&
+		seq_raise(db, "message", (int64_t)maxid, err) == -1) ||
+	    (maxmb > 0 &&
+		seq_raise(db, "mailbox", (int64_t)maxmb, err) == -1))
 		goto out;
 	rc = 0;
 out:
@@ -662,7 +667,8 @@ db_create(struct store_account *a, const char *path, struct store_err *err)
 
 	buf_init(&tmp, STORE_PATH_MAX);
 	buf_addf(&tmp, "%s/tmp", a->store->datadir);
-	if (io_mkdir_p(a->dir, 0750) == -1 || io_mkdir_p(tmp.data, 0750) == -1) {
+	if (io_mkdir_p(a->dir, 0750) == -1 ||
+	    io_mkdir_p(tmp.data, 0750) == -1) {
 		store_errf(err, STORE_EINTERNAL, "mkdir %s: %s", a->dir,
 		    log_strerror(errno));
 		goto out;
@@ -705,11 +711,15 @@ db_create(struct store_account *a, const char *path, struct store_err *err)
 		    log_strerror(errno));
 		goto out;
 	}
-	if (io_fsync_dir(a->dir) == -1) {
+	(void)unlink(tmp.data);
+	buf_reset(&tmp);
+	buf_addf(&tmp, "%s/accounts", a->store->datadir);
+	rc = io_fsync_dir(a->dir) == -1 || io_fsync_dir(tmp.data) == -1 ?
+	    -1 :
+	    0;
+	if (rc == -1)
 		store_errf(err, STORE_EINTERNAL, "fsync %s", a->dir);
-		goto out;
-	}
-	rc = 0;
+	buf_reset(&tmp);
 out:
 	a->wdb = NULL;
 	sqlite3_close(db);

@@ -79,6 +79,8 @@ row_find(struct check *c, int64_t id)
 {
 	struct rowref key = { .id = id };
 
+	if (c->nrows == 0)
+		return NULL;
 	return bsearch(&key, c->rows, c->nrows, sizeof(*c->rows), cmp_row);
 }
 
@@ -739,7 +741,8 @@ bk_message(struct backup *b, int64_t id, int64_t mb)
 			break;
 		}
 		if (i == BACKUP_RETRIES) {
-			bk_fail(b, "message %lld: file not found", (long long)id);
+			bk_fail(b, "message %lld: file not found",
+			    (long long)id);
 			break;
 		}
 		/* A move renames before it commits: the row may still
@@ -878,7 +881,8 @@ bk_sync_dirs(struct backup *b)
 				bk_fail(b, "fsync %s", p.data);
 		}
 		buf_reset(&p);
-		buf_addf(&p, "%s/maildir/%lld", b->dstacc, (long long)b->dirs[i]);
+		buf_addf(&p, "%s/maildir/%lld", b->dstacc,
+		    (long long)b->dirs[i]);
 		if (io_fsync_dir(p.data) == -1)
 			bk_fail(b, "fsync %s", p.data);
 	}

@@ -461,8 +461,15 @@ runner_main(void *arg)
 			break;
 		}
 		if (!r->kicked) {
+			/* Wake for the earliest due record rather than at
+			 * the next poll (spec/queue.md 3). */
+			int64_t wait_ns = QUEUE_RUN_POLL_MS * 1000000LL;
+			int64_t due = earliest - time_wall_ns();
+
+			if (earliest != 0 && due < wait_ns)
+				wait_ns = due > 0 ? due : 0;
 			clock_gettime(CLOCK_MONOTONIC, &ts);
-			ts.tv_nsec += QUEUE_RUN_POLL_MS * 1000000L;
+			ts.tv_nsec += (long)wait_ns;
 			ts.tv_sec += ts.tv_nsec / 1000000000L;
 			ts.tv_nsec %= 1000000000L;
 			(void)lock_timedwait(&r->lock, &r->cv, &ts);

@@ -283,8 +283,10 @@ def main():
         if p is not None:
             p.terminate()
             try:
-                p.wait(timeout=15)
+                rc = p.wait(timeout=15)
+                check(rc == 0, "server stopped cleanly (exit %d)" % rc)
             except subprocess.TimeoutExpired:
+                check(False, "server stops on SIGTERM")
                 p.kill()
                 p.wait()
     vd = os.path.join(BUILD, "mox-verifydata")

@@ -553,8 +553,10 @@ def main():
         if p is not None:
             p.terminate()
             try:
-                p.wait(timeout=20)
+                rc = p.wait(timeout=20)
+                check(rc == 0, "server stopped cleanly (exit %d)" % rc)
             except subprocess.TimeoutExpired:
+                check(False, "server stops on SIGTERM")
                 p.kill()
                 p.wait()
         for s in servers:

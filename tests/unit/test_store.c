@@ -5,6 +5,7 @@
  * and damaged data (missing files, truncated database). Every test that
  * touches an account ends with the consistency checker.
  */
+#include <dirent.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <pthread.h>
@@ -1298,6 +1299,20 @@ test_account_cache(void **state)
 	}
 	for (int i = 0; i < 8; i++)
 		store_account_put(g[i].got);
+	/* The index was built under a temporary name, now gone. */
+	{
+		char t[512];
+		DIR *d;
+		struct dirent *de;
+
+		snprintf(t, sizeof(t), "%s/tmp", fx->dir);
+		d = opendir(t);
+		assert_non_null(d);
+		while ((de = readdir(d)) != NULL)
+			if (strncmp(de->d_name, "index-", 6) == 0)
+				fail_msg("left in tmp/: %s", de->d_name);
+		closedir(d);
+	}
 	/* Cached: the id repair scan does not run again for this handle, so
 	 * the get that follows a put is cheap. */
 	assert_int_equal(store_account_get(fx->s, "conc", false, &b, &err), 0);
