@@ -120,6 +120,9 @@ struct server {
 	size_t nargs;
 	struct bound *bound;
 	size_t nbound;
+	struct store_account **accounts; /* held open while serving */
+	struct store_watch **watches;    /* new/ of each account (inotify) */
+	size_t naccounts;
 	struct log_ctx log;
 	char *datadir;
 	bool localserve;
@@ -497,6 +500,8 @@ open_accounts(struct server *s, struct buf *err)
 	for (size_t i = 0; i < dyn->accounts.n; i++) {
 		struct store_account *a = NULL;
 
+		struct store_watch *w;
+
 		if (store_account_get(s->store, dyn->accounts.keys[i], true, &a,
 			&serr) == -1) {
 			buf_addf(err, "opening account %s: %s (Accounts.%s in "
@@ -505,7 +510,20 @@ open_accounts(struct server *s, struct buf *err)
 			    dyn->accounts.keys[i]);
 			return -1;
 		}
-		store_account_put(a);
+		/* Files another program drops into a mailbox's new/ are
+		 * indexed as they arrive, so IDLE sessions see them. */
+		w = store_watch_new(a, &serr);
+		if (w == NULL)
+			log_error(&s->log, "watching new/ of account",
+			    LF_STR("account", dyn->accounts.keys[i]),
+			    LF_ERR(serr.text));
+		s->accounts = xreallocarray(s->accounts, s->naccounts + 1,
+		    sizeof(*s->accounts));
+		s->watches = xreallocarray(s->watches, s->naccounts + 1,
+		    sizeof(*s->watches));
+		s->accounts[s->naccounts] = a;
+		s->watches[s->naccounts] = w;
+		s->naccounts++;
 	}
 	return 0;
 }
@@ -562,6 +580,12 @@ server_free(struct server *s)
 		}
 	}
 	free(s->args);
+	for (size_t i = 0; i < s->naccounts; i++) {
+		store_watch_free(s->watches[i]);
+		store_account_put(s->accounts[i]);
+	}
+	free(s->watches);
+	free(s->accounts);
 	store_free(s->store);
 	dns_resolver_free(s->resolver);
 	publicsuffix_free(s->psl);
