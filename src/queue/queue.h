@@ -126,38 +126,45 @@ struct dns_resolver;
 struct tls_session;
 struct config;
 
-/* What a recipient's TLS policy (MTA-STS, DANE) requires of a host
- * (spec/queue.md 5.2, 5.3). The seam to src/queue/tlspolicy.h. */
-struct queue_tls_host {
-	bool skip;               /* MX host not allowed by an enforced policy */
-	bool require_starttls;   /* MTA-STS enforce or DANE records */
-	bool pkix;               /* verify PKIX (MTA-STS enforce) */
-	bool verified_mechanism; /* usable DANE or MTA-STS enforce */
+struct mtasts_cache;
+struct mtasts_fetch_params;
+struct tlspolicy_trust;
+
+/* The recipient domains' TLS policies for direct delivery
+ * (spec/queue.md 5.2-5.4, 5.7-5.9; src/queue/tlspolicy.h): MTA-STS with
+ * the cache in <datadir>/mtasts.db, DANE, PKIX with the WebPKI roots, and
+ * TLS report results in <datadir>/tlsrptresult.db. Everything borrowed
+ * and immutable while a runner uses it; build one with
+ * queue_tls_params_new(). */
+struct queue_tls_params {
+	struct mtasts_cache *mtasts;      /* NULL: no MTA-STS */
+	const struct mtasts_fetch_params *fetch; /* NULL: defaults */
+	const struct tlspolicy_trust *trust; /* NULL: PKIX always fails */
+	bool dane;                        /* look up TLSA records */
+	bool tlsrpt;                      /* store TLS report results */
+	bool refresh;                     /* run the MTA-STS refresher */
 };
 
-struct queue_tls_policy {
-	/* Prepare for the original recipient domain. 0 with *state_out, or
-	 * -1 with *why for a temporary failure of the attempt. */
-	int (*domain)(void *arg, const char *domain, bool tls_required_no,
-	    void **state_out, const char **why);
-	/* Requirements for one MX host. 0, or -1 with *why: the host fails
-	 * temporarily. */
-	int (*host)(void *arg, void *state, const char *host,
-	    struct queue_tls_host *out, const char **why);
-	/* Verify a handshake against DANE records of host (NULL: none).
-	 * 0, or -1 with the reason appended to err. */
-	int (*verify)(void *arg, void *state, const char *host,
-	    struct tls_session *s, struct buf *err);
-	void (*done)(void *arg, void *state);
-	void *arg;
-};
+/* The policy setup serve uses: the MTA-STS cache in datadir, the trust
+ * roots of the system plus TLS.CA of the config (cfg), DANE on, TLS
+ * results unless NoOutgoingTLSReports, the refresher unless localserve.
+ * Test-only environment variables (never set them in production):
+ * MOX_TEST_MTASTS_CA, a PEM file the MTA-STS policy fetch trusts instead
+ * of the system roots; MOX_TEST_MTASTS_CONNECT_TO, a libcurl CONNECT_TO
+ * entry ("::127.0.0.20:8443") where the policy fetch connects instead of
+ * mta-sts.<domain>:443; MOX_TEST_MTASTS_REFRESH_SECS, the refresher's
+ * interval instead of 24 h. Returns NULL with err. Blocking (disk). */
+struct queue_tls_params *queue_tls_params_new(const struct config *cfg,
+    const char *datadir, bool localserve, struct buf *err);
+void queue_tls_params_free(struct queue_tls_params *p); /* NULL-safe */
 
 struct queue_runner_params {
 	const char *datadir;
 	struct store *store;             /* for DSNs; borrowed */
 	struct dns_resolver *resolver;   /* borrowed; NULL: localserve only */
 	bool localserve;                 /* deliver to the local SMTP listener */
-	const struct queue_tls_policy *tls; /* NULL: opportunistic only */
+	const struct queue_tls_params *tls; /* NULL: opportunistic only,
+					     * nothing verified */
 };
 
 struct queue_runner; /* opaque; owns a scheduler thread */
