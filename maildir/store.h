@@ -312,6 +312,15 @@ int store_msg_mailfrom(struct store_account *a, int64_t id, struct buf *out,
 /* Path of a message's file into out. */
 void store_msg_path(struct store_account *a, int64_t mailbox_id, int64_t id,
     struct buf *out);
+/* Append the header section of message ID's file in mailbox_id to out:
+ * the octets up to and including the empty line that ends it
+ * (message_header_len()), or the whole file when it has none. Reads only
+ * the start of the file; sections up to 8 KiB are kept in a per-account
+ * cache (message files never change and ids are never reused), so a
+ * message moved away since the caller's listing may still be answered.
+ * -1 with STORE_ENOMSG when the file is gone. */
+int store_msg_header(struct store_account *a, int64_t mailbox_id, int64_t id,
+    struct buf *out, struct store_err *err);
 /* Open a live message's file read-only (O_NOFOLLOW|O_CLOEXEC). */
 int store_msg_open(struct store_account *a, int64_t mailbox_id, uint32_t uid,
     int *fd_out, struct store_err *err);

@@ -282,6 +282,7 @@ store_open(const char *datadir, unsigned flags, struct store_err *err)
 	s->readonly = (flags & STORE_OPEN_READONLY) != 0;
 	lock_init(&s->lock, LOCK_ORDER_ACCOUNTS, "store.accounts");
 	lock_cond_init(&s->cond);
+	store_pwcache_init(s);
 	return s;
 }
 
@@ -338,6 +339,7 @@ store_free(struct store *s)
 	free(s->scanned);
 	pthread_cond_destroy(&s->cond);
 	lock_destroy(&s->lock);
+	store_pwcache_release(s);
 	free(s->datadir);
 	free(s);
 }
@@ -799,7 +801,12 @@ account_free(struct store_account *a)
 	lock_destroy(&a->plock);
 	lock_destroy(&a->hlock);
 	lock_destroy(&a->qlock);
+	lock_destroy(&a->hclock);
 	pthread_cond_destroy(&a->qcond);
+	if (a->hcache != NULL)
+		for (size_t i = 0; i < STORE_HDR_SLOTS; i++)
+			free(a->hcache[i].data);
+	free(a->hcache);
 	free(a->name);
 	free(a->dir);
 	free(a);
@@ -822,6 +829,7 @@ account_new(struct store *s, const char *name)
 	lock_init(&a->plock, LOCK_ORDER_CHANGES, "store.pool");
 	lock_init(&a->hlock, LOCK_ORDER_CHANGES, "store.hub");
 	lock_init(&a->qlock, LOCK_ORDER_CHANGES, "store.queue");
+	lock_init(&a->hclock, LOCK_ORDER_CHANGES, "store.hdrcache");
 	lock_cond_init(&a->qcond);
 	return a;
 }
@@ -1080,11 +1088,13 @@ store_txn_commit(struct store_txn *t, struct store_err *err)
 	}
 	undo_forget(t);
 	store_txn_broadcast(t);
+	t->db = NULL;
+	/* Files of committed removals are unlinked outside the write lock:
+	 * their ids are never reused, so no later writer needs them gone. */
+	lock_release(&t->a->wlock);
 	for (size_t i = 0; i < t->nunlink; i++)
 		(void)unlink(t->unlink_after[i]);
 	txn_clear(t);
-	t->db = NULL;
-	lock_release(&t->a->wlock);
 	return 0;
 }
 

@@ -20,6 +20,10 @@
 #define STORE_POOL_MAX 16   /* idle read connections kept per account */
 #define STORE_PATH_MAX 4096
 #define STORE_BATCH_MAX 256 /* deliveries in one group commit */
+#define STORE_HDR_SLOTS 1024    /* header cache: direct mapped by id */
+#define STORE_HDR_CACHE_MAX 8192 /* larger header sections are not cached */
+#define STORE_PWCACHE_MAX 256   /* remembered successful password checks */
+#define STORE_PWCACHE_SEC 3600  /* how long one is remembered */
 
 struct store {
 	char *datadir;          /* absolute or as given; immutable */
@@ -32,6 +36,26 @@ struct store {
 				 * ids (once per handle) */
 	size_t nscanned;
 	atomic_ulong tmpseq;    /* temp file names */
+	struct lock pwlock;     /* LOCK_ORDER_CHANGES, leaf: pwcache */
+	struct store_pwcache *pwcache; /* STORE_PWCACHE_MAX entries */
+	uint8_t pwkey[32];      /* random HMAC key of the pwcache */
+};
+
+/* A successful PLAIN/LOGIN check (store_password.c): the account and an
+ * HMAC-SHA256 under store.pwkey of account, stored bcrypt hash and
+ * password. Never the password itself. */
+struct store_pwcache {
+	char *account;          /* owned; NULL: free slot */
+	uint8_t mac[32];
+	int64_t at_ns;          /* monotonic time of the check */
+};
+
+/* One cached header section of a message file (the files are immutable
+ * and ids never reused, so an entry never goes stale). */
+struct store_hdr_slot {
+	int64_t id;             /* 0: empty */
+	char *data;             /* owned */
+	size_t len;
 };
 
 /* Life of a registry entry (store->lock). */
@@ -67,6 +91,9 @@ struct store_account {
 	pthread_cond_t qcond;
 	struct store_deliv *qhead, *qtail;
 	bool leader;            /* a thread is committing a group */
+
+	struct lock hclock;     /* LOCK_ORDER_CHANGES, leaf: header cache */
+	struct store_hdr_slot *hcache; /* STORE_HDR_SLOTS, allocated on use */
 };
 
 /* Changes collected during a write, broadcast after the commit. */
@@ -175,6 +202,11 @@ void store_kw_union(const char *a, const char *b, struct buf *out);
 void store_kw_minus(const char *a, const char *b, struct buf *out);
 int store_mb_kw_merge(struct store_txn *t, int64_t mbid, const char *kw,
     struct store_err *err);
+
+/* store_password.c */
+/* Set up and tear down s->pwcache, s->pwlock and s->pwkey. */
+void store_pwcache_init(struct store *s);
+void store_pwcache_release(struct store *s);
 
 /* store_message.c */
 int store_msg_reindex_txn(struct store_txn *t, int64_t mbid, int64_t id,

@@ -1139,6 +1139,130 @@ store_msg_open(struct store_account *a, int64_t mailbox_id, uint32_t uid,
 	return 0;
 }
 
+/* ---- header sections ---- */
+
+#define HDR_READ 4096 /* first read; a header section is usually shorter */
+
+/* Length of the header section at the start of p[0..len): through the
+ * first empty line ("\n" or "\r\n"), else len. The same rule as
+ * message_header_len() (src/message), which programs linking only the
+ * store do not carry. */
+static size_t
+hdr_len(const char *p, size_t len)
+{
+	size_t pos = 0;
+
+	while (pos < len) {
+		const char *lf = memchr(p + pos, '\n', len - pos);
+		size_t end = lf != NULL ? (size_t)(lf - p) + 1 : len;
+
+		if ((end - pos == 1 && p[pos] == '\n') ||
+		    (end - pos == 2 && p[pos] == '\r' && p[pos + 1] == '\n'))
+			return end;
+		pos = end;
+	}
+	return len;
+}
+
+/* Copy the cached header of id into out. */
+static bool
+hdr_cached(struct store_account *a, int64_t id, struct buf *out)
+{
+	struct store_hdr_slot *e;
+	bool hit = false;
+
+	lock_take(&a->hclock);
+	if (a->hcache != NULL) {
+		e = &a->hcache[(uint64_t)id % STORE_HDR_SLOTS];
+		if (e->id == id) {
+			buf_add(out, e->data, e->len);
+			hit = true;
+		}
+	}
+	lock_release(&a->hclock);
+	return hit;
+}
+
+static void
+hdr_remember(struct store_account *a, int64_t id, const char *p, size_t len)
+{
+	struct store_hdr_slot *e;
+	char *old = NULL, *copy;
+
+	if (len > STORE_HDR_CACHE_MAX)
+		return;
+	copy = xmalloc(len + 1);
+	memcpy(copy, p, len);
+	lock_take(&a->hclock);
+	if (a->hcache == NULL)
+		a->hcache = xcalloc(STORE_HDR_SLOTS, sizeof(*a->hcache));
+	e = &a->hcache[(uint64_t)id % STORE_HDR_SLOTS];
+	old = e->data;
+	e->id = id;
+	e->data = copy;
+	e->len = len;
+	lock_release(&a->hclock);
+	free(old);
+}
+
+int
+store_msg_header(struct store_account *a, int64_t mailbox_id, int64_t id,
+    struct buf *out, struct store_err *err)
+{
+	struct buf path, b;
+	size_t hlen = 0, want = HDR_READ;
+	bool eof = false;
+	int fd, rc = -1;
+
+	if (hdr_cached(a, id, out))
+		return 0;
+	buf_init(&path, STORE_PATH_MAX);
+	store_msg_path(a, mailbox_id, id, &path);
+	fd = open(path.data, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	buf_release(&path);
+	if (fd == -1) {
+		store_errf(err, errno == ENOENT ? STORE_ENOMSG : STORE_EINTERNAL,
+		    "open message file: %s", log_strerror(errno));
+		return -1;
+	}
+	buf_init(&b, out->max);
+	/* Lines end in LF (message_header.c), so an empty line found in a
+	 * prefix ends the header of the whole file too. */
+	while (!eof) {
+		char *p = buf_reserve(&b, want);
+		ssize_t r;
+
+		if (p == NULL) {
+			store_errf(err, STORE_EINTERNAL, "header too large");
+			goto out;
+		}
+		r = pread(fd, p, want, (off_t)b.len);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			store_errf(err, STORE_EINTERNAL, "read message file: %s",
+			    log_strerror(errno));
+			goto out;
+		}
+		buf_commit(&b, (size_t)r);
+		eof = r == 0;
+		hlen = hdr_len(b.data, b.len);
+		if (hlen < b.len)
+			break;
+		want = b.len < 65536 ? b.len : 65536;
+	}
+	hdr_remember(a, id, b.data, hlen);
+	if (buf_add(out, b.data, hlen) == -1) {
+		store_errf(err, STORE_EINTERNAL, "header too large");
+		goto out;
+	}
+	rc = 0;
+out:
+	buf_release(&b);
+	(void)close(fd);
+	return rc;
+}
+
 /* ---- flags ---- */
 
 static uint32_t *

@@ -21,6 +21,8 @@
 #include <string.h>
 
 #include "lib/span.h"
+#include "lib/timeutil.h"
+#include "lib/xmalloc.h"
 #include "store_int.h"
 #include "lib/banned.h"
 
@@ -146,6 +148,8 @@ scram_derive(enum store_scram_hash h, const char *pw, size_t len,
 	explicit_bzero(ck, sizeof(ck));
 }
 
+static void pwcache_drop(struct store *s, const char *account);
+
 int
 store_password_set(struct store_account *a, const char *password,
     struct store_err *err)
@@ -234,6 +238,7 @@ store_password_set(struct store_account *a, const char *password,
 	in_txn = false;
 	if (store_txn_commit(&t, err) == -1)
 		goto out;
+	pwcache_drop(a->store, a->name);
 	rc = 0;
 out:
 	sqlite3_finalize(st);
@@ -278,12 +283,129 @@ pw_row(struct store_account *a, const char *sql, sqlite3 **db_out,
 	return 0;
 }
 
+/* ---- cache of successful PLAIN/LOGIN checks ----
+ * bcrypt (cost 10) takes tens of milliseconds; a client that logs in
+ * again with the same password within STORE_PWCACHE_SEC is answered from
+ * here, as mox does. An entry holds HMAC-SHA256(pwkey, account NUL
+ * stored-bcrypt NUL password): never the password, and useless without
+ * the per-process random key. The stored hash is part of the MAC, so a
+ * password changed by any process (new salt) misses; store_password_set()
+ * also drops the account's entries. */
+
+void
+store_pwcache_init(struct store *s)
+{
+	lock_init(&s->pwlock, LOCK_ORDER_CHANGES, "store.pwcache");
+	if (gnutls_rnd(GNUTLS_RND_KEY, s->pwkey, sizeof(s->pwkey)) != 0)
+		return; /* no key, no cache */
+	s->pwcache = xcalloc(STORE_PWCACHE_MAX, sizeof(*s->pwcache));
+}
+
+void
+store_pwcache_release(struct store *s)
+{
+	if (s->pwcache != NULL) {
+		for (size_t i = 0; i < STORE_PWCACHE_MAX; i++)
+			free(s->pwcache[i].account);
+		explicit_bzero(s->pwcache,
+		    STORE_PWCACHE_MAX * sizeof(*s->pwcache));
+		free(s->pwcache);
+		s->pwcache = NULL;
+	}
+	explicit_bzero(s->pwkey, sizeof(s->pwkey));
+	lock_destroy(&s->pwlock);
+}
+
+static void
+pwcache_mac(const struct store *s, const char *account, const uint8_t *hash,
+    size_t hash_len, const char *password, uint8_t mac[32])
+{
+	struct hmac_sha256_ctx c;
+
+	hmac_sha256_set_key(&c, sizeof(s->pwkey), s->pwkey);
+	hmac_sha256_update(&c, strlen(account) + 1, (const uint8_t *)account);
+	hmac_sha256_update(&c, hash_len, hash);
+	hmac_sha256_update(&c, 1, (const uint8_t *)"");
+	hmac_sha256_update(&c, strlen(password), (const uint8_t *)password);
+	hmac_sha256_digest(&c, SHA256_DIGEST_SIZE, mac);
+	explicit_bzero(&c, sizeof(c));
+}
+
+/* Whether a fresh entry for account with mac exists. */
+static bool
+pwcache_hit(struct store *s, const char *account, const uint8_t mac[32])
+{
+	int64_t now = time_mono_ns();
+	bool hit = false;
+
+	if (s->pwcache == NULL)
+		return false;
+	lock_take(&s->pwlock);
+	for (size_t i = 0; i < STORE_PWCACHE_MAX && !hit; i++) {
+		struct store_pwcache *e = &s->pwcache[i];
+
+		if (e->account == NULL ||
+		    now - e->at_ns > (int64_t)STORE_PWCACHE_SEC * NS_PER_SEC)
+			continue;
+		hit = memeql_sec(e->mac, mac, 32) &&
+		    strcmp(e->account, account) == 0;
+	}
+	lock_release(&s->pwlock);
+	return hit;
+}
+
+/* Remember a successful check, replacing an expired or the oldest entry. */
+static void
+pwcache_add(struct store *s, const char *account, const uint8_t mac[32])
+{
+	int64_t now = time_mono_ns();
+	struct store_pwcache *v = NULL;
+
+	if (s->pwcache == NULL)
+		return;
+	lock_take(&s->pwlock);
+	for (size_t i = 0; i < STORE_PWCACHE_MAX; i++) {
+		struct store_pwcache *e = &s->pwcache[i];
+
+		if (e->account == NULL) {
+			v = e;
+			break;
+		}
+		if (v == NULL || e->at_ns < v->at_ns)
+			v = e;
+	}
+	free(v->account);
+	v->account = xstrdup(account);
+	memcpy(v->mac, mac, 32);
+	v->at_ns = now;
+	lock_release(&s->pwlock);
+}
+
+/* Forget every entry of account (its password changed). */
+static void
+pwcache_drop(struct store *s, const char *account)
+{
+	if (s->pwcache == NULL)
+		return;
+	lock_take(&s->pwlock);
+	for (size_t i = 0; i < STORE_PWCACHE_MAX; i++) {
+		struct store_pwcache *e = &s->pwcache[i];
+
+		if (e->account != NULL && strcmp(e->account, account) == 0) {
+			free(e->account);
+			memset(e, 0, sizeof(*e));
+		}
+	}
+	lock_release(&s->pwlock);
+}
+
 int
 store_password_check(struct store_account *a, const char *password,
     struct store_err *err)
 {
 	sqlite3 *db;
 	sqlite3_stmt *st;
+	uint8_t mac[32];
 	int rc = -1;
 
 	if (pw_row(a, "SELECT bcrypt FROM password WHERE id = 1", &db, &st,
@@ -291,15 +413,26 @@ store_password_check(struct store_account *a, const char *password,
 		goto out;
 	/* No stored password is longer than STORE_PASSWORD_MAX, and bcrypt
 	 * would compare only a prefix of a longer one. */
-	if (password == NULL || strlen(password) > STORE_PASSWORD_MAX ||
-	    blowfish_bcrypt_verify(strlen(password),
+	if (password == NULL || strlen(password) > STORE_PASSWORD_MAX) {
+		store_errf(err, STORE_EBADPASSWORD, "bad password");
+		goto out;
+	}
+	pwcache_mac(a->store, a->name, sqlite3_column_text(st, 0),
+	    (size_t)sqlite3_column_bytes(st, 0), password, mac);
+	if (pwcache_hit(a->store, a->name, mac)) {
+		rc = 0;
+		goto out;
+	}
+	if (blowfish_bcrypt_verify(strlen(password),
 		(const uint8_t *)password, (size_t)sqlite3_column_bytes(st, 0),
 		sqlite3_column_text(st, 0)) != 1) {
 		store_errf(err, STORE_EBADPASSWORD, "bad password");
 		goto out;
 	}
+	pwcache_add(a->store, a->name, mac);
 	rc = 0;
 out:
+	explicit_bzero(mac, sizeof(mac));
 	sqlite3_finalize(st);
 	store_db_put(a, db);
 	return rc;

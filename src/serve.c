@@ -114,6 +114,7 @@ struct server {
 	struct net_reactor *net;
 	struct ctl_server *ctl;
 	struct queue_runner *queue; /* outgoing deliveries */
+	struct queue_tls_params *queue_tls; /* the queue's TLS policy setup */
 	struct tls_server **tls; /* owned, one per listener and SNI mode */
 	size_t ntls;
 	struct svc_arg *args;    /* protocol arguments, freed after net_stop */
@@ -669,6 +670,15 @@ serve_run(struct config *cfg, const struct serve_opts *o)
 		qp.store = s.store;
 		qp.resolver = s.resolver;
 		qp.localserve = o->localserve;
+		/* spec/queue.md 5.2-5.9: MTA-STS cache, DANE and TLS report
+		 * results for direct delivery (localserve delivers locally). */
+		if (!o->localserve) {
+			s.queue_tls = queue_tls_params_new(cfg, s.datadir, false,
+			    &err);
+			if (s.queue_tls == NULL)
+				goto stop;
+			qp.tls = s.queue_tls;
+		}
 		s.queue = queue_runner_start(&qp, &err);
 		if (s.queue == NULL)
 			goto stop;
@@ -695,6 +705,7 @@ serve_run(struct config *cfg, const struct serve_opts *o)
 	rc = 0;
 stop:
 	queue_runner_stop(s.queue);
+	queue_tls_params_free(s.queue_tls);
 	forced = net_stop(s.net, SERVE_GRACE_MS);
 	if (forced > 0)
 		log_info(&s.log, "closed connections at shutdown",

@@ -50,7 +50,10 @@ struct ctl_server;
 struct ctl_server *ctl_server_start(const char *datadir,
     const struct ctl_command *cmds, size_t ncmds, void *arg,
     struct buf *err);
-/* Stop the thread, close and remove the socket. NULL-safe. */
+/* Stop the thread, close and remove the socket. NULL-safe. Prompt even
+ * while a client is being served: every wait of the server thread also
+ * watches for the stop, and one connection is served for at most two
+ * minutes in all. */
 void ctl_server_stop(struct ctl_server *s);
 
 /* Client: connect to <datadir>/ctl and read the greeting. Returns NULL

@@ -175,7 +175,11 @@ store_msgs(struct imap_session *s, const char *name, struct one *msgs,
 		ins[i].fields = &fields[i];
 	}
 	store_sub_origin(s->sub);
-	if (store_import(s->acct, name, ins, n, out, &e) == -1) {
+	/* One message: a delivery (fsync of its file and the directory,
+	 * grouped with concurrent deliveries' commits); several: one import
+	 * (one syncfs), all or nothing (RFC 3502 MULTIAPPEND). */
+	if ((n == 1 ? store_deliver(s->acct, &ins[0], &name, 1, out, &e) :
+		      store_import(s->acct, name, ins, n, out, &e)) == -1) {
 		store_sub_origin(NULL);
 		imap_store_no(s, &e, "TRYCREATE");
 		goto out;

@@ -10,6 +10,7 @@
  * Thread rule: the session's thread; blocks on disk and SQLite.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -51,6 +52,7 @@ struct item {
 	bool peek;
 	bool has_sec;
 	bool stream;      /* the whole file (or a range): sent from disk */
+	bool header;      /* needs only the message's header section */
 	struct imap_section sec;
 };
 
@@ -109,6 +111,14 @@ section(struct imap_cmd *x, struct fetch *f, enum item_kind k, bool peek)
 		it->stream = f->stream = true;
 		return 0;
 	}
+	if (k == IT_SECTION && it->sec.npart == 0 &&
+	    (it->sec.kind == IMAP_SECTION_HEADER ||
+		it->sec.kind == IMAP_SECTION_FIELDS ||
+		it->sec.kind == IMAP_SECTION_FIELDS_NOT)) {
+		/* The top-level header: read alone, no tree. */
+		it->header = true;
+		return 0;
+	}
 	f->need_tree = f->need_bytes = true;
 	return 0;
 }
@@ -165,6 +175,11 @@ one_att(struct imap_cmd *x, struct fetch *f)
 			if (simple[i].k == IT_RFC822) {
 				f->v[f->n - 1].stream = f->stream = true;
 				f->sets_seen = true;
+				return 0;
+			}
+			if (simple[i].k == IT_RFC822_HEADER) {
+				f->v[f->n - 1].header = true;
+				f->v[f->n - 1].sec.kind = IMAP_SECTION_HEADER;
 				return 0;
 			}
 			f->need_tree |= simple[i].tree;
@@ -275,22 +290,41 @@ struct msgdata {
 	struct buf bytes;
 	struct message_part *root;
 	bool loaded;
+	struct buf header;   /* the header section alone */
+	bool header_loaded;
 };
 
+/* Open the file of message id (from the row just read): no second
+ * lookup of the row. */
 static int
-load(struct imap_session *s, uint32_t uid, const struct buf *parsed,
+open_msg(struct imap_session *s, int64_t id, int *fd_out)
+{
+	struct buf p;
+	int fd;
+
+	buf_init(&p, 4096);
+	store_msg_path(s->acct, s->mb_id, id, &p);
+	fd = open(p.data, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	buf_release(&p);
+	if (fd == -1)
+		return -1;
+	*fd_out = fd;
+	return 0;
+}
+
+static int
+load(struct imap_session *s, int64_t id, const struct buf *parsed,
     struct msgdata *d, bool need_bytes)
 {
 	const char *why;
 	int fd = -1;
-	struct store_err e;
 
 	if (d->loaded)
 		return 0;
 	d->loaded = true;
 	buf_init(&d->bytes, IMAP_MESSAGE_MAX);
 	if (need_bytes || parsed->len == 0) {
-		if (store_msg_open(s->acct, s->mb_id, uid, &fd, &e) == -1)
+		if (open_msg(s, id, &fd) == -1)
 			return -1;
 		for (;;) {
 			char *p = buf_reserve(&d->bytes, 65536);
@@ -314,7 +348,7 @@ load(struct imap_session *s, uint32_t uid, const struct buf *parsed,
 		&d->root, &why) == 0)
 		return 0;
 	if (d->bytes.len == 0 && fd == -1) {
-		if (store_msg_open(s->acct, s->mb_id, uid, &fd, &e) == -1)
+		if (open_msg(s, id, &fd) == -1)
 			return -1;
 		(void)close(fd);
 	}
@@ -324,10 +358,37 @@ load(struct imap_session *s, uint32_t uid, const struct buf *parsed,
 static void
 msgdata_release(struct msgdata *d)
 {
+	if (d->header_loaded)
+		buf_release(&d->header);
 	if (!d->loaded)
 		return;
 	buf_release(&d->bytes);
 	message_part_free(d->root);
+}
+
+/* A header-only item (top-level HEADER, HEADER.FIELDS[.NOT],
+ * RFC822.HEADER) from the header section alone, through a one-part tree
+ * whose body is empty. Returns 0, or -1 with *why. */
+static int
+header_item(struct imap_session *s, int64_t id, struct msgdata *d,
+    const struct imap_section *sec, struct buf *tmp, const char **why)
+{
+	struct message_part root;
+	struct store_err e;
+
+	if (!d->header_loaded) {
+		buf_init(&d->header, IMAP_MESSAGE_MAX);
+		d->header_loaded = true;
+		if (store_msg_header(s->acct, s->mb_id, id, &d->header,
+			&e) == -1) {
+			*why = e.code == STORE_ENOMSG ? "expunged" : "internal";
+			return -1;
+		}
+	}
+	memset(&root, 0, sizeof(root));
+	root.body_off = root.end_off = d->header.len;
+	return imap_section_extract(d->header.data, d->header.len, &root, sec,
+	    false, tmp, why);
 }
 
 /* Send item it (BODY[]<partial> or RFC822) from the message file fd:
@@ -392,15 +453,14 @@ stream_item(struct imap_session *s, const struct item *it, int fd)
  * is empty afterwards. Returns 0, or -1 with *why when the file is gone
  * (nothing written then). */
 static int
-stream_out(struct imap_session *s, const struct fetch *f, uint32_t uid,
+stream_out(struct imap_session *s, const struct fetch *f, int64_t id,
     struct buf *out, const size_t *marks, const char **why)
 {
-	struct store_err e;
 	size_t pos = 0, k = 0;
 	int fd;
 
-	if (store_msg_open(s->acct, s->mb_id, uid, &fd, &e) == -1) {
-		*why = e.code == STORE_ENOMSG ? "expunged" : "internal";
+	if (open_msg(s, id, &fd) == -1) {
+		*why = errno == ENOENT ? "expunged" : "internal";
 		return -1;
 	}
 	for (size_t i = 0; i < f->n && !s->closing; i++) {
@@ -454,11 +514,28 @@ fetch_one(struct imap_session *s, struct fetch *f, size_t msn, uint32_t uid,
 			marks[nmarks++] = out->len;
 			continue;
 		}
+		if (it->header) {
+			buf_init(&tmp, IMAP_MESSAGE_MAX);
+			if (header_item(s, m.id, &d, &it->sec, &tmp, why) == -1) {
+				buf_release(&tmp);
+				goto out;
+			}
+			buf_addc(out, ' ');
+			if (it->kind == IT_RFC822_HEADER)
+				buf_adds(out, "RFC822.HEADER ");
+			else {
+				imap_section_name(out, "BODY", &it->sec, true);
+				buf_addc(out, ' ');
+			}
+			imap_fmt_literal(out, tmp.data, tmp.len, false);
+			buf_release(&tmp);
+			continue;
+		}
 		if ((f->need_tree || f->need_bytes) &&
 		    it->kind != IT_FLAGS && it->kind != IT_INTERNALDATE &&
 		    it->kind != IT_SIZE && it->kind != IT_MODSEQ &&
 		    it->kind != IT_SAVEDATE &&
-		    load(s, uid, &parsed, &d, f->need_bytes) == -1) {
+		    load(s, m.id, &parsed, &d, f->need_bytes) == -1) {
 			*why = "expunged";
 			goto out;
 		}
@@ -569,7 +646,7 @@ fetch_one(struct imap_session *s, struct fetch *f, size_t msn, uint32_t uid,
 		(s->qresync && (f->sets_seen || f->uid))))
 		buf_addf(out, " MODSEQ (%lld)", (long long)imap_modseq(m.modseq));
 	buf_adds(out, ")\r\n");
-	if (nmarks > 0 && stream_out(s, f, uid, out, marks, why) == -1)
+	if (nmarks > 0 && stream_out(s, f, m.id, out, marks, why) == -1)
 		goto out;
 	rc = 0;
 out:

@@ -23,8 +23,11 @@
 struct lazy {
 	struct imap_session *s;
 	uint32_t uid;
+	int64_t id;
 	struct buf bytes;
 	bool have_bytes, bytes_failed;
+	struct buf header;
+	bool have_header, header_failed;
 	struct message_part *root;
 	bool have_tree, tree_failed;
 };
@@ -61,6 +64,33 @@ get_bytes(void *arg, struct span *out)
 		l->have_bytes = true;
 	}
 	*out = span_of_buf(&l->bytes);
+	return 0;
+}
+
+/* Header keys read only the start of the file (or the store's cache). */
+static int
+get_header(void *arg, struct span *out)
+{
+	struct lazy *l = arg;
+	struct store_err e;
+
+	if (l->have_bytes) {
+		*out = span_of(l->bytes.data,
+		    message_header_len(span_of_buf(&l->bytes)));
+		return 0;
+	}
+	if (l->header_failed)
+		return -1;
+	if (!l->have_header) {
+		buf_init(&l->header, IMAP_MESSAGE_MAX);
+		if (store_msg_header(l->s->acct, l->s->mb_id, l->id,
+			&l->header, &e) == -1) {
+			l->header_failed = true;
+			return -1;
+		}
+		l->have_header = true;
+	}
+	*out = span_of_buf(&l->header);
 	return 0;
 }
 
@@ -107,6 +137,8 @@ lazy_release(struct lazy *l)
 {
 	if (l->have_bytes || l->bytes_failed)
 		buf_release(&l->bytes);
+	if (l->have_header || l->header_failed)
+		buf_release(&l->header);
 	message_part_free(l->root);
 }
 
@@ -182,6 +214,7 @@ imap_cmd_search(struct imap_session *s, struct imap_cmd *x)
 		memset(&l, 0, sizeof(l));
 		l.s = s;
 		l.uid = m->uid;
+		l.id = m->id;
 		memset(&sm, 0, sizeof(sm));
 		sm.seq = (uint32_t)msn;
 		sm.uid = m->uid;
@@ -193,6 +226,7 @@ imap_cmd_search(struct imap_session *s, struct imap_cmd *x)
 		sm.savedate = sm.received;
 		sm.get_bytes = get_bytes;
 		sm.get_tree = get_tree;
+		sm.get_header = get_header;
 		sm.arg = &l;
 		if (imap_search_match(q, &sm)) {
 			res[nres] = x->uid ? m->uid : (uint32_t)msn;

@@ -985,8 +985,13 @@ match(const struct key *k, const struct imap_search_msg *m)
 	case K_HEADER: {
 		struct span msg;
 
-		if (m->get_bytes == NULL || m->get_bytes(m->arg, &msg) == -1)
+		if (m->get_header != NULL) {
+			if (m->get_header(m->arg, &msg) == -1)
+				return false;
+		} else if (m->get_bytes == NULL ||
+		    m->get_bytes(m->arg, &msg) == -1) {
 			return false;
+		}
 		return header_match(msg, k->str, k);
 	}
 	case K_BODY:

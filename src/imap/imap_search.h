@@ -84,6 +84,9 @@ struct imap_search_msg {
 	imap_search_bytes_fn *get_bytes;
 	imap_search_tree_fn *get_tree;
 	void *arg;             /* for the accessors */
+	/* The header section alone (through its empty line), for header
+	 * keys; NULL: taken from get_bytes. */
+	imap_search_bytes_fn *get_header;
 };
 
 /* Whether m matches q (RFC 9051 6.4.4). Case-insensitive matching folds

@@ -216,9 +216,15 @@ struct queue_dsn {
 	const struct queue_dsn_rcpt *rcpts;
 	size_t nrcpts;
 	struct span orig_header;     /* original message header section */
+	bool utf8;                   /* RFC 6533 variant: the original
+				      * needed SMTPUTF8 */
 };
 
-/* Compose a DSN (RFC 3464, RFC 6522 multipart/report) into out. 0, or
+/* Compose a DSN (RFC 3464, RFC 6522 multipart/report; with d->utf8 the
+ * RFC 6533 variant: text/plain utf-8 8bit, message/global-delivery-status
+ * with utf-8 recipients, message/global-headers; else 7-bit parts,
+ * us-ascii text when the text is ASCII, base64 for 8-bit text or
+ * headers) into out. 0, or
  * -1 when out's maximum was reached. Pure but for randomness when
  * boundary/msgid_out are NULL. */
 int queue_dsn_compose(const struct queue_dsn *d, struct buf *out);
@@ -238,8 +244,9 @@ struct queue_suppression {
 	char *reason;
 };
 void queue_suppression_list_free(struct queue_suppression *v, size_t n);
-/* Is address (localpart@domain) suppressed for account? 1 yes (fills
- * *out when not NULL), 0 no, -1 error. */
+/* Is address (localpart@domain) suppressed for account (NULL or "": for
+ * any account, the oldest entry)? 1 yes (fills *out when not NULL; its
+ * strings are the caller's to free), 0 no, -1 error. */
 int queue_suppress_lookup(struct queue *q, const char *account,
     const char *address, struct queue_suppression *out, struct buf *err);
 /* Add (0; also when present: not an error), manual with reason. */
@@ -311,12 +318,27 @@ int queue_admin_transport(struct queue *q, const struct queue_filter *f,
 /* Set RequireTLS tri-state. */
 int queue_admin_requiretls(struct queue *q, const struct queue_filter *f,
     enum queue_requiretls v, int64_t *n_out, struct buf *err);
-/* Fail: result "delivery canceled by admin", failure DSN to the sender
- * (into its account in store; NULL: opened on the data directory),
- * retired as failed. */
+/* Fail (fail true) or drop the queued messages matching f (spec/queue.md
+ * 10): append the result "delivery canceled by admin"; fail sends the
+ * failure DSN to the sender (into its account in store; NULL: opened on
+ * the data directory) and retires the message as failed (event failed);
+ * drop sends no DSN and retires it as canceled; the files are removed.
+ * cfg (borrowed, not the published one necessarily) gives the DSN host
+ * name, postmaster, retention periods and webhooks. It may be NULL for a
+ * drop: then no webhook events, and the retired copies are kept for the
+ * default week. A fail without cfg returns -1 before changing anything.
+ * *n_out gets the number of messages ended. A message that could not be
+ * ended, or was ended but its DSN could not be delivered, adds a line
+ * "message <id>: <reason>" to err (the others are still tried), and the
+ * return is then -1. Blocking (SQLite, disk); any thread but the
+ * reactor. */
+int queue_admin_end(struct queue *q, const struct config *cfg,
+    struct store *store, const struct queue_filter *f, bool fail,
+    int64_t *n_out, struct buf *err);
+/* queue_admin_end() with the published configuration (config_get(),
+ * which may be NULL: then only drop works). */
 int queue_admin_fail(struct queue *q, struct store *store,
     const struct queue_filter *f, int64_t *n_out, struct buf *err);
-/* Drop: same result, no DSN, retired as canceled, files removed. */
 int queue_admin_drop(struct queue *q, const struct queue_filter *f,
     int64_t *n_out, struct buf *err);
 /* Write prefix + file of message id to fd. */
@@ -355,7 +377,7 @@ struct queue_webhook_item {
 	int64_t queue_msg_id;
 	int64_t submitted_ns;
 	int64_t next_attempt_ns;  /* retired: last activity */
-	int64_t last_attempt_ns;
+	int64_t last_attempt_ns;  /* Start of the newest result; 0: none */
 	bool success;             /* retired */
 	char *account;
 	char *event;
@@ -368,7 +390,16 @@ int queue_webhook_list(struct queue *q, const struct queue_filter *f,
     struct buf *err);
 int queue_webhook_schedule(struct queue *q, const struct queue_filter *f,
     bool from_now, int64_t d_ns, int64_t *n_out, struct buf *err);
-/* Retire matching pending hooks with result "canceled by admin". */
+/* Cancel matching pending hooks: each is deleted and, when its account
+ * keeps retired webhooks (KeepRetiredWebhookPeriod > 0 in cfg; a week
+ * when cfg or the account is unknown), retired with the result "canceled
+ * by admin" and KeepUntil = now + period, in one transaction per hook.
+ * *n_out gets the number canceled; a hook that failed stays pending and
+ * adds a line "webhook <id>: <reason>" to err, and the return is then -1.
+ * cfg borrowed, may be NULL. */
+int queue_webhook_cancel_cfg(struct queue *q, const struct config *cfg,
+    const struct queue_filter *f, int64_t *n_out, struct buf *err);
+/* queue_webhook_cancel_cfg() with the published configuration. */
 int queue_webhook_cancel(struct queue *q, const struct queue_filter *f,
     int64_t *n_out, struct buf *err);
 /* Webhook (pending or retired) id as indented JSON. */

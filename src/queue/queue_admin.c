@@ -16,6 +16,7 @@
 
 #include "lib/io.h"
 #include "lib/log.h"
+#include "config/config.h"
 #include "lib/timeutil.h"
 #include "lib/xmalloc.h"
 #include "queue/queue_int.h"
@@ -33,6 +34,22 @@ struct where {
 enum table { T_MSG, T_RETIRED, T_WEBHOOK, T_WEBHOOK_RETIRED };
 
 /* Append pre, the next parameter's placeholder, then post. */
+
+/* One step of a listing: 1 row, 0 done, -1 error (appended to err with
+ * what). An error midway must not look like the end of the list. */
+static int
+step_row(sqlite3 *db, sqlite3_stmt *st, const char *what, struct buf *err)
+{
+	int r = sqlite3_step(st);
+
+	if (r == SQLITE_ROW)
+		return 1;
+	if (r == SQLITE_DONE)
+		return 0;
+	buf_addf(err, "%s: %s", what, sqlite3_errmsg(db));
+	return -1;
+}
+
 static void
 w_int(struct where *w, const char *pre, const char *post, int64_t v)
 {
@@ -173,9 +190,14 @@ list_items(struct queue *q, const struct queue_filter *f, enum table t,
 		goto out;
 	}
 	bind_where(st, &w);
-	while (sqlite3_step(st) == SQLITE_ROW) {
+	for (;;) {
 		struct queue_item *it;
+		int sr = step_row(db, st, "listing", err);
 
+		if (sr == -1)
+			goto out;
+		if (sr == 0)
+			break;
 		v = xreallocarray(v, n + 1, sizeof(*v));
 		it = &v[n++];
 		memset(it, 0, sizeof(*it));
@@ -197,9 +219,10 @@ list_items(struct queue *q, const struct queue_filter *f, enum table t,
 	*out = v;
 	*n_out = n;
 	v = NULL;
+	n = 0;
 	rc = 0;
 out:
-	free(v);
+	queue_item_list_free(v, n);
 	sqlite3_finalize(st);
 	sqlite3_close(db);
 	buf_release(&w.sql);
@@ -328,56 +351,91 @@ queue_webhook_schedule(struct queue *q, const struct queue_filter *f,
 	    NULL, d_ns, false, n_out, err);
 }
 
-/* fail and drop: append the admin result, then finish like a delivery. */
+/* spec/queue.md 10: append the "delivery canceled by admin" result. */
 static int
-end_msgs(struct queue *q, struct store *store, const struct queue_filter *f,
-    enum queue_outcome o, int64_t *n_out, struct buf *err)
+append_admin_result(sqlite3 *db, int64_t id)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = -1;
+
+	if (sqlite3_prepare_v2(db,
+		"UPDATE msg SET results = json_insert(CASE WHEN results"
+		" = '' THEN '[]' ELSE results END, '$[#]', json_object("
+		"'Start', ?2, 'Duration', 0, 'Success', json('false'),"
+		" 'Code', 0, 'Secode', '', 'Error', '')) WHERE id = ?1",
+		-1, &st, NULL) != SQLITE_OK)
+		goto out;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, time_wall_ns());
+	if (sqlite3_step(st) == SQLITE_DONE)
+		rc = 0;
+out:
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int
+queue_admin_end(struct queue *q, const struct config *cfg,
+    struct store *store, const struct queue_filter *f, bool fail,
+    int64_t *n_out, struct buf *err)
 {
 	struct queue_item *items = NULL;
 	size_t nitems = 0;
 	sqlite3 *db = NULL;
 	struct log_ctx log = log_ctx_init("queue", 0);
+	enum queue_outcome o = fail ? QUEUE_OUT_FAILED : QUEUE_OUT_CANCELED;
+	struct buf merr;
 	int64_t count = 0;
+	size_t nerr = 0;
 	int rc = -1;
 
-	if (queue_admin_list(q, f, &items, &nitems, err) == -1)
+	*n_out = 0;
+	if (fail && cfg == NULL) {
+		buf_adds(err, "failing messages needs the configuration (dsn "
+			      "host name and postmaster)");
 		return -1;
+	}
+	buf_init(&merr, 4096);
+	if (queue_admin_list(q, f, &items, &nitems, err) == -1)
+		goto out;
 	if (queue_db_open(q, &db, err) == -1)
 		goto out;
 	for (size_t i = 0; i < nitems; i++) {
 		struct queue_msg *m = NULL;
 		size_t n = 0;
 		struct queue_attempt_result ar = { 0 };
-		sqlite3_stmt *st = NULL;
 
-		if (queue_int_load(db, "id = ?1", items[i].id, &m, &n) == -1 ||
-		    n == 0) {
-			queue_msg_list_free(m, n);
-			continue;
+		buf_reset(&merr);
+		if (queue_int_load(db, "id = ?1", items[i].id, &m, &n) == -1) {
+			buf_addf(&merr, "loading: %s", sqlite3_errmsg(db));
+		} else if (n == 0) {
+			/* Delivered or ended meanwhile: not an error. */
+		} else if (append_admin_result(db, m[0].id) == -1) {
+			buf_addf(&merr, "recording result: %s",
+			    sqlite3_errmsg(db));
+		} else {
+			ar.permanent = true;
+			ar.error = "delivery canceled by admin";
+			ar.reply = ar.remote_host = ar.remote_ip = "";
+			if (queue_int_finish(q, cfg, store, db, &m[0], o, &ar,
+				&log, &merr) == 0)
+				count++;
+			else if (merr.len == 0)
+				buf_adds(&merr, "unknown error");
 		}
-		if (sqlite3_prepare_v2(db,
-			"UPDATE msg SET results = json_insert(CASE WHEN results"
-			" = '' THEN '[]' ELSE results END, '$[#]', json_object("
-			"'Start', ?2, 'Duration', 0, 'Success', json('false'),"
-			" 'Code', 0, 'Secode', '', 'Error', '')) WHERE id = ?1",
-			-1, &st, NULL) == SQLITE_OK) {
-			sqlite3_bind_int64(st, 1, m[0].id);
-			sqlite3_bind_int64(st, 2, time_wall_ns());
-			(void)sqlite3_step(st);
+		if (merr.len > 0) {
+			buf_addf(err, "%smessage %lld: %s", nerr > 0 ? "\n" : "",
+			    (long long)items[i].id, merr.data);
+			nerr++;
 		}
-		sqlite3_finalize(st);
-		ar.permanent = true;
-		ar.error = "delivery canceled by admin";
-		ar.reply = ar.remote_host = ar.remote_ip = "";
-		if (queue_int_finish(q, store, db, &m[0], o, &ar, &log, err) == 0)
-			count++;
 		queue_msg_list_free(m, n);
 	}
 	*n_out = count;
-	rc = 0;
+	rc = nerr > 0 ? -1 : 0;
 out:
 	sqlite3_close(db);
 	queue_item_list_free(items, nitems);
+	buf_release(&merr);
 	return rc;
 }
 
@@ -385,14 +443,22 @@ int
 queue_admin_fail(struct queue *q, struct store *store,
     const struct queue_filter *f, int64_t *n_out, struct buf *err)
 {
-	return end_msgs(q, store, f, QUEUE_OUT_FAILED, n_out, err);
+	struct config *cfg = config_get();
+	int rc = queue_admin_end(q, cfg, store, f, true, n_out, err);
+
+	config_put(cfg);
+	return rc;
 }
 
 int
 queue_admin_drop(struct queue *q, const struct queue_filter *f,
     int64_t *n_out, struct buf *err)
 {
-	return end_msgs(q, NULL, f, QUEUE_OUT_CANCELED, n_out, err);
+	struct config *cfg = config_get();
+	int rc = queue_admin_end(q, cfg, NULL, f, false, n_out, err);
+
+	config_put(cfg);
+	return rc;
 }
 
 int
@@ -450,7 +516,13 @@ queue_hold_rule_list(struct queue *q, struct queue_hold_rule **out,
 		buf_addf(err, "hold rules: %s", sqlite3_errmsg(db));
 		goto out;
 	}
-	while (sqlite3_step(st) == SQLITE_ROW) {
+	for (;;) {
+		int sr = step_row(db, st, "hold rules", err);
+
+		if (sr == -1)
+			goto out;
+		if (sr == 0)
+			break;
 		v = xreallocarray(v, n + 1, sizeof(*v));
 		v[n].id = sqlite3_column_int64(st, 0);
 		v[n].account = cs(st, 1);
@@ -460,8 +532,11 @@ queue_hold_rule_list(struct queue *q, struct queue_hold_rule **out,
 	}
 	*out = v;
 	*n_out = n;
+	v = NULL;
+	n = 0;
 	rc = 0;
 out:
+	queue_hold_rule_list_free(v, n);
 	sqlite3_finalize(st);
 	sqlite3_close(db);
 	return rc;
@@ -620,21 +695,31 @@ queue_retired_print(struct queue *q, int64_t id, struct buf *out,
 	    id, out, err);
 }
 
+/* SQL for an integer nanosecond column as RFC 3339 UTC text. */
+#define RFC3339(col) \
+	"strftime('%Y-%m-%dT%H:%M:%SZ', " col " / 1000000000, 'unixepoch')"
+
 int
 queue_webhook_print(struct queue *q, int64_t id, bool retired,
     struct buf *out, struct buf *err)
 {
 	return print_json(q,
+	    /* As queue_retired_print(): booleans, RFC 3339 times. */
 	    retired ? "SELECT json_object('ID', id, 'QueueMsgID', queue_msg_id,"
 		      " 'Account', account, 'URL', url, 'Event', event,"
-		      " 'Payload', json(payload), 'Attempts', attempts,"
-		      " 'Results', json(results), 'Success', success,"
-		      " 'LastActivity', last_activity, 'KeepUntil', keep_until)"
+		      " 'Payload', json(payload), 'Submitted', " RFC3339("submitted")
+		      ", 'Attempts', attempts,"
+		      " 'Results', json(results), 'Success', json(CASE success"
+		      " WHEN 1 THEN 'true' ELSE 'false' END),"
+		      " 'LastActivity', " RFC3339("last_activity") ","
+		      " 'KeepUntil', " RFC3339("keep_until") ")"
 		      " FROM webhook_retired WHERE id = ?1"
 		    : "SELECT json_object('ID', id, 'QueueMsgID', queue_msg_id,"
 		      " 'Account', account, 'URL', url, 'Event', event,"
-		      " 'Payload', json(payload), 'Attempts', attempts,"
-		      " 'NextAttempt', next_attempt, 'Results', json(results))"
+		      " 'Payload', json(payload), 'Submitted', " RFC3339("submitted")
+		      ", 'Attempts', attempts,"
+		      " 'NextAttempt', " RFC3339("next_attempt") ","
+		      " 'Results', json(results))"
 		      " FROM webhook WHERE id = ?1",
 	    id, out, err);
 }
@@ -657,7 +742,8 @@ queue_webhook_list(struct queue *q, const struct queue_filter *f,
 	buf_init(&sql, 16384);
 	buf_addf(&sql,
 	    "SELECT id, queue_msg_id, submitted, %s, %s, account, event, url,"
-	    " ifnull(json_extract(results, '$[#-1].Error'), '') FROM %s%s",
+	    " ifnull(json_extract(results, '$[#-1].Error'), ''),"
+	    " ifnull(json_extract(results, '$[#-1].Start'), 0) FROM %s%s",
 	    retired ? "last_activity" : "next_attempt",
 	    retired ? "success" : "0", retired ? "webhook_retired" : "webhook",
 	    w.sql.data);
@@ -669,9 +755,14 @@ queue_webhook_list(struct queue *q, const struct queue_filter *f,
 		goto out;
 	}
 	bind_where(st, &w);
-	while (sqlite3_step(st) == SQLITE_ROW) {
+	for (;;) {
 		struct queue_webhook_item *it;
+		int sr = step_row(db, st, "listing webhooks", err);
 
+		if (sr == -1)
+			goto out;
+		if (sr == 0)
+			break;
 		v = xreallocarray(v, n + 1, sizeof(*v));
 		it = &v[n++];
 		memset(it, 0, sizeof(*it));
@@ -684,13 +775,16 @@ queue_webhook_list(struct queue *q, const struct queue_filter *f,
 		it->event = cs(st, 6);
 		it->url = cs(st, 7);
 		it->last_error = cs(st, 8);
+		/* The Start of the newest attempt result (ns). */
+		it->last_attempt_ns = sqlite3_column_int64(st, 9);
 	}
 	*out = v;
 	*n_out = n;
 	v = NULL;
+	n = 0;
 	rc = 0;
 out:
-	free(v);
+	queue_webhook_item_list_free(v, n);
 	sqlite3_finalize(st);
 	sqlite3_close(db);
 	buf_release(&w.sql);
@@ -710,23 +804,26 @@ queue_webhook_item_list_free(struct queue_webhook_item *v, size_t n)
 	free(v);
 }
 
-int
-queue_webhook_cancel(struct queue *q, const struct queue_filter *f,
-    int64_t *n_out, struct buf *err)
+/* Retire one pending webhook as canceled, in one transaction. */
+static int
+cancel_one(sqlite3 *db, const struct config *cfg,
+    const struct queue_webhook_item *it, bool *done_out)
 {
-	struct queue_webhook_item *v = NULL;
-	size_t n = 0;
-	sqlite3 *db = NULL;
-	int64_t count = 0;
+	const struct config_account *ca = cfg != NULL ?
+	    config_account_find(cfg, it->account) : NULL;
+	/* spec/queue.md 14: kept only when the account keeps webhooks, for
+	 * its period; as for messages (9), a week when the account is not
+	 * known. */
+	int64_t keep = ca != NULL ? ca->keep_retired_webhook_period
+				  : QUEUE_RETIRED_DEFAULT_KEEP;
+	int64_t now = time_wall_ns();
+	sqlite3_stmt *st = NULL;
 	int rc = -1;
 
-	if (queue_webhook_list(q, f, false, &v, &n, err) == -1)
+	*done_out = false;
+	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
 		return -1;
-	if (queue_db_open(q, &db, err) == -1)
-		goto out;
-	for (size_t i = 0; i < n; i++) {
-		sqlite3_stmt *st = NULL;
-
+	if (keep > 0) {
 		if (sqlite3_prepare_v2(db,
 			"INSERT INTO webhook_retired (id, queue_msg_id, from_id,"
 			" message_id, subject, extra, account, url,"
@@ -735,28 +832,80 @@ queue_webhook_cancel(struct queue *q, const struct queue_filter *f,
 			" SELECT id, queue_msg_id, from_id, message_id, subject,"
 			" extra, account, url, authorization, is_incoming, event,"
 			" payload, submitted, attempts, json_insert(results,"
-			" '$[#]', json_object('Error', 'canceled by admin')), 0,"
-			" ?2, ?2 + 7 * 86400000000000 FROM webhook WHERE id = ?1;",
-			-1, &st, NULL) == SQLITE_OK) {
-			sqlite3_bind_int64(st, 1, v[i].id);
-			sqlite3_bind_int64(st, 2, time_wall_ns());
-			(void)sqlite3_step(st);
-		}
+			" '$[#]', json_object('Start', ?2, 'Duration', 0,"
+			" 'Success', json('false'), 'Code', 0,"
+			" 'Error', 'canceled by admin')), 0, ?2, ?3"
+			" FROM webhook WHERE id = ?1",
+			-1, &st, NULL) != SQLITE_OK)
+			goto rollback;
+		sqlite3_bind_int64(st, 1, it->id);
+		sqlite3_bind_int64(st, 2, now);
+		sqlite3_bind_int64(st, 3, now + keep);
+		if (sqlite3_step(st) != SQLITE_DONE)
+			goto rollback;
 		sqlite3_finalize(st);
 		st = NULL;
-		if (sqlite3_prepare_v2(db, "DELETE FROM webhook WHERE id = ?1",
-			-1, &st, NULL) == SQLITE_OK) {
-			sqlite3_bind_int64(st, 1, v[i].id);
-			if (sqlite3_step(st) == SQLITE_DONE &&
-			    sqlite3_changes(db) > 0)
-				count++;
+	}
+	if (sqlite3_prepare_v2(db, "DELETE FROM webhook WHERE id = ?1", -1, &st,
+		NULL) != SQLITE_OK)
+		goto rollback;
+	sqlite3_bind_int64(st, 1, it->id);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		goto rollback;
+	*done_out = sqlite3_changes(db) > 0;
+	sqlite3_finalize(st);
+	st = NULL;
+	if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+		goto rollback;
+	return 0;
+rollback:
+	sqlite3_finalize(st);
+	sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	*done_out = false;
+	return rc;
+}
+
+int
+queue_webhook_cancel_cfg(struct queue *q, const struct config *cfg,
+    const struct queue_filter *f, int64_t *n_out, struct buf *err)
+{
+	struct queue_webhook_item *v = NULL;
+	size_t n = 0, nerr = 0;
+	sqlite3 *db = NULL;
+	int64_t count = 0;
+	int rc = -1;
+
+	*n_out = 0;
+	if (queue_webhook_list(q, f, false, &v, &n, err) == -1)
+		return -1;
+	if (queue_db_open(q, &db, err) == -1)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		bool done = false;
+
+		if (cancel_one(db, cfg, &v[i], &done) == -1) {
+			buf_addf(err, "%swebhook %lld: %s", nerr > 0 ? "\n" : "",
+			    (long long)v[i].id, sqlite3_errmsg(db));
+			nerr++;
+		} else if (done) {
+			count++;
 		}
-		sqlite3_finalize(st);
 	}
 	*n_out = count;
-	rc = 0;
+	rc = nerr > 0 ? -1 : 0;
 out:
 	sqlite3_close(db);
 	queue_webhook_item_list_free(v, n);
+	return rc;
+}
+
+int
+queue_webhook_cancel(struct queue *q, const struct queue_filter *f,
+    int64_t *n_out, struct buf *err)
+{
+	struct config *cfg = config_get();
+	int rc = queue_webhook_cancel_cfg(q, cfg, f, n_out, err);
+
+	config_put(cfg);
 	return rc;
 }

@@ -146,8 +146,13 @@ order_ips(const char *dialed, const char *host, char **ips, size_t n)
 	}
 }
 
+static bool all_transient(const struct queue_job *j);
+static void conn_failed(struct queue_job *j,
+    const struct smtp_client_result *rc);
+
 struct conn_plan {
 	const char *host;          /* remote host name (or IP) */
+	const char *tls_name;      /* SNI and PKIX name; NULL: host */
 	uint16_t port;
 	const char *ehlo;
 	enum smtp_client_tls tls;
@@ -160,6 +165,7 @@ struct conn_plan {
 	bool requiretls;
 	smtp_client_verify_fn *verify;
 	void *verify_arg;
+	struct queue_tls_conn *tc; /* TLS policy bookkeeping, or NULL */
 };
 
 /* Try one IP: connect, session, transaction. Returns 0 when the
@@ -174,13 +180,16 @@ try_ip(struct queue_job *j, const struct conn_plan *pl, const char *ip,
 	struct smtp_client *c = NULL;
 	const struct config_static *st = j->cfg->st;
 	struct buf err, from;
-	char **rcpts = xcalloc(j->n, sizeof(*rcpts));
+	char **rcpts = NULL;
+	size_t nrcpts = 0;
 	char **cas = NULL;
 	size_t ncas = st->tls.ca != NULL ? st->tls.ca->cert_files.n : 0;
 	int fd, msgfd = -1, ret = -1;
 
 	buf_init(&err, 1024);
 	buf_init(&from, 1024);
+	rc->tls_error = false;
+	rc->code = 0;
 	snprintf(j->remote_host, sizeof(j->remote_host), "%s", pl->host);
 	snprintf(j->remote_ip, sizeof(j->remote_ip), "%s", ip);
 	buf_addf(&j->dialed_out, "%s %s\n", pl->host, ip);
@@ -191,7 +200,7 @@ try_ip(struct queue_job *j, const struct conn_plan *pl, const char *ip,
 		goto out;
 	}
 	p.ehlo = pl->ehlo;
-	p.tls_name = pl->host;
+	p.tls_name = pl->tls_name != NULL ? pl->tls_name : pl->host;
 	p.tls = tls;
 	p.pkix = pl->pkix;
 	/* TLS.CA.CertFiles are relative to the config directory, not to
@@ -205,13 +214,23 @@ try_ip(struct queue_job *j, const struct conn_plan *pl, const char *ip,
 	p.nca_files = ncas;
 	p.no_system_trust = st->tls.ca != NULL &&
 	    !st->tls.ca->additional_to_system;
-	p.verify = pl->verify;
-	p.verify_arg = pl->verify_arg;
+	if (tls != SMTP_CLIENT_TLS_NONE) {
+		p.verify = pl->verify;
+		p.verify_arg = pl->verify_arg;
+	}
+	if (pl->tc != NULL) {
+		pl->tc->ip = ip;
+		pl->tc->verified = false;
+	}
 	p.auth_user = pl->auth_user;
 	p.auth_pass = pl->auth_pass;
 	p.mechs = pl->nmechs > 0 ? pl->mechs : NULL;
 	p.nmechs = pl->nmechs;
 	c = smtp_client_open(fd, &p, rc);
+	if (pl->tc != NULL)
+		queue_tls_conn_done(pl->tc, rc, tls != SMTP_CLIENT_TLS_NONE,
+		    c != NULL && tls == SMTP_CLIENT_TLS_OPPORTUNISTIC &&
+			!smtp_client_tls_active(c));
 	if (c == NULL)
 		goto out;
 	if (pl->requiretls && !smtp_client_ext(c)->requiretls) {
@@ -225,31 +244,57 @@ try_ip(struct queue_job *j, const struct conn_plan *pl, const char *ip,
 		    log_strerror(errno));
 		goto out;
 	}
-	addr_of(&j->msgs[0], &from, false);
-	for (size_t i = 0; i < j->n; i++) {
-		struct buf a;
+	for (;;) {
+		int dr;
 
-		buf_init(&a, 1024);
-		addr_of(&j->msgs[i], &a, true);
-		rcpts[i] = buf_take(&a);
+		buf_reset(&from);
+		addr_of(&j->msgs[0], &from, false);
+		rcpts = xcalloc(j->n, sizeof(*rcpts));
+		nrcpts = j->n;
+		for (size_t i = 0; i < j->n; i++) {
+			struct buf a;
+
+			buf_init(&a, 1024);
+			addr_of(&j->msgs[i], &a, true);
+			rcpts[i] = buf_take(&a);
+		}
+		memset(&tx, 0, sizeof(tx));
+		tx.mailfrom = from.data;
+		tx.rcpts = (const char *const *)rcpts;
+		tx.nrcpts = j->n;
+		tx.prefix = j->msgs[0].msg_prefix;
+		tx.prefix_len = j->msgs[0].msg_prefix_len;
+		tx.msg_fd = msgfd;
+		tx.size = j->msgs[0].size;
+		tx.has_8bit = j->msgs[0].has_8bit;
+		tx.smtputf8 = j->msgs[0].smtputf8;
+		tx.requiretls = pl->requiretls;
+		dr = smtp_client_deliver(c, &tx, rc, j->res);
+		for (size_t i = 0; i < nrcpts; i++)
+			free(rcpts[i]);
+		free(rcpts);
+		rcpts = NULL;
+		close(msgfd);
+		msgfd = -1;
+		/* spec/queue.md 7: reuse the connection for the next due
+		 * records of this domain, once this outcome is final. */
+		if (dr == -1 || j->next == NULL || all_transient(j) ||
+		    !j->next(j))
+			break;
+		msgfd = open(j->msgpath, O_RDONLY | O_CLOEXEC);
+		if (msgfd == -1) {
+			smtp_client_result_fail(rc, false, 0, NULL,
+			    "opening message: %s", log_strerror(errno));
+			conn_failed(j, rc);
+			break;
+		}
 	}
-	tx.mailfrom = from.data;
-	tx.rcpts = (const char *const *)rcpts;
-	tx.nrcpts = j->n;
-	tx.prefix = j->msgs[0].msg_prefix;
-	tx.prefix_len = j->msgs[0].msg_prefix_len;
-	tx.msg_fd = msgfd;
-	tx.size = j->msgs[0].size;
-	tx.has_8bit = j->msgs[0].has_8bit;
-	tx.smtputf8 = j->msgs[0].smtputf8;
-	tx.requiretls = pl->requiretls;
-	(void)smtp_client_deliver(c, &tx, rc, j->res);
 	ret = 0;
 out:
 	smtp_client_close(c);
 	if (msgfd != -1)
 		close(msgfd);
-	for (size_t i = 0; i < j->n; i++)
+	for (size_t i = 0; rcpts != NULL && i < nrcpts; i++)
 		free(rcpts[i]);
 	free(rcpts);
 	for (size_t i = 0; cas != NULL && i < ncas; i++)
@@ -260,68 +305,105 @@ out:
 	return ret;
 }
 
+/* The addresses of one host (spec/queue.md 5.3 step 1). */
+struct host_ips {
+	char *ips[DELIVER_IPS_MAX];
+	size_t n;
+	bool authentic;   /* the address lookups were DNSSEC-authentic */
+	bool is_ip;       /* the host was an IP address */
+	int ede;          /* RFC 8914 code of a failed lookup, or -1 */
+};
+
+static void
+host_ips_release(struct host_ips *h)
+{
+	for (size_t i = 0; i < h->n; i++)
+		free(h->ips[i]);
+	h->n = 0;
+}
+
+/* Resolve pl->host. 0, or -1 with rc set. */
+static int
+resolve_host(struct queue_job *j, const struct conn_plan *pl,
+    struct host_ips *out, struct smtp_client_result *rc)
+{
+	struct dns_answer ans = { 0 };
+	struct in6_addr tmp6;
+	struct in_addr tmp4;
+	enum dns_result r;
+
+	memset(out, 0, sizeof(*out));
+	out->ede = -1;
+	if (inet_pton(AF_INET, pl->host, &tmp4) == 1 ||
+	    inet_pton(AF_INET6, pl->host, &tmp6) == 1) {
+		out->ips[out->n++] = xstrdup(pl->host);
+		out->is_ip = true;
+		return 0;
+	}
+	if (j->resolver == NULL) {
+		smtp_client_result_fail(rc, false, 0, NULL, "no resolver");
+		return -1;
+	}
+	r = dns_lookup_ips(j->resolver, pl->host, &ans);
+	out->authentic = ans.authentic;
+	out->ede = ans.ede;
+	if (r != DNS_OK) {
+		smtp_client_result_fail(rc, false, 0, NULL,
+		    "looking up ips of %s: %s", pl->host,
+		    ans.why != NULL ? ans.why : dns_result_name(r));
+		dns_answer_release(&ans);
+		return -1;
+	}
+	for (size_t i = 0; i < ans.n && out->n < DELIVER_IPS_MAX; i++) {
+		bool v6 = ans.rr[i].type == DNS_AAAA;
+
+		if ((v6 && pl->disable6) || (!v6 && pl->disable4))
+			continue;
+		out->ips[out->n++] = xstrdup(ans.rr[i].text);
+	}
+	dns_answer_release(&ans);
+	if (out->n == 0) {
+		smtp_client_result_fail(rc, false, 0, NULL,
+		    "no usable ip addresses for %s", pl->host);
+		return -1;
+	}
+	return 0;
+}
+
+/* Dial the host's IPs in order (spec/queue.md 5.3 steps 2 and 6). 0
+ * when a transaction ran; -1 with rc set when every IP failed. */
+static int
+dial_host(struct queue_job *j, const struct conn_plan *pl,
+    struct host_ips *h, struct smtp_client_result *rc)
+{
+	order_ips(j->dialed, pl->host, h->ips, h->n);
+	for (size_t i = 0; i < h->n; i++) {
+		int ms = SMTP_CLIENT_DIAL_MS / (int)h->n;
+
+		if (try_ip(j, pl, h->ips[i], ms, pl->tls, rc) == 0)
+			return 0;
+		/* spec/queue.md 5.4: plaintext fallback after TLS errors. */
+		if (rc->tls_error && pl->fallback_plain &&
+		    try_ip(j, pl, h->ips[i], ms, SMTP_CLIENT_TLS_NONE, rc) == 0)
+			return 0;
+		if (rc->permanent)
+			break;
+	}
+	return -1;
+}
+
 /* Deliver to one host: resolve, dial its IPs in order. 0 when a
  * transaction ran; -1 with rc set when every IP failed. */
 static int
 try_host(struct queue_job *j, const struct conn_plan *pl,
     struct smtp_client_result *rc)
 {
-	struct dns_answer ans = { 0 };
-	char *ips[DELIVER_IPS_MAX];
-	size_t nips = 0;
-	struct in6_addr tmp6;
-	struct in_addr tmp4;
+	struct host_ips h;
 	int ret = -1;
 
-	if (inet_pton(AF_INET, pl->host, &tmp4) == 1 ||
-	    inet_pton(AF_INET6, pl->host, &tmp6) == 1)
-		ips[nips++] = xstrdup(pl->host);
-	else if (j->resolver == NULL) {
-		smtp_client_result_fail(rc, false, 0, NULL, "no resolver");
-		return -1;
-	} else {
-		enum dns_result r = dns_lookup_ips(j->resolver, pl->host, &ans);
-
-		if (r != DNS_OK) {
-			smtp_client_result_fail(rc, r == DNS_NOTFOUND && false,
-			    0, NULL, "looking up ips of %s: %s", pl->host,
-			    ans.why != NULL ? ans.why : dns_result_name(r));
-			dns_answer_release(&ans);
-			return -1;
-		}
-		for (size_t i = 0; i < ans.n && nips < DELIVER_IPS_MAX; i++) {
-			bool v6 = ans.rr[i].type == DNS_AAAA;
-
-			if ((v6 && pl->disable6) || (!v6 && pl->disable4))
-				continue;
-			ips[nips++] = xstrdup(ans.rr[i].text);
-		}
-		dns_answer_release(&ans);
-	}
-	if (nips == 0) {
-		smtp_client_result_fail(rc, false, 0, NULL,
-		    "no usable ip addresses for %s", pl->host);
-		return -1;
-	}
-	order_ips(j->dialed, pl->host, ips, nips);
-	for (size_t i = 0; i < nips && ret == -1; i++) {
-		int ms = SMTP_CLIENT_DIAL_MS / (int)nips;
-
-		if (try_ip(j, pl, ips[i], ms, pl->tls, rc) == 0) {
-			ret = 0;
-			break;
-		}
-		/* spec/queue.md 5.4: plaintext fallback after TLS errors. */
-		if (rc->tls_error && pl->fallback_plain &&
-		    try_ip(j, pl, ips[i], ms, SMTP_CLIENT_TLS_NONE, rc) == 0) {
-			ret = 0;
-			break;
-		}
-		if (rc->permanent)
-			break;
-	}
-	for (size_t i = 0; i < nips; i++)
-		free(ips[i]);
+	if (resolve_host(j, pl, &h, rc) == 0)
+		ret = dial_host(j, pl, &h, rc);
+	host_ips_release(&h);
 	return ret;
 }
 
@@ -350,6 +432,8 @@ conn_failed(struct queue_job *j, const struct smtp_client_result *rc)
 static bool
 all_transient(const struct queue_job *j)
 {
+	if (j->n == 0)
+		return false; /* all finished on a reused connection */
 	for (size_t i = 0; i < j->n; i++)
 		if (j->res[i].ok || j->res[i].permanent)
 			return false;
@@ -372,18 +456,157 @@ mx_cmp(const void *a, const void *b)
 	return x->rnd < y->rnd ? -1 : x->rnd > y->rnd;
 }
 
-struct dane_verify_arg {
-	const struct queue_tls_policy *tls;
-	void *state;
-	const char *host;
+/* spec/queue.md 5.1: the MX hosts of the recipient domain with what the
+ * TLS policy needs to know about the lookups. */
+struct dest {
+	struct mxhost hosts[DELIVER_HOSTS_MAX];
+	size_t nhosts;
+	char expanded[DNS_NAME_MAX + 1];
+	bool have_mx;
+	bool mx_authentic;    /* first CNAME and the MX lookup */
+	bool chain_authentic; /* every CNAME and the MX lookup */
+	bool literal;         /* an address literal */
 };
 
+/* Fill d for dom. 0, or -1 with every record's result set. */
 static int
-dane_verify(void *arg, struct tls_session *s, struct buf *err)
+resolve_dest(struct queue_job *j, const char *dom, struct dest *d)
 {
-	struct dane_verify_arg *a = arg;
+	struct dns_answer ans = { 0 };
+	enum dns_result r;
+	size_t steps = 0;
 
-	return a->tls->verify(a->tls->arg, a->state, a->host, s, err);
+	memset(d, 0, sizeof(*d));
+	if (dom[0] == '[') {
+		/* RFC 5321 4.1.3: an address literal; that IP only. */
+		size_t l = strlen(dom);
+		const char *ip = dom + 1;
+
+		if (strncasecmp(ip, "IPv6:", 5) == 0)
+			ip += 5;
+		d->hosts[0].name = xstrndup(ip, (size_t)(dom + l - 1 - ip));
+		d->nhosts = 1;
+		d->literal = true;
+		return 0;
+	}
+	if (j->resolver == NULL) {
+		fail_all(j, false, 0, NULL, "no dns resolver");
+		return -1;
+	}
+	snprintf(d->expanded, sizeof(d->expanded), "%s", dom);
+	d->mx_authentic = d->chain_authentic = true;
+	/* spec/queue.md 5.1: follow CNAMEs explicitly, 16 steps. */
+	for (;;) {
+		r = dns_lookup(j->resolver, d->expanded, DNS_CNAME, &ans);
+		if (steps == 0)
+			d->mx_authentic = ans.authentic;
+		d->chain_authentic = d->chain_authentic && ans.authentic;
+		if (r != DNS_OK || ans.n == 0) {
+			dns_answer_release(&ans);
+			break;
+		}
+		if (++steps > DELIVER_CNAME_MAX ||
+		    strcasecmp(ans.rr[0].text, dom) == 0) {
+			dns_answer_release(&ans);
+			fail_all(j, false, 0, NULL,
+			    "too many cname records or cname loop");
+			return -1;
+		}
+		snprintf(d->expanded, sizeof(d->expanded), "%s",
+		    ans.rr[0].text);
+		dns_answer_release(&ans);
+	}
+	r = dns_lookup(j->resolver, d->expanded, DNS_MX, &ans);
+	d->mx_authentic = d->mx_authentic && ans.authentic;
+	d->chain_authentic = d->chain_authentic && ans.authentic;
+	if (r == DNS_NOTFOUND) {
+		/* RFC 5321 5.1: implicit MX. */
+		d->hosts[0].name = xstrdup(d->expanded);
+		d->nhosts = 1;
+	} else if (r != DNS_OK) {
+		fail_all(j, false, 0, NULL, "looking up mx records");
+		dns_answer_release(&ans);
+		return -1;
+	} else if (ans.n == 1 && (ans.rr[0].text[0] == '\0' ||
+				     strcmp(ans.rr[0].text, ".") == 0)) {
+		/* RFC 7505 3: null MX; 556 with 5.1.10 (RFC 7505 4.2). */
+		fail_all(j, true, 556, "5.1.10",
+		    "domain does not accept email as indicated with single dot "
+		    "for mx record");
+		dns_answer_release(&ans);
+		return -1;
+	} else {
+		d->have_mx = true;
+		for (size_t i = 0; i < ans.n && d->nhosts < DELIVER_HOSTS_MAX;
+		     i++) {
+			struct mxhost *h = &d->hosts[d->nhosts];
+
+			if (ans.rr[i].text[0] == '\0' ||
+			    strcmp(ans.rr[i].text, ".") == 0)
+				continue;
+			(void)gnutls_rnd(GNUTLS_RND_NONCE, &h->rnd,
+			    sizeof(h->rnd));
+			h->name = xstrdup(ans.rr[i].text);
+			h->pref = ans.rr[i].pref;
+			d->nhosts++;
+		}
+		qsort(d->hosts, d->nhosts, sizeof(d->hosts[0]), mx_cmp);
+	}
+	dns_answer_release(&ans);
+	return 0;
+}
+
+/* One host without a TLS policy (queue_runner_params.tls NULL):
+ * opportunistic TLS, nothing verified, REQUIRETLS impossible. */
+static bool
+plan_plain(struct queue_job *j, struct conn_plan *pl,
+    struct smtp_client_result *rc)
+{
+	if (requiretls(j)) {
+		/* RFC 8689 5 */
+		smtp_client_result_fail(rc, true, 554, "5.7.30",
+		    "missing required tls verification mechanism");
+		return false;
+	}
+	pl->tls = SMTP_CLIENT_TLS_OPPORTUNISTIC;
+	pl->fallback_plain = tls_required_no(j) ||
+	    !j->msgs[0].is_dmarc_report;
+	return true;
+}
+
+/* One host under the TLS policy (spec/queue.md 5.2-5.4, 5.8): false with
+ * rc set when the host is not to be dialed. */
+static bool
+plan_policy(struct tlspolicy_host *th, struct conn_plan *pl,
+    struct queue_tls_conn *tc, struct smtp_client_result *rc)
+{
+	switch (th->action) {
+	case TLSPOLICY_CONNECT:
+		break;
+	case TLSPOLICY_SKIP:
+		smtp_client_result_fail(rc, false, 0, NULL,
+		    "mx host %s does not match mta-sts policy", th->host);
+		return false;
+	case TLSPOLICY_FAIL_TEMP:
+		smtp_client_result_fail(rc, false, 0, "4.7.5", "%s: %s",
+		    th->host, th->why);
+		return false;
+	case TLSPOLICY_FAIL_PERM:
+		smtp_client_result_fail(rc, true, th->code, th->ecode, "%s",
+		    th->why);
+		return false;
+	}
+	pl->tls = th->tls_required ? SMTP_CLIENT_TLS_STARTTLS
+				   : SMTP_CLIENT_TLS_OPPORTUNISTIC;
+	/* The chain is checked by tlspolicy_verify() so that failures can
+	 * be classified for TLS reports (spec/queue.md 7). */
+	pl->pkix = false;
+	pl->tls_name = th->sni;
+	pl->fallback_plain = th->plaintext_fallback;
+	pl->verify = queue_tls_verify;
+	pl->verify_arg = tc;
+	pl->tc = tc;
+	return true;
 }
 
 /* spec/queue.md 5. */
@@ -392,157 +615,83 @@ deliver_direct(struct queue_job *j, const char *ehlo, bool disable4,
     bool disable6)
 {
 	const char *dom = j->msgs[0].recipient_domain;
-	struct mxhost hosts[DELIVER_HOSTS_MAX];
-	size_t nhosts = 0;
-	char name[DNS_NAME_MAX + 1];
+	struct queue_tls_attempt ta;
 	struct smtp_client_result rc;
-	void *tstate = NULL;
+	struct dest d;
 	const char *why = NULL;
-	bool all_requiretls = true, tried = false;
+	bool all_requiretls = true, tried = false, failed = true;
+	bool policy = false;
 
+	memset(&ta, 0, sizeof(ta));
 	smtp_client_result_init(&rc);
-	memset(hosts, 0, sizeof(hosts));
-	if (dom[0] == '[') {
-		/* RFC 5321 4.1.3: an address literal; that IP only. */
-		size_t l = strlen(dom);
-		const char *ip = dom + 1;
-
-		if (strncasecmp(ip, "IPv6:", 5) == 0)
-			ip += 5;
-		hosts[0].name = xstrndup(ip, (size_t)(dom + l - 1 - ip));
-		nhosts = 1;
-	} else if (j->resolver == NULL) {
-		fail_all(j, false, 0, NULL, "no dns resolver");
+	if (resolve_dest(j, dom, &d) == -1)
 		goto out;
-	} else {
-		struct dns_answer ans = { 0 };
-		enum dns_result r;
-		size_t steps = 0;
-
-		snprintf(name, sizeof(name), "%s", dom);
-		/* spec/queue.md 5.1: follow CNAMEs explicitly, 16 steps. */
-		for (;;) {
-			r = dns_lookup(j->resolver, name, DNS_CNAME, &ans);
-			if (r != DNS_OK || ans.n == 0) {
-				dns_answer_release(&ans);
-				break;
-			}
-			if (++steps > DELIVER_CNAME_MAX ||
-			    strcasecmp(ans.rr[0].text, dom) == 0) {
-				dns_answer_release(&ans);
-				fail_all(j, false, 0, NULL,
-				    "too many cname records or cname loop");
-				goto out;
-			}
-			snprintf(name, sizeof(name), "%s", ans.rr[0].text);
-			dns_answer_release(&ans);
-		}
-		r = dns_lookup(j->resolver, name, DNS_MX, &ans);
-		if (r == DNS_NOTFOUND) {
-			/* RFC 5321 5.1: implicit MX. */
-			hosts[0].name = xstrdup(name);
-			nhosts = 1;
-		} else if (r != DNS_OK) {
-			fail_all(j, false, 0, NULL, "looking up mx records");
-			dns_answer_release(&ans);
-			goto out;
-		} else if (ans.n == 1 && (ans.rr[0].text[0] == '\0' ||
-					     strcmp(ans.rr[0].text, ".") == 0)) {
-			/* RFC 7505 3: null MX. */
-			fail_all(j, true, 556, "5.1.10",
-			    "domain does not accept email as indicated with "
-			    "single dot for mx record");
-			dns_answer_release(&ans);
-			goto out;
-		} else {
-			for (size_t i = 0; i < ans.n && nhosts < DELIVER_HOSTS_MAX;
-			     i++) {
-				unsigned rnd = 0;
-
-				if (ans.rr[i].text[0] == '\0' ||
-				    strcmp(ans.rr[i].text, ".") == 0)
-					continue;
-				(void)gnutls_rnd(GNUTLS_RND_NONCE, &rnd,
-				    sizeof(rnd));
-				hosts[nhosts].name = xstrdup(ans.rr[i].text);
-				hosts[nhosts].pref = ans.rr[i].pref;
-				hosts[nhosts].rnd = rnd;
-				nhosts++;
-			}
-			qsort(hosts, nhosts, sizeof(hosts[0]), mx_cmp);
-		}
-		dns_answer_release(&ans);
-		if (j->tls != NULL && j->tls->domain != NULL &&
-		    j->tls->domain(j->tls->arg, dom, tls_required_no(j), &tstate,
+	if (j->tls != NULL && !d.literal) {
+		policy = true;
+		if (queue_tls_begin(&ta, j->tls, j->resolver, j->log, &j->msgs[0],
+			d.expanded, d.have_mx, d.mx_authentic, d.chain_authentic,
 			&why) == -1) {
 			fail_all(j, false, 0, NULL, why);
 			goto out;
 		}
 	}
 	smtp_client_result_fail(&rc, false, 0, NULL, "no hosts");
-	for (size_t h = 0; h < nhosts; h++) {
-		struct queue_tls_host th = { 0 };
+	for (size_t h = 0; h < d.nhosts; h++) {
+		struct tlspolicy_host th;
+		struct queue_tls_conn tc = { &ta, &th, NULL, false };
 		struct conn_plan pl = { 0 };
-		struct dane_verify_arg va = { j->tls, tstate, hosts[h].name };
+		struct host_ips ips;
+		bool go;
 
-		if (j->tls != NULL && j->tls->host != NULL && tstate != NULL &&
-		    j->tls->host(j->tls->arg, tstate, hosts[h].name, &th, &why) ==
-			-1) {
-			smtp_client_result_fail(&rc, false, 0, NULL, "%s", why);
-			all_requiretls = false;
-			continue;
-		}
-		if (th.skip && !tls_required_no(j)) {
-			smtp_client_result_fail(&rc, false, 0, NULL,
-			    "mx host %s does not match mta-sts policy",
-			    hosts[h].name);
-			all_requiretls = false;
-			continue;
-		}
-		if (requiretls(j) && !th.verified_mechanism) {
-			/* RFC 8689 5 */
-			smtp_client_result_fail(&rc, true, 554, "5.7.30",
-			    "missing required tls verification mechanism");
-			all_requiretls = false;
-			continue;
-		}
-		pl.host = hosts[h].name;
+		memset(&th, 0, sizeof(th));
+		pl.host = d.hosts[h].name;
 		pl.port = 25;
 		pl.ehlo = ehlo;
-		pl.tls = th.require_starttls ? SMTP_CLIENT_TLS_STARTTLS
-					     : SMTP_CLIENT_TLS_OPPORTUNISTIC;
-		pl.pkix = th.pkix && !tls_required_no(j);
-		pl.fallback_plain = tls_required_no(j) ||
-		    (!th.require_starttls && !j->msgs[0].is_dmarc_report);
 		pl.disable4 = disable4;
 		pl.disable6 = disable6;
 		pl.requiretls = requiretls(j);
-		if (j->tls != NULL && j->tls->verify != NULL && tstate != NULL &&
-		    !tls_required_no(j)) {
-			pl.verify = dane_verify;
-			pl.verify_arg = &va;
+		if (resolve_host(j, &pl, &ips, &rc) == -1) {
+			host_ips_release(&ips);
+			all_requiretls = false;
+			continue;
 		}
-		tried = true;
-		if (try_host(j, &pl, &rc) == 0) {
-			if (!all_transient(j))
-				goto out;
-			smtp_client_result_copy(&rc, &j->res[0]);
+		if (policy) {
+			queue_tls_host(&ta, pl.host, ips.authentic, ips.is_ip,
+			    ips.ede, &th);
+			go = plan_policy(&th, &pl, &tc, &rc);
+		} else {
+			go = plan_plain(j, &pl, &rc);
 		}
+		if (go) {
+			tried = true;
+			if (dial_host(j, &pl, &ips, &rc) == 0) {
+				if (!all_transient(j))
+					failed = false;
+				else
+					smtp_client_result_copy(&rc, &j->res[0]);
+			}
+		}
+		host_ips_release(&ips);
+		if (policy)
+			queue_tls_host_done(&ta, &th);
+		if (!failed)
+			goto out;
 		if (rc.permanent && strcmp(rc.ecode, "5.7.30") != 0)
 			break;
 		if (strcmp(rc.ecode, "4.7.30") != 0)
 			all_requiretls = false;
 	}
+	/* spec/queue.md 5.5: every host lacked REQUIRETLS. */
 	if (tried && requiretls(j) && all_requiretls &&
 	    strcmp(rc.ecode, "4.7.30") == 0)
 		smtp_client_result_fail(&rc, true, 554, "5.7.30",
 		    "destination servers do not support requiretls");
 	conn_failed(j, &rc);
 out:
-	if (tstate != NULL && j->tls->done != NULL)
-		j->tls->done(j->tls->arg, tstate);
-	for (size_t h = 0; h < nhosts; h++)
-		free(hosts[h].name);
+	if (policy)
+		queue_tls_end(&ta, j->datadir, failed, j->now_ns);
+	for (size_t h = 0; h < d.nhosts; h++)
+		free(d.hosts[h].name);
 	smtp_client_result_release(&rc);
 }
 

@@ -15,6 +15,7 @@
 #include "lib/log.h"
 #include "queue/queue.h"
 #include "smtp/smtp_client.h"
+#include "queue/tlspolicy.h"
 
 struct config;
 
@@ -38,25 +39,38 @@ int queue_int_load(sqlite3 *db, const char *where, int64_t arg,
 /* Finish an attempt of m (already counted in the database): complete the
  * last result, then per outcome send DSNs into the sender's account,
  * record webhook events, add suppressions, retire the record and remove
- * its file. Runs its own transactions on db. store may be NULL (then
- * opened on the data directory for a DSN). 0 or -1 with err. */
-int queue_int_finish(struct queue *q, struct store *store, sqlite3 *db,
-    const struct queue_msg *m, enum queue_outcome o,
-    const struct queue_attempt_result *r, struct log_ctx *log,
-    struct buf *err);
+ * its file. Runs its own transactions on db. cfg (borrowed) gives the
+ * DSN host name, postmaster, retention and webhooks; it may be NULL only
+ * for QUEUE_OUT_CANCELED (then no webhook event, retired for the default
+ * week). store may be NULL (then opened on the data directory for a
+ * DSN). 0 or -1 with err. */
+int queue_int_finish(struct queue *q, const struct config *cfg,
+    struct store *store, sqlite3 *db, const struct queue_msg *m,
+    enum queue_outcome o, const struct queue_attempt_result *r,
+    struct log_ctx *log, struct buf *err);
 
 /* One delivery attempt for records of one recipient domain. */
 struct queue_job {
 	const struct config *cfg;
 	bool localserve;
 	struct dns_resolver *resolver;
-	const struct queue_tls_policy *tls;
+	const struct queue_tls_params *tls;
 	struct log_ctx *log;
 	const struct queue_msg *msgs;
 	size_t n;
 	const char *transport;  /* resolved name; "" = direct */
 	const char *msgpath;    /* message file of msgs[0] */
 	const char *dialed;     /* "host ip\n" lines of earlier attempts */
+	/* After a transaction whose outcome is final, on a connection that
+	 * may be reused: record the results of msgs, and load the next due
+	 * records of the same domain and transport into msgs, n, res,
+	 * msgpath, dialed. true when there are some (then deliver them on
+	 * the same connection), false when not (msgs may then be NULL).
+	 * NULL: one transaction per job. */
+	bool (*next)(struct queue_job *j);
+	void *next_arg;
+	int64_t now_ns;         /* start of the attempt */
+	const char *datadir;    /* for TLS report results */
 	/* Out: */
 	struct smtp_client_result *res; /* n, initialised by the caller */
 	struct buf dialed_out;  /* lines to append to dialed */
@@ -85,5 +99,61 @@ int queue_int_suppress_auto(sqlite3 *db, const struct queue_msg *m,
     const struct queue_attempt_result *r);
 /* spec/queue.md 4.2: is m's recipient suppressed for its account? */
 bool queue_int_suppressed(sqlite3 *db, const struct queue_msg *m);
+
+/* ---- TLS policy of one direct delivery attempt (queue_tls.c) ---- */
+
+/* What the attempt knows; fields owned, released by queue_tls_end(). */
+struct queue_tls_attempt {
+	const struct queue_tls_params *p;
+	struct dns_resolver *resolver;
+	struct log_ctx *log;
+	struct mtasts_lookup sts;
+	bool have_sts;
+	struct tlspolicy_dest dest;
+	char *domain;
+	char *expanded;
+	struct tlsrpt_result domain_report;
+	struct tlsrpt_result *hosts;   /* host results, owned */
+	size_t nhosts;
+	bool is_dmarc_report, is_tls_report; /* of the first record */
+};
+
+/* Spec 5.2: start the attempt for m's recipient domain (expanded: after
+ * CNAMEs), look up the MTA-STS policy. Returns 0, or -1 with *why for a
+ * temporary failure of the whole attempt; either way call
+ * queue_tls_end(). Blocks (DNS, HTTPS, SQLite). */
+int queue_tls_begin(struct queue_tls_attempt *a,
+    const struct queue_tls_params *p, struct dns_resolver *r,
+    struct log_ctx *log, const struct queue_msg *m, const char *expanded,
+    bool have_mx, bool mx_authentic, bool chain_authentic, const char **why);
+
+/* Spec 5.3 steps 3-5 for one host: DANE applicability, TLSA lookup, the
+ * decision. Release out with queue_tls_host_done(). Blocks (DNS). */
+void queue_tls_host(struct queue_tls_attempt *a, const char *host,
+    bool addrs_authentic, bool host_is_ip, int ede,
+    struct tlspolicy_host *out);
+/* Keep the host's TLS report result and release h. */
+void queue_tls_host_done(struct queue_tls_attempt *a, struct tlspolicy_host *h);
+
+/* One connection to a host: the verify hook's argument. */
+struct queue_tls_conn {
+	struct queue_tls_attempt *a;
+	struct tlspolicy_host *h;
+	const char *ip;
+	bool verified;           /* the hook ran (handshake completed) */
+};
+
+/* smtp_client_verify_fn: tlspolicy_verify() and the report (spec 5.7). */
+int queue_tls_verify(void *arg, struct tls_session *s, const char *helo,
+    struct buf *err);
+/* After a connection: count what the hook did not see (STARTTLS refused,
+ * handshake failed, STARTTLS not announced in opportunistic mode). */
+void queue_tls_conn_done(struct queue_tls_conn *c,
+    const struct smtp_client_result *rc, bool tls_tried, bool no_starttls);
+
+/* Spec 5.7: store the results (unless disabled or the recipient is an IP
+ * literal) and release everything. NULL-safe on a zeroed attempt. */
+void queue_tls_end(struct queue_tls_attempt *a, const char *datadir,
+    bool failed, int64_t now_ns);
 
 #endif

@@ -96,6 +96,8 @@ send_dsn(struct queue *q, struct store *store, const struct config *cfg,
 	d.now_ns = time_wall_ns();
 	d.arrival_ns = m->queued_ns;
 	d.future_release_request = m->future_release_request;
+	/* spec/queue.md 8: the RFC 6533 variant for SMTPUTF8 originals. */
+	d.utf8 = m->smtputf8;
 	d.rcpts = &dr;
 	d.nrcpts = 1;
 	d.orig_header = span_of_buf(&hdr);
@@ -185,8 +187,10 @@ static int
 retire(struct queue *q, sqlite3 *db, const struct config *cfg,
     const struct queue_msg *m, bool success, int64_t now)
 {
-	const struct config_account *ca =
-	    config_account_find(cfg, m->sender_account);
+	const struct config_account *ca = cfg != NULL ?
+	    config_account_find(cfg, m->sender_account) : NULL;
+	/* spec/queue.md 9: the account's period; 1 week when the account
+	 * (or the whole configuration) is not known. */
 	int64_t keep = ca != NULL ? ca->keep_retired_message_period
 				  : QUEUE_RETIRED_DEFAULT_KEEP;
 	sqlite3_stmt *st = NULL;
@@ -249,12 +253,11 @@ out:
 }
 
 int
-queue_int_finish(struct queue *q, struct store *store, sqlite3 *db,
-    const struct queue_msg *m, enum queue_outcome o,
-    const struct queue_attempt_result *r, struct log_ctx *log,
-    struct buf *err)
+queue_int_finish(struct queue *q, const struct config *cfg,
+    struct store *store, sqlite3 *db, const struct queue_msg *m,
+    enum queue_outcome o, const struct queue_attempt_result *r,
+    struct log_ctx *log, struct buf *err)
 {
-	struct config *cfg = config_get();
 	int64_t now = time_wall_ns();
 	int64_t max = m->max_attempts > 0 ? m->max_attempts
 					  : QUEUE_MAX_ATTEMPTS_DEFAULT;
@@ -263,7 +266,8 @@ queue_int_finish(struct queue *q, struct store *store, sqlite3 *db,
 	const char *event = NULL;
 	int suppressing = 0, rc = -1;
 
-	if (cfg == NULL) {
+	if (cfg == NULL && o != QUEUE_OUT_CANCELED) {
+		/* DSNs need the host name and postmaster. */
 		buf_adds(err, "no configuration");
 		return -1;
 	}
@@ -302,14 +306,15 @@ queue_int_finish(struct queue *q, struct store *store, sqlite3 *db,
 	    !null_sender && send_dsn(q, store, cfg, m, false, r, err) == -1)
 		log_error(log, "delivering failure dsn", LF_ERR(err->data),
 		    LF_I64("queueid", m->id));
-	(void)queue_int_webhook_event(db, cfg, m, event, r, suppressing == 1);
+	if (cfg != NULL)
+		(void)queue_int_webhook_event(db, cfg, m, event, r,
+		    suppressing == 1);
 	if (retire(q, db, cfg, m, o == QUEUE_OUT_DELIVERED, now) == -1) {
 		buf_addf(err, "retiring: %s", sqlite3_errmsg(db));
 		goto out;
 	}
 	rc = 0;
 out:
-	config_put(cfg);
 	return rc;
 }
 

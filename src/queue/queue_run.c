@@ -46,6 +46,8 @@ struct queue_runner {
 	char *busy[QUEUE_RUN_MAX];   /* recipient domains; guarded by lock */
 	size_t nrunning;             /* guarded by lock */
 	struct log_ctx log;
+	pthread_t refresher;         /* spec/queue.md 5.9, when running */
+	bool have_refresher;
 };
 
 struct delivery {
@@ -131,191 +133,337 @@ attempt_result_of(const struct smtp_client_result *cr,
 	out->remote_ip = j->remote_ip;
 }
 
+/* Records of one transaction: the first picked record and those
+ * combined with it (spec/queue.md 4.4). */
+struct batch {
+	struct queue_msg *sel;
+	size_t nsel;
+	char *transport;     /* resolved name; "" = direct */
+	char *dialed;        /* "host ip" lines of earlier attempts */
+	char *domain;        /* recipient_domain_str */
+	struct buf path;     /* message file of sel[0] */
+	struct smtp_client_result *res; /* nsel */
+};
+
 static void
-deliver_id(struct queue_runner *r, int64_t id)
+batch_release(struct batch *b)
 {
+	if (b->res != NULL)
+		for (size_t i = 0; i < b->nsel; i++)
+			smtp_client_result_release(&b->res[i]);
+	free(b->res);
+	queue_msg_list_free(b->sel, b->nsel);
+	free(b->transport);
+	free(b->dialed);
+	free(b->domain);
+	buf_release(&b->path);
+	memset(b, 0, sizeof(*b));
+}
+
+/* The runner's state of one delivery job, behind queue_job.next_arg. */
+struct job_ctx {
+	struct queue_runner *r;
+	const struct config *cfg;
+	sqlite3 *db;
+	struct batch cur;
+	size_t ntx;          /* transactions done on this job */
+};
+
+#define QUEUE_RUN_TX_PER_CONN 200 /* transactions on one connection */
+
+/* spec/queue.md 4.1-4.4: claim record id: reload it, combine recipients,
+ * register the attempt of each with its backoff, fail suppressed ones
+ * (4.2). With want_transport set, only when the record resolves to that
+ * transport. 1 with *b filled, 0 when nothing to deliver, -1 on a
+ * database error (logged). */
+static int
+claim(struct job_ctx *x, int64_t id, const char *want_transport,
+    struct batch *b)
+{
+	struct queue_runner *r = x->r;
+	sqlite3 *db = x->db;
 	struct queue_msg *first = NULL, *group = NULL;
-	size_t nfirst = 0, ngroup = 0, nsel = 0;
-	struct queue_msg *sel = NULL;
-	struct queue_job j;
-	struct config *cfg = config_get();
-	sqlite3 *db = NULL;
-	struct buf err, path;
-	char *dialed = NULL;
+	size_t nfirst = 0, ngroup = 0;
 	const char *transport;
 	int64_t now = time_wall_ns(), next;
 	bool in_tx = false;
+	int rc = -1;
+	struct buf err;
 
-	memset(&j, 0, sizeof(j));
+	memset(b, 0, sizeof(*b));
+	buf_init(&b->path, 4096);
 	buf_init(&err, 4096);
-	buf_init(&path, 4096);
-	if (cfg == NULL || queue_db_open(r->q, &db, &err) == -1)
-		goto out;
 	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
 		goto dberr;
 	in_tx = true;
 	/* Reload: an admin may have changed it since it was picked. */
 	if (queue_int_load(db, "id = ?1", id, &first, &nfirst) == -1)
 		goto dberr;
+	rc = 0;
 	if (nfirst == 0 || first[0].hold || first[0].next_attempt_ns > now)
 		goto out;
 	transport = first[0].transport[0] != '\0'
 	    ? first[0].transport
-	    : queue_route_transport(cfg, first[0].sender_account,
+	    : queue_route_transport(x->cfg, first[0].sender_account,
 		  first[0].sender_domain, first[0].recipient_domain,
 		  first[0].attempts);
+	if (want_transport != NULL && strcmp(transport, want_transport) != 0)
+		goto out;
+	b->transport = xstrdup(transport);
 	/* spec/queue.md 4.4: combine recipients of one message. */
-	sel = xcalloc(1, sizeof(*sel));
-	sel[0] = first[0];
+	b->sel = xcalloc(1, sizeof(*b->sel));
+	b->sel[0] = first[0];
 	memset(&first[0], 0, sizeof(first[0]));
-	nsel = 1;
-	if (sel[0].base_id != 0) {
-		if (queue_int_load(db, "base_id = ?1 AND hold = 0", sel[0].base_id,
-			&group, &ngroup) == -1)
+	b->nsel = 1;
+	if (b->sel[0].base_id != 0) {
+		rc = -1;
+		if (queue_int_load(db, "base_id = ?1 AND hold = 0",
+			b->sel[0].base_id, &group, &ngroup) == -1)
 			goto dberr;
+		rc = 0;
 		for (size_t i = 0; i < ngroup; i++) {
 			struct queue_msg *g = &group[i];
+			const struct queue_msg *s0 = &b->sel[0];
 			const char *gt;
 
-			if (g->id == sel[0].id ||
-			    strcmp(g->recipient_domain, sel[0].recipient_domain) !=
+			if (g->id == s0->id ||
+			    strcmp(g->recipient_domain, s0->recipient_domain) !=
 				0 ||
-			    g->attempts != sel[0].attempts ||
-			    g->next_attempt_ns > sel[0].next_attempt_ns ||
-			    g->requiretls != sel[0].requiretls)
+			    g->attempts != s0->attempts ||
+			    g->next_attempt_ns > s0->next_attempt_ns ||
+			    g->requiretls != s0->requiretls)
 				continue;
 			gt = g->transport[0] != '\0'
 			    ? g->transport
-			    : queue_route_transport(cfg, g->sender_account,
+			    : queue_route_transport(x->cfg, g->sender_account,
 				  g->sender_domain, g->recipient_domain,
 				  g->attempts);
-			if (strcmp(gt, transport) != 0)
+			if (strcmp(gt, b->transport) != 0)
 				continue;
-			sel = xreallocarray(sel, nsel + 1, sizeof(*sel));
-			sel[nsel++] = *g;
+			b->sel = xreallocarray(b->sel, b->nsel + 1,
+			    sizeof(*b->sel));
+			b->sel[b->nsel++] = *g;
 			memset(g, 0, sizeof(*g));
 		}
 	}
-	next = now + queue_backoff_ns(sel[0].attempts, jitter_s());
-	for (size_t i = 0; i < nsel; i++) {
-		if (register_attempt(db, sel[i].id, now, next) == -1)
+	rc = -1;
+	next = now + queue_backoff_ns(b->sel[0].attempts, jitter_s());
+	for (size_t i = 0; i < b->nsel; i++) {
+		if (register_attempt(db, b->sel[i].id, now, next) == -1)
 			goto dberr;
-		sel[i].attempts++;
-		sel[i].last_attempt_ns = now;
+		b->sel[i].attempts++;
+		b->sel[i].last_attempt_ns = now;
 	}
-	dialed = col_text(db, "SELECT dialed_ips FROM msg WHERE id = ?1",
-	    sel[0].id);
+	b->dialed = col_text(db, "SELECT dialed_ips FROM msg WHERE id = ?1",
+	    b->sel[0].id);
+	b->domain = col_text(db,
+	    "SELECT recipient_domain_str FROM msg WHERE id = ?1", b->sel[0].id);
 	if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
 		goto dberr;
 	in_tx = false;
 
 	/* spec/queue.md 4.2: suppressed recipients fail at once. */
-	for (size_t i = 0; i < nsel;) {
+	for (size_t i = 0; i < b->nsel;) {
 		struct queue_attempt_result ar = { 0 };
 		char ebuf[1024];
 
-		if (!queue_int_suppressed(db, &sel[i])) {
+		if (!queue_int_suppressed(db, &b->sel[i])) {
 			i++;
 			continue;
 		}
 		snprintf(ebuf, sizeof(ebuf),
 		    "not delivering to recipient address %s@%s: address is on "
 		    "suppression list",
-		    sel[i].recipient_localpart, sel[i].recipient_domain);
+		    b->sel[i].recipient_localpart, b->sel[i].recipient_domain);
 		ar.permanent = true;
 		ar.error = ebuf;
 		ar.reply = "";
 		ar.remote_host = ar.remote_ip = "";
 		buf_reset(&err);
-		if (queue_int_finish(r->q, r->p.store, db, &sel[i],
+		if (queue_int_finish(r->q, x->cfg, r->p.store, db, &b->sel[i],
 			QUEUE_OUT_SUPPRESSED, &ar, &r->log, &err) == -1)
 			log_error(&r->log, "finishing suppressed message",
-			    LF_ERR(err.data), LF_I64("queueid", sel[i].id));
-		queue_msg_release(&sel[i]);
-		memmove(&sel[i], &sel[i + 1], (nsel - i - 1) * sizeof(*sel));
-		nsel--;
+			    LF_ERR(err.data), LF_I64("queueid", b->sel[i].id));
+		queue_msg_release(&b->sel[i]);
+		memmove(&b->sel[i], &b->sel[i + 1],
+		    (b->nsel - i - 1) * sizeof(*b->sel));
+		b->nsel--;
 	}
-	if (nsel == 0)
-		goto out;
+	rc = b->nsel > 0 ? 1 : 0;
+	if (rc == 1) {
+		queue_msg_path(r->q, b->sel[0].id, &b->path);
+		b->res = xcalloc(b->nsel, sizeof(*b->res));
+		for (size_t i = 0; i < b->nsel; i++)
+			smtp_client_result_init(&b->res[i]);
+	}
+	goto out;
+dberr:
+	log_error(&r->log, "queue database", LF_ERR(sqlite3_errmsg(db)),
+	    LF_I64("queueid", id));
+	rc = -1;
+out:
+	if (in_tx)
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	if (rc != 1)
+		batch_release(b);
+	queue_msg_list_free(first, nfirst);
+	queue_msg_list_free(group, ngroup);
+	buf_release(&err);
+	return rc;
+}
 
-	queue_msg_path(r->q, sel[0].id, &path);
-	j.cfg = cfg;
-	j.localserve = r->p.localserve;
-	j.resolver = r->p.resolver;
-	j.tls = r->p.tls;
-	j.log = &r->log;
-	j.msgs = sel;
-	j.n = nsel;
-	j.transport = transport;
-	j.msgpath = path.data;
-	j.dialed = dialed;
-	j.res = xcalloc(nsel, sizeof(*j.res));
-	for (size_t i = 0; i < nsel; i++)
-		smtp_client_result_init(&j.res[i]);
-	log_debug(&r->log, "delivering", LF_I64("queueid", sel[0].id),
-	    LF_U64("recipients", nsel), LF_STR("domain", sel[0].recipient_domain),
-	    LF_STR("transport", transport), LF_I64("attempt", sel[0].attempts));
-	queue_deliver(&j);
+/* Record the attempt's outcome for every record of b (spec/queue.md
+ * 4.1, 5.5): retire, DSNs, webhooks, or the next attempt. */
+static void
+finish_batch(struct job_ctx *x, struct batch *b, struct queue_job *j)
+{
+	struct queue_runner *r = x->r;
+	struct buf err;
 
-	if (j.dialed_out.len > 0)
-		for (size_t i = 0; i < nsel; i++) {
+	buf_init(&err, 4096);
+	if (j->dialed_out.len > 0) {
+		for (size_t i = 0; i < b->nsel; i++) {
 			sqlite3_stmt *st = NULL;
 
-			if (sqlite3_prepare_v2(db,
+			if (sqlite3_prepare_v2(x->db,
 				"UPDATE msg SET dialed_ips = dialed_ips || ?2"
 				" WHERE id = ?1",
 				-1, &st, NULL) == SQLITE_OK) {
-				sqlite3_bind_int64(st, 1, sel[i].id);
-				sqlite3_bind_text(st, 2, j.dialed_out.data, -1,
+				sqlite3_bind_int64(st, 1, b->sel[i].id);
+				sqlite3_bind_text(st, 2, j->dialed_out.data, -1,
 				    SQLITE_STATIC);
 				(void)sqlite3_step(st);
 			}
 			sqlite3_finalize(st);
 		}
-	for (size_t i = 0; i < nsel; i++) {
+		buf_reset(&j->dialed_out);
+	}
+	for (size_t i = 0; i < b->nsel; i++) {
 		struct queue_attempt_result ar;
 		enum queue_outcome o;
 
-		attempt_result_of(&j.res[i], &j, &ar);
+		attempt_result_of(&b->res[i], j, &ar);
 		o = ar.success ? QUEUE_OUT_DELIVERED
 		    : ar.permanent ? QUEUE_OUT_FAILED
 				   : QUEUE_OUT_TEMP;
 		log_info(&r->log,
 		    ar.success ? "delivered message" : "delivery attempt failed",
-		    LF_I64("queueid", sel[i].id),
-		    LF_STR("rcpt", sel[i].recipient_localpart),
-		    LF_STR("domain", sel[i].recipient_domain),
-		    LF_I64("attempt", sel[i].attempts),
-		    LF_STR("host", j.remote_host), LF_I64("code", ar.code),
+		    LF_I64("queueid", b->sel[i].id),
+		    LF_STR("rcpt", b->sel[i].recipient_localpart),
+		    LF_STR("domain", b->sel[i].recipient_domain),
+		    LF_I64("attempt", b->sel[i].attempts),
+		    LF_STR("host", j->remote_host), LF_I64("code", ar.code),
 		    LF_BOOL("permanent", ar.permanent), LF_ERR(ar.error));
 		buf_reset(&err);
-		if (queue_int_finish(r->q, r->p.store, db, &sel[i], o, &ar,
-			&r->log, &err) == -1)
+		if (queue_int_finish(r->q, x->cfg, r->p.store, x->db, &b->sel[i],
+			o, &ar, &r->log, &err) == -1)
 			log_error(&r->log, "finishing delivery attempt",
-			    LF_ERR(err.data), LF_I64("queueid", sel[i].id));
+			    LF_ERR(err.data), LF_I64("queueid", b->sel[i].id));
 	}
-	goto out;
-dberr:
-	log_error(&r->log, "queue database", LF_ERR(db != NULL
-		? sqlite3_errmsg(db)
-		: err.data), LF_I64("queueid", id));
+	buf_release(&err);
+}
+
+static void
+job_set(struct queue_job *j, struct batch *b)
+{
+	j->msgs = b->sel;
+	j->n = b->nsel;
+	j->res = b->res;
+	j->msgpath = b->path.data;
+	j->dialed = b->dialed;
+}
+
+/* queue_job.next: spec/queue.md 7, a connection is reused for the next
+ * due records of the same recipient domain and transport. */
+static bool
+job_next(struct queue_job *j)
+{
+	struct job_ctx *x = j->next_arg;
+	struct batch nb;
+	sqlite3_stmt *st = NULL;
+	int64_t id = 0;
+
+	if (++x->ntx >= QUEUE_RUN_TX_PER_CONN)
+		return false;
+	if (sqlite3_prepare_v2(x->db,
+		"SELECT id FROM msg WHERE recipient_domain_str = ?1 AND hold = 0"
+		" AND next_attempt <= ?2 AND requiretls IS ?3"
+		" ORDER BY next_attempt, id LIMIT 1",
+		-1, &st, NULL) != SQLITE_OK)
+		return false;
+	sqlite3_bind_text(st, 1, x->cur.domain, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, time_wall_ns());
+	/* The connection's TLS was set up for this RequireTLS setting. */
+	if (x->cur.sel[0].requiretls != QUEUE_REQUIRETLS_UNSET)
+		sqlite3_bind_int(st, 3,
+		    x->cur.sel[0].requiretls == QUEUE_REQUIRETLS_YES);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		id = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	if (id == 0)
+		return false;
+	finish_batch(x, &x->cur, j);
+	batch_release(&x->cur);
+	j->msgs = NULL;
+	j->n = 0;
+	j->res = NULL;
+	if (claim(x, id, j->transport, &nb) != 1)
+		return false;
+	x->cur = nb;
+	job_set(j, &x->cur);
+	j->now_ns = time_wall_ns();
+	log_debug(&x->r->log, "reusing connection",
+	    LF_I64("queueid", nb.sel[0].id), LF_STR("domain", nb.domain));
+	return true;
+}
+
+static void
+deliver_id(struct queue_runner *r, int64_t id)
+{
+	struct config *cfg = config_get();
+	struct job_ctx x;
+	struct queue_job j;
+	struct buf err;
+
+	memset(&x, 0, sizeof(x));
+	memset(&j, 0, sizeof(j));
+	buf_init(&err, 4096);
+	x.r = r;
+	x.cfg = cfg;
+	if (cfg == NULL || queue_db_open(r->q, &x.db, &err) == -1) {
+		if (cfg != NULL)
+			log_error(&r->log, "queue database", LF_ERR(err.data),
+			    LF_I64("queueid", id));
+		goto out;
+	}
+	if (claim(&x, id, NULL, &x.cur) != 1)
+		goto out;
+	j.cfg = cfg;
+	j.localserve = r->p.localserve;
+	j.resolver = r->p.resolver;
+	j.tls = r->p.tls;
+	j.datadir = r->p.datadir;
+	j.now_ns = time_wall_ns();
+	j.log = &r->log;
+	j.transport = x.cur.transport;
+	j.next = job_next;
+	j.next_arg = &x;
+	job_set(&j, &x.cur);
+	log_debug(&r->log, "delivering", LF_I64("queueid", x.cur.sel[0].id),
+	    LF_U64("recipients", x.cur.nsel),
+	    LF_STR("domain", x.cur.sel[0].recipient_domain),
+	    LF_STR("transport", x.cur.transport),
+	    LF_I64("attempt", x.cur.sel[0].attempts));
+	queue_deliver(&j);
+	/* A failed claim in job_next left no current records. */
+	if (j.msgs != NULL)
+		finish_batch(&x, &x.cur, &j);
+	buf_release(&j.dialed_out);
 out:
-	if (in_tx)
-		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-	if (j.res != NULL) {
-		for (size_t i = 0; i < nsel; i++)
-			smtp_client_result_release(&j.res[i]);
-		free(j.res);
-		buf_release(&j.dialed_out);
-	}
-	queue_msg_list_free(first, nfirst);
-	queue_msg_list_free(group, ngroup);
-	queue_msg_list_free(sel, nsel);
-	free(dialed);
-	sqlite3_close(db);
+	batch_release(&x.cur);
+	sqlite3_close(x.db);
 	config_put(cfg);
 	buf_release(&err);
-	buf_release(&path);
 }
 
 static void *
@@ -512,6 +660,94 @@ out:
 	return NULL;
 }
 
+/* ---- the MTA-STS refresher (spec/queue.md 5.9) ---- */
+
+#define REFRESH_INTERVAL_S (24 * 3600)
+#define REFRESH_FIRST_S 600       /* first pass after start */
+#define REFRESH_SPREAD_S (3 * 3600) /* one pass is spread over this */
+#define REFRESH_GAP_MAX_S 120     /* random wait between two policies */
+
+/* Wait up to secs on the runner's condition; true when stopping. */
+static bool
+refresher_wait(struct queue_runner *r, int64_t secs)
+{
+	struct timespec ts;
+	bool stop;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += (time_t)secs;
+	lock_take(&r->lock);
+	while (!r->stop && lock_timedwait(&r->lock, &r->cv, &ts) == 0)
+		;
+	stop = r->stop;
+	lock_release(&r->lock);
+	return stop;
+}
+
+static int64_t
+refresh_interval(void)
+{
+	const char *v = getenv("MOX_TEST_MTASTS_REFRESH_SECS");
+	char *end = NULL;
+	long long n;
+
+	if (v == NULL || v[0] == '\0')
+		return REFRESH_INTERVAL_S;
+	n = strtoll(v, &end, 10);
+	if (end == NULL || *end != '\0' || n <= 0)
+		return REFRESH_INTERVAL_S;
+	return n;
+}
+
+/* Every interval: one refresher pass, one policy at a time with random
+ * gaps so the fetches spread (at most REFRESH_SPREAD_S per pass). */
+static void *
+refresher_main(void *arg)
+{
+	struct queue_runner *r = arg;
+	int64_t interval = refresh_interval();
+	struct buf err;
+
+	buf_init(&err, 4096);
+	if (refresher_wait(r, interval < REFRESH_FIRST_S ? interval
+							 : REFRESH_FIRST_S))
+		goto out;
+	for (;;) {
+		int64_t start = time_wall_ns() / NS_PER_SEC, total = 0;
+
+		for (;;) {
+			size_t n = 0;
+			unsigned char b = 0;
+
+			buf_reset(&err);
+			if (mtasts_refresh(r->p.tls->mtasts, r->p.resolver,
+				r->p.tls->fetch, time_wall_ns() / NS_PER_SEC, 1,
+				&n, &err) == -1) {
+				log_error(&r->log, "mta-sts refresher",
+				    LF_ERR(err.data));
+				break;
+			}
+			if (n == 0)
+				break;
+			total += (int64_t)n;
+			if (time_wall_ns() / NS_PER_SEC - start >
+			    REFRESH_SPREAD_S)
+				break;
+			(void)gnutls_rnd(GNUTLS_RND_NONCE, &b, 1);
+			if (refresher_wait(r, interval < REFRESH_GAP_MAX_S ? 0 :
+				1 + b % REFRESH_GAP_MAX_S))
+				goto out;
+		}
+		log_info(&r->log, "mta-sts policies refreshed",
+		    LF_I64("count", total));
+		if (refresher_wait(r, interval))
+			goto out;
+	}
+out:
+	buf_release(&err);
+	return NULL;
+}
+
 struct queue_runner *
 queue_runner_start(const struct queue_runner_params *p, struct buf *err)
 {
@@ -533,6 +769,15 @@ queue_runner_start(const struct queue_runner_params *p, struct buf *err)
 		queue_close(r->q);
 		free(r);
 		return NULL;
+	}
+	/* spec/queue.md 5.9: the refresher runs with the server, not in
+	 * localserve. */
+	if (p->tls != NULL && p->tls->refresh && p->tls->mtasts != NULL &&
+	    p->resolver != NULL && !p->localserve) {
+		if (pthread_create(&r->refresher, NULL, refresher_main, r) == 0)
+			r->have_refresher = true;
+		else
+			log_error(&r->log, "starting mta-sts refresher thread");
 	}
 	log_info(&r->log, "queue runner started",
 	    LF_BOOL("localserve", p->localserve),
@@ -561,6 +806,8 @@ queue_runner_stop(struct queue_runner *r)
 	pthread_cond_broadcast(&r->cv);
 	lock_release(&r->lock);
 	pthread_join(r->thread, NULL);
+	if (r->have_refresher)
+		pthread_join(r->refresher, NULL);
 	for (size_t i = 0; i < QUEUE_RUN_MAX; i++)
 		free(r->busy[i]);
 	lock_destroy(&r->lock);

@@ -78,11 +78,13 @@ lookup_db(sqlite3 *db, const char *account, const char *base,
 	int rc = -1, r;
 
 	if (sqlite3_prepare_v2(db,
-		"SELECT " SUPP_COLS " FROM suppression WHERE account = ?1 AND"
-		" base_address = ?2",
+		"SELECT " SUPP_COLS " FROM suppression WHERE (?1 = '' OR"
+		" account = ?1) AND base_address = ?2 ORDER BY id LIMIT 1",
 		-1, &st, NULL) != SQLITE_OK)
 		return -1;
-	sqlite3_bind_text(st, 1, account, -1, SQLITE_STATIC);
+	/* spec/queue.md 11, as mox: account "" matches any account. */
+	sqlite3_bind_text(st, 1, account != NULL ? account : "", -1,
+	    SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, base, -1, SQLITE_STATIC);
 	r = sqlite3_step(st);
 	if (r == SQLITE_ROW) {
@@ -309,14 +311,27 @@ queue_suppress_list(struct queue *q, const char *account,
 	}
 	sqlite3_bind_text(st, 1, account != NULL ? account : "", -1,
 	    SQLITE_STATIC);
-	while (sqlite3_step(st) == SQLITE_ROW) {
+	for (;;) {
+		int r = sqlite3_step(st);
+
+		if (r == SQLITE_DONE)
+			break;
+		if (r != SQLITE_ROW) {
+			/* An error midway is not the end of the list. */
+			buf_addf(err, "listing suppressions: %s",
+			    sqlite3_errmsg(db));
+			goto out;
+		}
 		v = xreallocarray(v, n + 1, sizeof(*v));
 		row(st, &v[n++]);
 	}
 	*out = v;
 	*n_out = n;
+	v = NULL;
+	n = 0;
 	rc = 0;
 out:
+	queue_suppression_list_free(v, n);
 	sqlite3_finalize(st);
 	sqlite3_close(db);
 	return rc;

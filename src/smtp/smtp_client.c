@@ -687,7 +687,8 @@ start_tls(struct smtp_client *c, struct smtp_client_result *res)
 	}
 	if (c->p->verify != NULL) {
 		buf_reset(&err);
-		if (c->p->verify(c->p->verify_arg, c->tls, &err) == -1) {
+		if (c->p->verify(c->p->verify_arg, c->tls, c->greeting_host,
+			&err) == -1) {
 			smtp_client_result_fail(res, false, 0, NULL,
 			    "tls verification: %s", err.data);
 			res->tls_error = true;

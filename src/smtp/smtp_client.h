@@ -84,10 +84,11 @@ enum smtp_client_tls {
 	SMTP_CLIENT_TLS_IMPLICIT,      /* TLS from the first byte */
 };
 
-/* A hook to verify a completed handshake beyond PKIX (DANE): 0 to accept,
- * -1 with the reason appended to err. */
+/* A hook to verify a completed handshake beyond PKIX (DANE, MTA-STS):
+ * helo is the host name from the greeting (borrowed, "" when none). 0 to
+ * accept, -1 with the reason appended to err. */
 typedef int smtp_client_verify_fn(void *arg, struct tls_session *s,
-    struct buf *err);
+    const char *helo, struct buf *err);
 
 struct smtp_client_params {
 	const char *ehlo;             /* our host name, ASCII */

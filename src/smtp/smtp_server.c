@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "moxbuild.h"
@@ -40,6 +41,11 @@
 
 #define SMTP_DBUF_MAX (4u * 1024 * 1024)
 #define SMTP_TMP_MAX 4096
+/* Incoming (not submitted) message data is kept in an anonymous memory
+ * file up to this size, then moved to a file in <datadir>/tmp: a small
+ * message costs no file creation, unlink or fsync of its own (the store
+ * makes the delivered copy durable). */
+#define SMTP_DATA_MEM_MAX (1024u * 1024)
 
 /* ---- replies ---- */
 
@@ -1037,11 +1043,66 @@ out:
 
 /* ---- DATA ---- */
 
+/* Create the data file in <datadir>/tmp: s->data_fd and s->data_path.
+ * Returns the fd or -1 with errno set. */
+static int
+data_file_create(struct smtp_sess *s)
+{
+	struct buf path;
+	int fd;
+
+	buf_init(&path, SMTP_TMP_MAX);
+	buf_addf(&path, "%s/tmp/smtp-data-XXXXXX", s->srv->datadir);
+	fd = mkostemp(path.data, O_CLOEXEC);
+	if (fd != -1)
+		s->data_path = buf_take(&path);
+	buf_release(&path);
+	return fd;
+}
+
+/* Move data kept in memory (no data_path) into a file once it grows
+ * past SMTP_DATA_MEM_MAX. */
+static void
+data_spill(struct smtp_sess *s, size_t more)
+{
+	char chunk[65536];
+	off_t have, off = 0;
+	int mfd = s->data_fd, fd;
+
+	if (s->data_path != NULL || s->data_write_err)
+		return;
+	have = lseek(mfd, 0, SEEK_END);
+	if (have >= 0 && (size_t)have + more <= SMTP_DATA_MEM_MAX)
+		return;
+	fd = data_file_create(s);
+	if (have < 0 || fd == -1)
+		goto fail;
+	while (off < have) {
+		ssize_t n = pread(mfd, chunk, sizeof(chunk), off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0 || io_write_all(fd, chunk, (size_t)n) == -1)
+			goto fail;
+		off += n;
+	}
+	s->data_fd = fd;
+	(void)close(mfd);
+	return;
+fail:
+	s->data_write_err = true;
+	s->data_errno = errno != 0 ? errno : EIO;
+	if (fd != -1)
+		(void)close(fd);
+}
+
 static int
 data_flush(struct smtp_sess *s)
 {
 	if (s->dbuf.len == 0)
 		return 0;
+	if (!s->data_too_large)
+		data_spill(s, s->dbuf.len);
 	if (!s->data_write_err && !s->data_too_large &&
 	    io_write_all(s->data_fd, s->dbuf.data, s->dbuf.len) == -1) {
 		s->data_write_err = true;
@@ -1084,7 +1145,6 @@ data_stream(void *arg, struct span in, bool *done)
 static void
 cmd_data(struct smtp_sess *s, struct span args)
 {
-	struct buf path;
 	int fd;
 
 	if (args.len > 0) {
@@ -1099,19 +1159,16 @@ cmd_data(struct smtp_sess *s, struct span args)
 		smtp_reply(s, 503, "5.5.1", "missing RCPT TO");
 		return;
 	}
-	buf_init(&path, SMTP_TMP_MAX);
-	buf_addf(&path, "%s/tmp/smtp-data-XXXXXX", s->srv->datadir);
-	fd = mkostemp(path.data, O_CLOEXEC);
+	/* A submission is queued from data_path (queue_add links it);
+	 * incoming data starts in memory (data_spill()). */
+	fd = is_submission(s) ? data_file_create(s) :
+				memfd_create("smtp-data", MFD_CLOEXEC);
 	if (fd == -1) {
-		log_error(&s->log, "creating data file", LF_ERRNO(errno),
-		    LF_STR("path", path.data));
+		log_error(&s->log, "creating data file", LF_ERRNO(errno));
 		smtp_reply(s, 451, "4.3.0", "error copying data to file");
-		buf_release(&path);
 		return;
 	}
 	s->data_fd = fd;
-	s->data_path = buf_take(&path);
-	buf_release(&path);
 	smtp_data_init(&s->data);
 	/* spec/smtp.md 2: bad unless it completes with 250. */
 	s->bad_tx++;
@@ -1157,7 +1214,11 @@ data_done(struct smtp_sess *s)
 		smtp_tx_reset(s);
 		return;
 	}
-	if (!s->data_write_err && fsync(s->data_fd) == -1) {
+	/* Only a submission's data file is kept (queued): an incoming
+	 * message is copied into the store, which makes that copy durable
+	 * before the 250. */
+	if (!s->data_write_err && is_submission(s) &&
+	    fsync(s->data_fd) == -1) {
 		s->data_write_err = true;
 		s->data_errno = errno;
 	}

@@ -92,7 +92,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				i * 37u & STORE_F_ALL, i & 1 ? "a $x" : NULL,
 				(int64_t)i, (int64_t)i * 100,
 				1704189600 + (int64_t)i * 86400, 0, get_bytes,
-				get_tree, &f };
+				get_tree, &f, NULL };
 
 			(void)imap_search_match(q, &m);
 		}

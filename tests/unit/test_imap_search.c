@@ -30,7 +30,7 @@ struct tmsg {
 	int64_t modseq, size, received, savedate;
 	const char *text;
 	struct message_part *root; /* parsed on first use */
-	int nbytes, ntree;         /* accessor calls */
+	int nbytes, ntree, nheader; /* accessor calls */
 };
 
 static struct tmsg msgs[] = {
@@ -42,7 +42,7 @@ static struct tmsg msgs[] = {
 	    "Date: Tue, 02 Jan 2024 23:30:00 -0500\r\n"
 	    "\r\n"
 	    "The quick brown fox\r\n",
-	    NULL, 0, 0 },
+	    NULL, 0, 0, 0 },
 	{ 5, STORE_F_FLAGGED | STORE_F_DELETED | STORE_F_FORWARDED, NULL, 10,
 	    2000, 1704412800 /* 2024-01-05 00:00 */,
 	    1706745600 /* 2024-02-01 */,
@@ -64,7 +64,7 @@ static struct tmsg msgs[] = {
 	    "\r\n"
 	    "PGI+Ym9sZDwvYj4=\r\n"
 	    "--b--\r\n",
-	    NULL, 0, 0 },
+	    NULL, 0, 0, 0 },
 	{ 9, STORE_F_DRAFT, "$label1", 1, 50,
 	    1704067199 /* 2023-12-31 23:59:59 */, 0,
 	    "From: eve@example.org\r\n"
@@ -82,7 +82,7 @@ static struct tmsg msgs[] = {
 	    "\r\n"
 	    "nested secret\r\n"
 	    "--m--\r\n",
-	    NULL, 0, 0 },
+	    NULL, 0, 0, 0 },
 };
 
 static const uint32_t saved[] = { 9, 5 };
@@ -100,6 +100,20 @@ get_bytes(void *arg, struct span *out)
 	*out = span_of_cstr(t->text);
 	return 0;
 }
+
+/* The header section alone, as the session's get_header gives it. */
+static int
+get_header(void *arg, struct span *out)
+{
+	struct tmsg *t = arg;
+	struct span all = span_of_cstr(t->text);
+
+	t->nheader++;
+	*out = span_of(all.p, message_header_len(all));
+	return 0;
+}
+
+static bool with_header; /* run() passes get_header */
 
 static int
 get_tree(void *arg, const struct message_part **out)
@@ -130,7 +144,7 @@ run(const char *query, struct buf *res, const char **why)
 			(uint32_t)i + 1, msgs[i].uid, msgs[i].flags,
 			msgs[i].keywords, msgs[i].modseq, msgs[i].size,
 			msgs[i].received, msgs[i].savedate, get_bytes,
-			get_tree, &msgs[i],
+			get_tree, &msgs[i], with_header ? get_header : NULL,
 		};
 
 		if (imap_search_match(q, &m))
@@ -252,16 +266,51 @@ test_match(void **state)
 	struct buf res;
 
 	buf_init(&res, 4096);
-	for (size_t i = 0; i < ARRAY_LEN(match_cases); i++) {
-		const char *why = NULL;
+	/* Once from the whole message, once with header keys given only
+	 * the header section: the same answers. */
+	for (int h = 0; h < 2; h++) {
+		with_header = h == 1;
+		for (size_t i = 0; i < ARRAY_LEN(match_cases); i++) {
+			const char *why = NULL;
 
-		if (run(match_cases[i].q, &res, &why) == -1)
-			fail_msg("case %zu (%s): parse: %s", i,
-			    match_cases[i].q, why);
-		if (strcmp(res.data, match_cases[i].want) != 0)
-			fail_msg("case %zu (%s): got \"%s\" want \"%s\"", i,
-			    match_cases[i].q, res.data, match_cases[i].want);
+			if (run(match_cases[i].q, &res, &why) == -1)
+				fail_msg("case %zu (%s, header %d): parse: %s",
+				    i, match_cases[i].q, h, why);
+			if (strcmp(res.data, match_cases[i].want) != 0)
+				fail_msg("case %zu (%s, header %d): got \"%s\" "
+					 "want \"%s\"",
+				    i, match_cases[i].q, h, res.data,
+				    match_cases[i].want);
+		}
 	}
+	with_header = false;
+	buf_release(&res);
+	(void)state;
+}
+
+/* With get_header, header keys never read the whole message. */
+static void
+test_header_only(void **state)
+{
+	static const char *const hdr[] = { "FROM alice", "SUBJECT nothing",
+		"OR TO bob CC carol", "HEADER X-Custom value" };
+	struct buf res;
+	const char *why = NULL;
+
+	buf_init(&res, 4096);
+	with_header = true;
+	for (size_t i = 0; i < ARRAY_LEN(hdr); i++) {
+		for (size_t j = 0; j < ARRAY_LEN(msgs); j++)
+			msgs[j].nbytes = msgs[j].nheader = 0;
+		assert_int_equal(run(hdr[i], &res, &why), 0);
+		for (size_t j = 0; j < ARRAY_LEN(msgs); j++) {
+			if (msgs[j].nbytes != 0)
+				fail_msg("case %zu read message %zu", i, j);
+			if (msgs[j].nheader == 0)
+				fail_msg("case %zu: no header of %zu", i, j);
+		}
+	}
+	with_header = false;
 	buf_release(&res);
 	(void)state;
 }
@@ -569,6 +618,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_match),
 		cmocka_unit_test(test_lazy),
+		cmocka_unit_test(test_header_only),
 		cmocka_unit_test(test_bad),
 		cmocka_unit_test(test_badcharset),
 		cmocka_unit_test(test_limits),

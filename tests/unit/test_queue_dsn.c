@@ -328,6 +328,99 @@ test_dsn_multi(void **state)
 	(void)state;
 }
 
+/* spec/queue.md 8: an ASCII DSN is 7-bit throughout (us-ascii text,
+ * 8-bit details base64 or replaced); the RFC 6533 variant for SMTPUTF8
+ * originals is UTF-8 with the global types. */
+static void
+test_dsn_utf8(void **state)
+{
+	static const struct {
+		bool utf8;
+		const char *recipient, *reply, *hdr;
+		const char *text_type, *text_cte, *status_type, *hdr_type;
+		const char *hdr_cte, *final_rcpt, *diag;
+	} cases[] = {
+		{ false, "bob@example.com", "550 5.1.1 no\n",
+		    "Subject: x\r\n\r\n", "us-ascii", "7bit",
+		    "delivery-status", "rfc822-headers", "7bit",
+		    "Final-Recipient: rfc822;bob@example.com\r\n",
+		    "Diagnostic-Code: smtp; 550 5.1.1 no\r\n" },
+		/* 8-bit reply text in an ASCII DSN */
+		{ false, "bob@example.com", "550 5.1.1 n\xc3\xa9" "e\n",
+		    "Subject: x\r\n\r\n", "utf-8", "base64",
+		    "delivery-status", "rfc822-headers", "7bit",
+		    "Final-Recipient: rfc822;bob@example.com\r\n",
+		    "Diagnostic-Code: smtp; 550 5.1.1 n??e\r\n" },
+		/* UTF-8 original header and recipient, ASCII DSN */
+		{ false, "b\xc3\xb6" "b@example.com", "",
+		    "Subject: gr\xc3\xbc\xc3\x9f" "\r\n\r\n", "utf-8", "base64",
+		    "delivery-status", "rfc822-headers", "base64",
+		    "Final-Recipient: utf-8;b\\x{C3}\\x{B6}b@example.com\r\n",
+		    NULL },
+		/* RFC 6533 variant */
+		{ true, "b\xc3\xb6" "b@example.com", "550 5.1.1 n\xc3\xa9" "e\n",
+		    "Subject: gr\xc3\xbc\xc3\x9f" "\r\n\r\n", "utf-8", "8bit",
+		    "global-delivery-status", "global-headers", "8bit",
+		    "Final-Recipient: utf-8;b\xc3\xb6" "b@example.com\r\n",
+		    "Diagnostic-Code: smtp; 550 5.1.1 n\xc3\xa9" "e\r\n" },
+	};
+
+	for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+		struct queue_dsn_rcpt r = {
+			.recipient = cases[i].recipient, .status = "5.1.1",
+			.error = "failed", .reply = cases[i].reply,
+			.remote_host = "mx", .remote_ip = "127.0.0.8",
+			.last_attempt_ns = T0 * NS,
+		};
+		struct queue_dsn d = {
+			.hostname = "h", .to = "s@h", .boundary = "B",
+			.msgid_out = "<m@h>", .now_ns = T0 * NS,
+			.arrival_ns = T0 * NS, .rcpts = &r, .nrcpts = 1,
+			.orig_header = span_of_cstr(cases[i].hdr),
+			.utf8 = cases[i].utf8,
+		};
+		struct buf out;
+		struct message_part *root = NULL;
+		const struct message_part *p;
+		char cte[64];
+		struct span b;
+
+		buf_init(&out, 1 << 20);
+		compose(&d, &out, &root);
+		if (root->nparts != 3)
+			fail_msg("case %zu: %zu parts", i, root->nparts);
+		p = &root->parts[0];
+		if (strcmp(p->subtype, "plain") != 0 ||
+		    strcmp(message_param_get(p->params, p->nparams, "charset"),
+			cases[i].text_type) != 0)
+			fail_msg("case %zu: text part %s", i, p->subtype);
+		snprintf(cte, sizeof(cte), "Content-Transfer-Encoding: %s\r\n",
+		    cases[i].text_cte);
+		want(header_of(&out, p), cte, "text cte");
+		p = &root->parts[1];
+		if (strcmp(p->subtype, cases[i].status_type) != 0)
+			fail_msg("case %zu: status part %s", i, p->subtype);
+		b = body_of(&out, p);
+		want(b, cases[i].final_rcpt, "final recipient");
+		if (cases[i].diag != NULL)
+			want(b, cases[i].diag, "diagnostic");
+		if (!cases[i].utf8)
+			for (size_t k = 0; k < out.len; k++)
+				if ((unsigned char)out.data[k] >= 0x80)
+					fail_msg("case %zu: 8-bit byte at %zu", i,
+					    k);
+		p = &root->parts[2];
+		if (strcmp(p->subtype, cases[i].hdr_type) != 0)
+			fail_msg("case %zu: header part %s", i, p->subtype);
+		snprintf(cte, sizeof(cte), "Content-Transfer-Encoding: %s\r\n",
+		    cases[i].hdr_cte);
+		want(header_of(&out, p), cte, "header cte");
+		message_part_free(root);
+		buf_release(&out);
+	}
+	(void)state;
+}
+
 int
 main(void)
 {
@@ -336,6 +429,7 @@ main(void)
 		cmocka_unit_test(test_dsn_delayed),
 		cmocka_unit_test(test_dsn_hostile),
 		cmocka_unit_test(test_dsn_multi),
+		cmocka_unit_test(test_dsn_utf8),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -739,6 +739,109 @@ test_passwords(void **state)
 	}
 }
 
+/* Successful PLAIN/LOGIN checks are remembered; a wrong password, a
+ * changed password and another account are not answered from memory. */
+static void
+test_password_cache(void **state)
+{
+	struct fx *fx = *state;
+	struct store_err err;
+	struct store_account *b;
+	const char *pw = "correct horse battery", *pw2 = "staple horse battery";
+
+	assert_int_equal(store_password_set(fx->a, pw, &err), 0);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(store_password_check(fx->a, pw, &err), 0);
+		assert_int_equal(store_password_check(fx->a,
+				     "correct horse batterY", &err),
+		    -1);
+		assert_int_equal(err.code, STORE_EBADPASSWORD);
+	}
+	/* Another account with the same password: its own bcrypt. */
+	if (store_account_get(fx->s, "other", true, &b, &err) == -1)
+		fail_msg("account: %s", err.text);
+	assert_int_equal(store_password_check(b, pw, &err), -1);
+	assert_int_equal(err.code, STORE_ENOPASSWORD);
+	assert_int_equal(store_password_set(b, pw2, &err), 0);
+	assert_int_equal(store_password_check(b, pw, &err), -1);
+	assert_int_equal(store_password_check(b, pw2, &err), 0);
+	check_clean(b);
+	store_account_put(b);
+	/* A new password drops the remembered check of the old one. */
+	assert_int_equal(store_password_set(fx->a, pw2, &err), 0);
+	assert_int_equal(store_password_check(fx->a, pw, &err), -1);
+	assert_int_equal(err.code, STORE_EBADPASSWORD);
+	assert_int_equal(store_password_check(fx->a, pw2, &err), 0);
+	assert_int_equal(store_password_check(fx->a, pw2, &err), 0);
+}
+
+/* store_msg_header(): the header section through its empty line, read
+ * in pieces when long, the whole file without one; the same answer from
+ * the cache; a missing file is STORE_ENOMSG. */
+static void
+test_msg_header(void **state)
+{
+	struct fx *fx = *state;
+	struct store_err err;
+	struct store_added o;
+	struct store_add in = { 0 };
+	const char *mbs[] = { "Inbox" };
+	struct buf msg, want, got;
+	int64_t inbox = mbid(fx->a, "Inbox");
+	static const size_t fill[] = { 0, 4000, 4094, 4095, 4096, 9000,
+		70000 };
+
+	buf_init(&msg, BUF_NOMAX);
+	buf_init(&want, BUF_NOMAX);
+	buf_init(&got, BUF_NOMAX);
+	for (size_t i = 0; i < 2 * ARRAY_LEN(fill) + 2; i++) {
+		size_t k = i % (ARRAY_LEN(fill) + 1);
+		bool lf = i > ARRAY_LEN(fill); /* bare LF line ends */
+
+		buf_reset(&msg);
+		buf_adds(&msg, lf ? "Subject: x\n" : "Subject: x\r\n");
+		if (k < ARRAY_LEN(fill)) {
+			buf_adds(&msg, "X-Fill: ");
+			for (size_t j = 0; j < fill[k]; j++)
+				buf_addc(&msg, 'a' + (char)(j % 26));
+			buf_adds(&msg, lf ? "\n\n" : "\r\n\r\n");
+			buf_reset(&want);
+			buf_add(&want, msg.data, msg.len);
+			buf_adds(&msg, lf ? "body\n\nmore\n" :
+					    "body\r\n\r\nmore\r\n");
+		} else {
+			/* No empty line: all of it is header. */
+			buf_adds(&msg, "X-No-Body: 1");
+			buf_reset(&want);
+			buf_add(&want, msg.data, msg.len);
+		}
+		in.data = msg.data;
+		in.len = msg.len;
+		if (store_deliver(fx->a, &in, mbs, 1, &o, &err) == -1)
+			fail_msg("deliver: %s", err.text);
+		for (int pass = 0; pass < 2; pass++) {
+			buf_reset(&got);
+			if (store_msg_header(fx->a, inbox, o.id, &got,
+				&err) == -1)
+				fail_msg("case %zu pass %d: %s", i, pass,
+				    err.text);
+			if (got.len != want.len ||
+			    memcmp(got.data, want.data, got.len) != 0)
+				fail_msg("case %zu pass %d: got %zu octets, "
+					 "want %zu",
+				    i, pass, got.len, want.len);
+		}
+	}
+	buf_reset(&got);
+	assert_int_equal(store_msg_header(fx->a, inbox, o.id + 1000, &got,
+			     &err),
+	    -1);
+	assert_int_equal(err.code, STORE_ENOMSG);
+	buf_release(&msg);
+	buf_release(&want);
+	buf_release(&got);
+}
+
 /* ---- new/ ---- */
 
 static void
@@ -1528,6 +1631,10 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_changes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_passwords, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_password_cache, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_msg_header, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_scan_new, setup,
 		    teardown),
