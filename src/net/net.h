@@ -124,8 +124,9 @@ void net_conn_notify(struct net_conn *c);
 /* Line mode. Return the next line (without its CRLF or LF) in *line_out,
  * valid until the next input call; *bare_lf_out (may be NULL) tells
  * whether it ended in a bare LF. max bounds the line including its
- * terminator. NET_OK, NET_AGAIN (no complete line yet; the handler
- * returns and is called again on input), NET_TOOLONG (max bytes without a
+ * terminator. NET_OK, NET_AGAIN (no complete line yet, or output over
+ * NET_WRITE_HIGH holds input back; the handler returns and is called
+ * again with NET_EV_READ), NET_TOOLONG (max bytes without a
  * line end; call net_conn_skip_line() to drop the line, or close),
  * NET_EOF (peer closed; a partial last line is dropped) or NET_ERROR. */
 int net_conn_read_line(struct net_conn *c, size_t max, struct span *line_out,
