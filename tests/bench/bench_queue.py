@@ -53,6 +53,7 @@ class Sink:
 
     def __init__(self):
         self.count = 0
+        self.sessions = 0
         self.p = subprocess.Popen(["/usr/sbin/smtp-sink", "-c", "-u",
                                    "postfix", "%s:25" % SINK_IP, "256"],
                                   stdout=subprocess.PIPE,
@@ -72,8 +73,11 @@ class Sink:
             buf = parts[-1]
             for part in reversed(parts[:-1]):
                 i = part.find(b"mesg=")
+                k = part.find(b"sess=")
                 if i >= 0:
                     self.count = int(part[i + 5:].split()[0])
+                    if k >= 0:
+                        self.sessions = int(part[k + 5:].split()[0])
                     break
 
     def stop(self):
@@ -175,7 +179,7 @@ def run_mox(a, resolver, sink, tmp):
         subprocess.run(q + ["holdrules", "add"], check=True,
                        stdout=subprocess.DEVNULL)
         t_sub = submit_all(IP, 1587, a, True)
-        base = sink.count
+        base, sbase = sink.count, sink.sessions
         rss0, _ = bc.proc_status(p.pid)
         t0 = time.monotonic()
         subprocess.run(q + ["holdrules", "remove", "1"], check=True,
@@ -188,7 +192,7 @@ def run_mox(a, resolver, sink, tmp):
                    if ln.startswith("VmHWM:")][0]
         cpu = bc.proc_cpu(p.pid)
         return dict(sub=t_sub, secs=el, n=n - base, hwm=hwm, rss0=rss0,
-                    cpu=cpu)
+                    cpu=cpu, sess=sink.sessions - sbase)
     finally:
         p.terminate()
         try:
@@ -377,9 +381,10 @@ def main():
         mx = run_mox(a, resolver, sink, tmp)
         mrate = mx["n"] / mx["secs"]
         print("mox: submitted in %.1f s (%.0f/s); delivered %d in %.1f s: "
-              "%.0f messages/s; peak RSS %.1f MiB; CPU %.1f s" %
+              "%.0f messages/s over %d connections; peak RSS %.1f MiB; "
+              "CPU %.1f s (submission and delivery)" %
               (mx["sub"], a.m / mx["sub"], mx["n"], mx["secs"], mrate,
-               mx["hwm"] / 2**20, mx["cpu"]), flush=True)
+               mx["sess"], mx["hwm"] / 2**20, mx["cpu"]), flush=True)
         if a.no_postfix or not os.path.exists("/usr/sbin/postfix"):
             print("postfix: not run")
             return 0
