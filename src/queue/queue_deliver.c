@@ -5,8 +5,9 @@
  * families), smarthost transports (SMTP, Submission, Submissions with
  * RFC 4954 AUTH), and localserve delivery to the local listener.
  * REQUIRETLS (RFC 8689) and TLS-Required: No change the TLS rules; the
- * recipient domain's MTA-STS/DANE policy comes through struct
- * queue_tls_policy.
+ * recipient domain's MTA-STS/DANE policy is applied through queue_tls.c
+ * when the runner has struct queue_tls_params. A connection is reused
+ * for the next due records of the destination (queue_job.next).
  *
  * Trust boundary: DNS answers and remote replies are untrusted and only
  * steer where we connect. Threads: a queue delivery thread; blocks on

@@ -22,6 +22,7 @@ struct config;
 #define QUEUE_DELAYED_DSN_ATTEMPT 5 /* spec/queue.md 4.1 */
 #define QUEUE_RETIRED_DEFAULT_KEEP (7 * 24 * 3600 * NS_PER_SEC)
 #define QUEUE_HEADER_MAX (256u * 1024)
+#define QUEUE_BUSY_MS 10000 /* wait for the database write lock */
 
 enum queue_outcome {
 	QUEUE_OUT_DELIVERED,

@@ -29,7 +29,6 @@
 #include "queue/queue_int.h"
 #include "lib/banned.h"
 
-#define QUEUE_BUSY_MS 10000
 #define QUEUE_PATH_MAX 4096
 
 struct queue {
