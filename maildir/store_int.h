@@ -37,6 +37,7 @@ struct store {
 	size_t nscanned;
 	atomic_ulong tmpseq;    /* temp file names */
 	struct lock pwlock;     /* LOCK_ORDER_CHANGES, leaf: pwcache */
+	pthread_cond_t pwcond;  /* with pwlock: a pending check ended */
 	struct store_pwcache *pwcache; /* STORE_PWCACHE_MAX entries */
 	uint8_t pwkey[32];      /* random HMAC key of the pwcache */
 };
@@ -48,6 +49,8 @@ struct store_pwcache {
 	char *account;          /* owned; NULL: free slot */
 	uint8_t mac[32];
 	int64_t at_ns;          /* monotonic time of the check */
+	bool pending;           /* a bcrypt check for it is running: others
+				 * with the same mac wait for its result */
 };
 
 /* One cached header section of a message file (the files are immutable

@@ -296,6 +296,7 @@ void
 store_pwcache_init(struct store *s)
 {
 	lock_init(&s->pwlock, LOCK_ORDER_CHANGES, "store.pwcache");
+	lock_cond_init(&s->pwcond);
 	if (gnutls_rnd(GNUTLS_RND_KEY, s->pwkey, sizeof(s->pwkey)) != 0)
 		return; /* no key, no cache */
 	s->pwcache = xcalloc(STORE_PWCACHE_MAX, sizeof(*s->pwcache));
@@ -313,6 +314,7 @@ store_pwcache_release(struct store *s)
 		s->pwcache = NULL;
 	}
 	explicit_bzero(s->pwkey, sizeof(s->pwkey));
+	pthread_cond_destroy(&s->pwcond);
 	lock_destroy(&s->pwlock);
 }
 
@@ -331,53 +333,104 @@ pwcache_mac(const struct store *s, const char *account, const uint8_t *hash,
 	explicit_bzero(&c, sizeof(c));
 }
 
-/* Whether a fresh entry for account with mac exists. */
-static bool
-pwcache_hit(struct store *s, const char *account, const uint8_t mac[32])
+static struct store_pwcache *
+pwcache_find(struct store *s, const char *account, const uint8_t mac[32],
+    bool pending)
 {
-	int64_t now = time_mono_ns();
-	bool hit = false;
-
-	if (s->pwcache == NULL)
-		return false;
-	lock_take(&s->pwlock);
-	for (size_t i = 0; i < STORE_PWCACHE_MAX && !hit; i++) {
-		struct store_pwcache *e = &s->pwcache[i];
-
-		if (e->account == NULL ||
-		    now - e->at_ns > (int64_t)STORE_PWCACHE_SEC * NS_PER_SEC)
-			continue;
-		hit = memeql_sec(e->mac, mac, 32) &&
-		    strcmp(e->account, account) == 0;
-	}
-	lock_release(&s->pwlock);
-	return hit;
-}
-
-/* Remember a successful check, replacing an expired or the oldest entry. */
-static void
-pwcache_add(struct store *s, const char *account, const uint8_t mac[32])
-{
-	int64_t now = time_mono_ns();
-	struct store_pwcache *v = NULL;
-
-	if (s->pwcache == NULL)
-		return;
-	lock_take(&s->pwlock);
+	LOCK_ASSERT_HELD(&s->pwlock);
 	for (size_t i = 0; i < STORE_PWCACHE_MAX; i++) {
 		struct store_pwcache *e = &s->pwcache[i];
 
-		if (e->account == NULL) {
-			v = e;
-			break;
-		}
+		if (e->account != NULL && e->pending == pending &&
+		    memeql_sec(e->mac, mac, 32) &&
+		    strcmp(e->account, account) == 0)
+			return e;
+	}
+	return NULL;
+}
+
+/* An expired, free or the oldest settled slot, or NULL if all are
+ * pending. */
+static struct store_pwcache *
+pwcache_slot(struct store *s, int64_t now)
+{
+	struct store_pwcache *v = NULL;
+
+	LOCK_ASSERT_HELD(&s->pwlock);
+	for (size_t i = 0; i < STORE_PWCACHE_MAX; i++) {
+		struct store_pwcache *e = &s->pwcache[i];
+
+		if (e->account == NULL)
+			return e;
+		if (e->pending)
+			continue;
+		if (now - e->at_ns > (int64_t)STORE_PWCACHE_SEC * NS_PER_SEC)
+			return e;
 		if (v == NULL || e->at_ns < v->at_ns)
 			v = e;
 	}
-	free(v->account);
-	v->account = xstrdup(account);
-	memcpy(v->mac, mac, 32);
-	v->at_ns = now;
+	return v;
+}
+
+/* Look up account+mac. Returns 1 for a fresh remembered success. Else
+ * returns 0 and, when *claimed_out is set, a pending slot now stands for
+ * the caller's check (finish it with pwcache_settle()). Concurrent checks
+ * of the same password wait for the first one instead of each running
+ * bcrypt. */
+static int
+pwcache_begin(struct store *s, const char *account, const uint8_t mac[32],
+    bool *claimed_out)
+{
+	struct store_pwcache *e;
+	int64_t now;
+	int rc = 0;
+
+	*claimed_out = false;
+	if (s->pwcache == NULL)
+		return 0;
+	lock_take(&s->pwlock);
+	while (pwcache_find(s, account, mac, true) != NULL)
+		lock_wait(&s->pwlock, &s->pwcond);
+	now = time_mono_ns();
+	e = pwcache_find(s, account, mac, false);
+	if (e != NULL &&
+	    now - e->at_ns <= (int64_t)STORE_PWCACHE_SEC * NS_PER_SEC) {
+		rc = 1;
+		goto out;
+	}
+	if (e == NULL)
+		e = pwcache_slot(s, now);
+	if (e != NULL) {
+		free(e->account);
+		e->account = xstrdup(account);
+		memcpy(e->mac, mac, 32);
+		e->at_ns = now;
+		e->pending = true;
+		*claimed_out = true;
+	}
+out:
+	lock_release(&s->pwlock);
+	return rc;
+}
+
+/* End the caller's pending check: remembered on success, dropped else. */
+static void
+pwcache_settle(struct store *s, const char *account, const uint8_t mac[32],
+    bool ok)
+{
+	struct store_pwcache *e;
+
+	lock_take(&s->pwlock);
+	e = pwcache_find(s, account, mac, true);
+	if (e != NULL) {
+		e->pending = false;
+		e->at_ns = time_mono_ns();
+		if (!ok) {
+			free(e->account);
+			memset(e, 0, sizeof(*e));
+		}
+	}
+	pthread_cond_broadcast(&s->pwcond);
 	lock_release(&s->pwlock);
 }
 
@@ -391,7 +444,9 @@ pwcache_drop(struct store *s, const char *account)
 	for (size_t i = 0; i < STORE_PWCACHE_MAX; i++) {
 		struct store_pwcache *e = &s->pwcache[i];
 
-		if (e->account != NULL && strcmp(e->account, account) == 0) {
+		/* A pending check settles into a dropped slot. */
+		if (e->account != NULL && !e->pending &&
+		    strcmp(e->account, account) == 0) {
 			free(e->account);
 			memset(e, 0, sizeof(*e));
 		}
@@ -406,6 +461,7 @@ store_password_check(struct store_account *a, const char *password,
 	sqlite3 *db;
 	sqlite3_stmt *st;
 	uint8_t mac[32];
+	bool claimed = false;
 	int rc = -1;
 
 	if (pw_row(a, "SELECT bcrypt FROM password WHERE id = 1", &db, &st,
@@ -419,7 +475,7 @@ store_password_check(struct store_account *a, const char *password,
 	}
 	pwcache_mac(a->store, a->name, sqlite3_column_text(st, 0),
 	    (size_t)sqlite3_column_bytes(st, 0), password, mac);
-	if (pwcache_hit(a->store, a->name, mac)) {
+	if (pwcache_begin(a->store, a->name, mac, &claimed) == 1) {
 		rc = 0;
 		goto out;
 	}
@@ -429,9 +485,10 @@ store_password_check(struct store_account *a, const char *password,
 		store_errf(err, STORE_EBADPASSWORD, "bad password");
 		goto out;
 	}
-	pwcache_add(a->store, a->name, mac);
 	rc = 0;
 out:
+	if (claimed)
+		pwcache_settle(a->store, a->name, mac, rc == 0);
 	explicit_bzero(mac, sizeof(mac));
 	sqlite3_finalize(st);
 	store_db_put(a, db);

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Real IMAP clients against `mox localserve` on 127.0.0.4: curl imap://
+"""Real IMAP clients against `mox localserve` on 127.0.0.31: curl imap://
 (list, fetch), mbsync syncing INBOX both ways with flags, cyrus imtest
 with SCRAM-SHA-256-PLUS over implicit TLS, and mutt in tmux flagging a
 message. Exits 77 (skip) only when a client package is missing. Ends with
@@ -16,7 +16,7 @@ import time
 
 BUILD = os.environ.get("MOX_BUILDDIR", os.getcwd())
 MOX = os.path.join(BUILD, "mox")
-IP = "127.0.0.4"
+IP = "127.0.0.31"
 PORT, TLSPORT = 1143, 1993
 USER, PASS = "mox@localhost", "moxmoxmox"
 IMTEST = shutil.which("imtest") or "/usr/lib/cyrus/bin/imtest"
