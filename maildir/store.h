@@ -315,9 +315,10 @@ void store_msg_path(struct store_account *a, int64_t mailbox_id, int64_t id,
 /* Append the header section of message ID's file in mailbox_id to out:
  * the octets up to and including the empty line that ends it
  * (message_header_len()), or the whole file when it has none. Reads only
- * the start of the file; sections up to 8 KiB are kept in a per-account
- * cache (message files never change and ids are never reused), so a
- * message moved away since the caller's listing may still be answered.
+ * the start of the file; sections up to 8 KiB are kept in a cache of
+ * the store handle (4096 entries, shared by all accounts; message files
+ * never change and ids are never reused), so a message moved away since
+ * the caller's listing may still be answered.
  * -1 with STORE_ENOMSG when the file is gone. */
 int store_msg_header(struct store_account *a, int64_t mailbox_id, int64_t id,
     struct buf *out, struct store_err *err);

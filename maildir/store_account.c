@@ -41,6 +41,12 @@ struct store_sub {
 /* The subscriber whose changes the calling thread is making. */
 static _Thread_local const void *origin_current;
 
+/* Live messages of a mailbox in UID order without walking its tombstones
+ * (store_list()); added to existing indexes when they are opened. */
+#define LIVE_INDEX_SQL \
+    "CREATE INDEX IF NOT EXISTS message_mb_live ON message(mailbox_id, uid)" \
+    " WHERE expunged = 0;"
+
 static const char schema_sql[] =
     "CREATE TABLE mailbox ("
     " id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE,"
@@ -100,6 +106,7 @@ static const char schema_sql[] =
     " UNIQUE (mailbox_id, uid));"
     "CREATE INDEX message_mb_received ON message(mailbox_id, received);"
     "CREATE INDEX message_mb_modseq ON message(mailbox_id, modseq);"
+    LIVE_INDEX_SQL
     "CREATE INDEX message_modseq ON message(modseq);"
     "CREATE INDEX message_createseq ON message(createseq);"
     "CREATE INDEX message_msgid ON message(message_id);"
@@ -282,6 +289,7 @@ store_open(const char *datadir, unsigned flags, struct store_err *err)
 	s->readonly = (flags & STORE_OPEN_READONLY) != 0;
 	lock_init(&s->lock, LOCK_ORDER_ACCOUNTS, "store.accounts");
 	lock_cond_init(&s->cond);
+	lock_init(&s->hclock, LOCK_ORDER_CHANGES, "store.hdrcache");
 	store_pwcache_init(s);
 	return s;
 }
@@ -340,6 +348,11 @@ store_free(struct store *s)
 	pthread_cond_destroy(&s->cond);
 	lock_destroy(&s->lock);
 	store_pwcache_release(s);
+	if (s->hcache != NULL)
+		for (size_t i = 0; i < STORE_HDR_SLOTS; i++)
+			free(s->hcache[i].data);
+	free(s->hcache);
+	lock_destroy(&s->hclock);
 	free(s->datadir);
 	free(s);
 }
@@ -648,7 +661,8 @@ db_open_checked(struct store_account *a, const char *path,
 		    version, STORE_SCHEMA_VERSION);
 		goto fail;
 	}
-	if (!ro && store_exec(db, "PRAGMA journal_mode=WAL", err) == -1)
+	if (!ro && (store_exec(db, "PRAGMA journal_mode=WAL", err) == -1 ||
+		store_exec(db, LIVE_INDEX_SQL, err) == -1))
 		goto fail;
 	return db;
 fail:
@@ -801,12 +815,7 @@ account_free(struct store_account *a)
 	lock_destroy(&a->plock);
 	lock_destroy(&a->hlock);
 	lock_destroy(&a->qlock);
-	lock_destroy(&a->hclock);
 	pthread_cond_destroy(&a->qcond);
-	if (a->hcache != NULL)
-		for (size_t i = 0; i < STORE_HDR_SLOTS; i++)
-			free(a->hcache[i].data);
-	free(a->hcache);
 	free(a->name);
 	free(a->dir);
 	free(a);
@@ -829,8 +838,8 @@ account_new(struct store *s, const char *name)
 	lock_init(&a->plock, LOCK_ORDER_CHANGES, "store.pool");
 	lock_init(&a->hlock, LOCK_ORDER_CHANGES, "store.hub");
 	lock_init(&a->qlock, LOCK_ORDER_CHANGES, "store.queue");
-	lock_init(&a->hclock, LOCK_ORDER_CHANGES, "store.hdrcache");
 	lock_cond_init(&a->qcond);
+	a->serial = atomic_fetch_add(&s->acctseq, 1) + 1;
 	return a;
 }
 

@@ -20,7 +20,8 @@
 #define STORE_POOL_MAX 16   /* idle read connections kept per account */
 #define STORE_PATH_MAX 4096
 #define STORE_BATCH_MAX 256 /* deliveries in one group commit */
-#define STORE_HDR_SLOTS 1024    /* header cache: direct mapped by id */
+#define STORE_HDR_SLOTS 4096    /* header cache of all accounts: direct
+				 * mapped by account serial and message id */
 #define STORE_HDR_CACHE_MAX 8192 /* larger header sections are not cached */
 #define STORE_PWCACHE_MAX 256   /* remembered successful password checks */
 #define STORE_PWCACHE_SEC 3600  /* how long one is remembered */
@@ -36,6 +37,9 @@ struct store {
 				 * ids (once per handle) */
 	size_t nscanned;
 	atomic_ulong tmpseq;    /* temp file names */
+	atomic_ullong acctseq;  /* store_account.serial */
+	struct lock hclock;     /* LOCK_ORDER_CHANGES, leaf: header cache */
+	struct store_hdr_slot *hcache; /* STORE_HDR_SLOTS, allocated on use */
 	struct lock pwlock;     /* LOCK_ORDER_CHANGES, leaf: pwcache */
 	pthread_cond_t pwcond;  /* with pwlock: a pending check ended */
 	struct store_pwcache *pwcache; /* STORE_PWCACHE_MAX entries */
@@ -56,6 +60,7 @@ struct store_pwcache {
 /* One cached header section of a message file (the files are immutable
  * and ids never reused, so an entry never goes stale). */
 struct store_hdr_slot {
+	uint64_t acct;          /* store_account.serial */
 	int64_t id;             /* 0: empty */
 	char *data;             /* owned */
 	size_t len;
@@ -94,9 +99,7 @@ struct store_account {
 	pthread_cond_t qcond;
 	struct store_deliv *qhead, *qtail;
 	bool leader;            /* a thread is committing a group */
-
-	struct lock hclock;     /* LOCK_ORDER_CHANGES, leaf: header cache */
-	struct store_hdr_slot *hcache; /* STORE_HDR_SLOTS, allocated on use */
+	uint64_t serial;        /* unique per opening: header cache key */
 };
 
 /* Changes collected during a write, broadcast after the commit. */

@@ -1164,28 +1164,38 @@ hdr_len(const char *p, size_t len)
 	return len;
 }
 
+static struct store_hdr_slot *
+hdr_slot(struct store *s, uint64_t acct, int64_t id)
+{
+	uint64_t h = (acct * UINT64_C(0x9e3779b97f4a7c15)) ^ (uint64_t)id;
+
+	return &s->hcache[h % STORE_HDR_SLOTS];
+}
+
 /* Copy the cached header of id into out. */
 static bool
 hdr_cached(struct store_account *a, int64_t id, struct buf *out)
 {
+	struct store *s = a->store;
 	struct store_hdr_slot *e;
 	bool hit = false;
 
-	lock_take(&a->hclock);
-	if (a->hcache != NULL) {
-		e = &a->hcache[(uint64_t)id % STORE_HDR_SLOTS];
-		if (e->id == id) {
+	lock_take(&s->hclock);
+	if (s->hcache != NULL) {
+		e = hdr_slot(s, a->serial, id);
+		if (e->id == id && e->acct == a->serial) {
 			buf_add(out, e->data, e->len);
 			hit = true;
 		}
 	}
-	lock_release(&a->hclock);
+	lock_release(&s->hclock);
 	return hit;
 }
 
 static void
 hdr_remember(struct store_account *a, int64_t id, const char *p, size_t len)
 {
+	struct store *s = a->store;
 	struct store_hdr_slot *e;
 	char *old = NULL, *copy;
 
@@ -1193,15 +1203,16 @@ hdr_remember(struct store_account *a, int64_t id, const char *p, size_t len)
 		return;
 	copy = xmalloc(len + 1);
 	memcpy(copy, p, len);
-	lock_take(&a->hclock);
-	if (a->hcache == NULL)
-		a->hcache = xcalloc(STORE_HDR_SLOTS, sizeof(*a->hcache));
-	e = &a->hcache[(uint64_t)id % STORE_HDR_SLOTS];
+	lock_take(&s->hclock);
+	if (s->hcache == NULL)
+		s->hcache = xcalloc(STORE_HDR_SLOTS, sizeof(*s->hcache));
+	e = hdr_slot(s, a->serial, id);
 	old = e->data;
+	e->acct = a->serial;
 	e->id = id;
 	e->data = copy;
 	e->len = len;
-	lock_release(&a->hclock);
+	lock_release(&s->hclock);
 	free(old);
 }
 
