@@ -406,9 +406,12 @@ job_next(struct queue_job *j)
 		return false;
 	finish_batch(x, &x->cur, j);
 	batch_release(&x->cur);
+	/* Nothing of the released batch may stay reachable from the job. */
 	j->msgs = NULL;
 	j->n = 0;
 	j->res = NULL;
+	j->msgpath = NULL;
+	j->dialed = NULL;
 	if (claim(x, id, j->transport, &nb) != 1)
 		return false;
 	x->cur = nb;
