@@ -189,18 +189,11 @@ imap_cmd_starttls(struct imap_session *s, struct imap_cmd *x)
 		imap_tagged(s, "BAD", "tls not available or already active");
 		return 0;
 	}
-	if (net_conn_buffered(s->c) > 0) {
-		/* spec/imap.md 1 would feed pipelined bytes to the handshake;
-		 * the runtime refuses them (RFC 3207 6 command injection), so
-		 * the connection ends instead. */
-		imap_reply(s, "* BYE pipelined data after STARTTLS");
-		net_conn_close(s->c);
-		s->closing = true;
-		return 0;
-	}
 	imap_tagged(s, "OK", "%s (%llx) done", x->name,
 	    (unsigned long long)net_conn_cid(s->c));
-	if (net_conn_starttls(s->c, s->l->tls) == -1) {
+	/* spec/imap.md 1: bytes pipelined after the line are TLS records
+	 * and go to the handshake, never to the command parser. */
+	if (net_conn_starttls_pipelined(s->c, s->l->tls) == -1) {
 		net_conn_close(s->c);
 		s->closing = true;
 		return 0;

@@ -201,6 +201,12 @@ void net_conn_pause_input(struct net_conn *c, bool paused);
  * TLS is already active or plaintext input is buffered after the
  * command: RFC 3207 6 / CVE-2011-0411 command injection. */
 int net_conn_starttls(struct net_conn *c, struct tls_server *srv);
+/* As net_conn_starttls(), for protocols where bytes pipelined after the
+ * command are TLS records (IMAP, spec/imap.md 1): input buffered after
+ * the command is not refused but fed to the handshake first, so it can
+ * never be taken as a plaintext command. Returns -1 (and changes
+ * nothing) when TLS is already active or the session cannot be made. */
+int net_conn_starttls_pipelined(struct net_conn *c, struct tls_server *srv);
 bool net_conn_tls_active(const struct net_conn *c);
 /* The TLS session (NULL without TLS), for channel binding and
  * describing; borrowed while the connection lives. */

@@ -564,6 +564,32 @@ net_conn_starttls(struct net_conn *c, struct tls_server *srv)
 	return 0;
 }
 
+int
+net_conn_starttls_pipelined(struct net_conn *c, struct tls_server *srv)
+{
+	const char *why = NULL;
+	struct tls_session *s;
+
+	if (c->tls != NULL || c->tls_next != NULL || srv == NULL ||
+	    c->io_failed)
+		return -1;
+	s = tls_session_server_preread(srv, c->fd, c->in.data + c->inpos,
+	    avail(c), &why);
+	if (s == NULL) {
+		log_error(&c->log, "tls session", LF_ERR(why));
+		return -1;
+	}
+	/* The socket will not announce bytes already read: the first
+	 * handshake step is started by writability (arm()). */
+	c->hs_kick = avail(c) > 0;
+	buf_release(&c->in);
+	c->inpos = 0;
+	c->tls_next = s;
+	c->plain_left = c->out.len;
+	(void)flush_some(c);
+	return 0;
+}
+
 bool
 net_conn_tls_active(const struct net_conn *c)
 {
@@ -638,8 +664,10 @@ static void
 handshake_step(struct net_conn *c, unsigned *ev)
 {
 	const char *why = NULL;
-	int rc = tls_session_handshake(c->tls, &why);
+	int rc;
 
+	c->hs_kick = false;
+	rc = tls_session_handshake(c->tls, &why);
 	if (rc == TLS_AGAIN)
 		return;
 	if (rc != TLS_OK) {
@@ -828,7 +856,7 @@ arm(struct net_conn *c)
 	bool wake = false;
 
 	if (c->handshaking) {
-		want = tls_wants_write(c) ? EPOLLOUT : EPOLLIN;
+		want = tls_wants_write(c) || c->hs_kick ? EPOLLOUT : EPOLLIN;
 	} else {
 		/* EPOLLOUT also for a record gnutls holds after a read
 		 * (out empty); no EPOLLIN past the high mark: input waits

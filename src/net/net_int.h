@@ -100,6 +100,7 @@ struct net_conn {
 	bool skipping : 1;   /* dropping input up to the next LF */
 	bool handshaking : 1;
 	bool hs_starttls : 1;
+	bool hs_kick : 1;     /* handshake input was read before TLS began */
 	bool starved : 1;    /* a read hit EAGAIN during this handler call */
 	bool in_epoll : 1;
 	bool io_failed : 1;

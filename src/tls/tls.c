@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include <gnutls/gnutls.h>
@@ -54,6 +55,11 @@ struct tls_session {
 	bool recv_wants_write; /* the last recv stopped on a full socket */
 	char sni[TLS_NAME_MAX + 1];
 	const char *why; /* reason of a refused SNI */
+	/* tls_session_server_preread(): bytes read from the socket before
+	 * the session existed, handed to gnutls before the socket. */
+	int fd;
+	unsigned char *pre;
+	size_t pre_len, pre_off;
 };
 
 int
@@ -323,6 +329,83 @@ tls_session_server(struct tls_server *srv, int fd, const char **why)
 	return s;
 }
 
+/* Transport of a session with pre-read bytes: those first, then the
+ * socket. errno is left as recv()/send() set it for gnutls. */
+static ssize_t
+pre_pull(gnutls_transport_ptr_t p, void *data, size_t n)
+{
+	struct tls_session *s = p;
+	ssize_t r;
+
+	if (s->pre_off < s->pre_len) {
+		size_t k = s->pre_len - s->pre_off;
+
+		if (k > n)
+			k = n;
+		memcpy(data, s->pre + s->pre_off, k);
+		s->pre_off += k;
+		if (s->pre_off == s->pre_len) {
+			free(s->pre);
+			s->pre = NULL;
+			s->pre_len = s->pre_off = 0;
+		}
+		return (ssize_t)k;
+	}
+	do
+		r = recv(s->fd, data, n, 0);
+	while (r < 0 && errno == EINTR);
+	return r;
+}
+
+static int
+pre_pull_timeout(gnutls_transport_ptr_t p, unsigned int ms)
+{
+	struct tls_session *s = p;
+	struct pollfd pfd = { .fd = s->fd, .events = POLLIN };
+	int rc;
+
+	if (s->pre_off < s->pre_len)
+		return 1;
+	do
+		rc = poll(&pfd, 1, ms == GNUTLS_INDEFINITE_TIMEOUT ? -1 :
+		    (int)ms);
+	while (rc < 0 && errno == EINTR);
+	return rc;
+}
+
+static ssize_t
+pre_push(gnutls_transport_ptr_t p, const void *data, size_t n)
+{
+	struct tls_session *s = p;
+	ssize_t r;
+
+	do
+		r = send(s->fd, data, n, MSG_NOSIGNAL);
+	while (r < 0 && errno == EINTR);
+	return r;
+}
+
+struct tls_session *
+tls_session_server_preread(struct tls_server *srv, int fd, const void *pre,
+    size_t npre, const char **why)
+{
+	struct tls_session *s = tls_session_server(srv, fd, why);
+
+	if (s == NULL)
+		return NULL;
+	s->fd = fd;
+	if (npre > 0) {
+		s->pre = xmalloc(npre);
+		memcpy(s->pre, pre, npre);
+		s->pre_len = npre;
+	}
+	gnutls_transport_set_ptr(s->g, s);
+	gnutls_transport_set_pull_function(s->g, pre_pull);
+	gnutls_transport_set_pull_timeout_function(s->g, pre_pull_timeout);
+	gnutls_transport_set_push_function(s->g, pre_push);
+	return s;
+}
+
 int
 tls_session_handshake(struct tls_session *s, const char **why)
 {
@@ -434,6 +517,7 @@ tls_session_free(struct tls_session *s)
 		gnutls_deinit(s->g);
 	if (s->client_cred != NULL)
 		gnutls_certificate_free_credentials(s->client_cred);
+	free(s->pre);
 	free(s);
 }
 

@@ -71,6 +71,12 @@ void tls_server_free(struct tls_server *srv);
  * owned by the caller). Returns NULL with *why on failure. Any thread. */
 struct tls_session *tls_session_server(struct tls_server *srv, int fd,
     const char **why);
+/* As tls_session_server(), but the handshake first reads the npre bytes
+ * at pre (copied; input that arrived on the socket before the session
+ * existed, e.g. a ClientHello pipelined after STARTTLS), then the socket.
+ * Returns NULL with *why on failure. Any thread. */
+struct tls_session *tls_session_server_preread(struct tls_server *srv,
+    int fd, const void *pre, size_t npre, const char **why);
 
 /* Options for the client. */
 struct tls_client_params {

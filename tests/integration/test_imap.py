@@ -192,6 +192,109 @@ def test_tls():
     m.logout()
 
 
+def test_starttls_pipelined():
+    """spec/imap.md 1: bytes pipelined after STARTTLS are TLS records."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    inc, outg = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = ctx.wrap_bio(inc, outg, server_side=False,
+                       server_hostname="localhost")
+    try:
+        tls.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    hello = outg.read()
+    check(len(hello) > 0, "ClientHello from the memory BIO")
+    s = socket.create_connection((IP, PORT), timeout=10)
+    buf = b""
+
+    def plain_line():
+        nonlocal buf
+        while b"\r\n" not in buf:
+            d = s.recv(65536)
+            if not d:
+                raise EOFError("closed")
+            buf += d
+        ln, buf = buf.split(b"\r\n", 1)
+        return ln
+
+    plain_line()  # greeting
+    s.sendall(b"a STARTTLS\r\n" + hello)  # one write
+    check(plain_line().startswith(b"a OK STARTTLS ("),
+          "STARTTLS with the ClientHello pipelined: OK")
+    if buf:
+        inc.write(buf)  # records that came right after the OK
+        buf = b""
+    while True:
+        try:
+            tls.do_handshake()
+            break
+        except ssl.SSLWantReadError:
+            d = outg.read()
+            if d:
+                s.sendall(d)
+            d = s.recv(65536)
+            if not d:
+                raise EOFError("closed during handshake")
+            inc.write(d)
+    d = outg.read()
+    if d:
+        s.sendall(d)
+    check(tls.version() is not None, "handshake with pipelined ClientHello")
+
+    def tls_cmd(tag, text):
+        tls.write(tag + b" " + text + b"\r\n")
+        s.sendall(outg.read())
+        got = b""
+        while not re.search(rb"(^|\r\n)" + tag + rb" [^\r\n]*\r\n", got):
+            try:
+                got += tls.read(65536)
+            except ssl.SSLWantReadError:
+                d = s.recv(65536)
+                if not d:
+                    raise EOFError("closed")
+                inc.write(d)
+            d = outg.read()
+            if d:
+                s.sendall(d)
+        return got.split(b"\r\n")
+
+    lines = tls_cmd(b"b", b"CAPABILITY")
+    check(any(ln.startswith(b"* CAPABILITY IMAP4rev2") and
+              b"STARTTLS" not in ln for ln in lines) and
+          any(ln.startswith(b"b OK") for ln in lines),
+          "CAPABILITY over TLS after pipelined STARTTLS")
+    lines = tls_cmd(b"c", b"LOGOUT")
+    check(any(ln.startswith(b"c OK") for ln in lines), "LOGOUT over TLS")
+    s.close()
+
+    # Plaintext pipelined after STARTTLS goes to the handshake, which
+    # fails: the commands are never executed.
+    s = socket.create_connection((IP, PORT), timeout=10)
+    buf = b""
+    plain_line()
+    s.sendall(b"a STARTTLS\r\nb NOOP\r\nc LOGOUT\r\n")
+    check(plain_line().startswith(b"a OK STARTTLS ("),
+          "STARTTLS with plaintext pipelined: OK")
+    rest, closed = buf, False
+    try:
+        while True:
+            d = s.recv(65536)
+            if not d:
+                closed = True
+                break
+            rest += d
+    except ConnectionResetError:
+        closed = True
+    except socket.timeout:
+        pass
+    check(closed and b"b OK" not in rest and b"BYE" not in rest and
+          b"c OK" not in rest,
+          "pipelined plaintext not executed, connection closed: %r" % rest)
+    s.close()
+
+
 def cram(m):
     def resp(chal):
         d = hmac.new(PASS.encode(), chal, hashlib.md5).hexdigest()
@@ -739,7 +842,8 @@ def main():
                          stdout=log, stderr=subprocess.STDOUT)
     try:
         check(wait_port(PORT) and wait_port(TLSPORT), "server listening")
-        for t in (test_greeting, test_tls, test_sasl, test_session,
+        for t in (test_greeting, test_tls, test_starttls_pipelined,
+                  test_sasl, test_session,
                   test_two_sessions, test_multiappend_binary,
                   test_extensions, test_qresync, test_big_fetch):
             try:

@@ -3,7 +3,8 @@
  * self-signed generation, SNI selection in strict and fallback mode,
  * client PKIX verification failures and their reasons, TLS 1.2/1.3 and
  * channel binding (RFC 9266 tls-exporter, RFC 5929 tls-unique) equal on
- * both ends, and a non-blocking server next to a blocking client. An SNI
+ * both ends, and a non-blocking server next to a blocking client, also
+ * with bytes read before the server session existed. An SNI
  * name too long to hold fails in strict mode; a verifying client without
  * a host name is refused.
  */
@@ -325,6 +326,74 @@ test_tls_handshakes(void **state)
 	(void)state;
 }
 
+/* Bytes read off the socket before the session existed (a ClientHello
+ * pipelined after STARTTLS) are taken by the handshake first: none, a
+ * part of the record header, or all that arrived; TLS 1.3 and 1.2. */
+static void
+test_tls_preread(void **state)
+{
+	static const size_t sizes[] = { 0, 3, 65536 };
+	struct tls_keycert kc = { cert_a, key_a };
+	struct tls_server_params sp = { &kc, 1, NULL, TLS_SNI_STRICT };
+	const char *ca = cert_a;
+
+	for (size_t i = 0; i < 2 * ARRAY_LEN(sizes); i++) {
+		static char pre[65536];
+		const char *why = NULL;
+		struct client_run cr;
+		struct tls_server *srv;
+		struct tls_session *ss;
+		struct pollfd pfd;
+		struct buf err;
+		pthread_t th;
+		ssize_t n = 0;
+		int sv[2], rc;
+
+		buf_init(&err, 1024);
+		srv = tls_server_new(&sp, &err);
+		assert_non_null(srv);
+		buf_release(&err);
+		assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC,
+		    0, sv), 0);
+		assert_int_equal(fcntl(sv[0], F_SETFL, O_NONBLOCK), 0);
+		memset(&cr, 0, sizeof(cr));
+		cr.fd = sv[1];
+		cr.p.host = "localhost";
+		cr.p.ca_files = &ca;
+		cr.p.nca_files = 1;
+		cr.p.no_system_trust = true;
+		cr.p.max_version = i >= ARRAY_LEN(sizes) ? "TLSv1.2" : NULL;
+		cr.p.timeout_ms = 5000;
+		buf_init(&cr.err, 1024);
+		assert_int_equal(pthread_create(&th, NULL, client_main, &cr), 0);
+		if (sizes[i % ARRAY_LEN(sizes)] > 0) {
+			pfd = (struct pollfd){ sv[0], POLLIN, 0 };
+			assert_int_equal(poll(&pfd, 1, 5000), 1);
+			n = recv(sv[0], pre, sizes[i % ARRAY_LEN(sizes)], 0);
+			assert_true(n > 0);
+		}
+		ss = tls_session_server_preread(srv, sv[0], pre, (size_t)n,
+		    &why);
+		assert_non_null(ss);
+		rc = server_handshake(ss, sv[0], &why);
+		if (rc != TLS_OK)
+			shutdown(sv[0], SHUT_RDWR);
+		pthread_join(th, NULL);
+		if (rc != TLS_OK || cr.s == NULL)
+			fail_msg("preread %zu: server %d (%s) client %s", i, rc,
+			    why ? why : "", cr.err.data);
+		check_binding(i, ss, cr.s);
+		check_data(i, ss, sv[0], cr.s);
+		tls_session_free(cr.s);
+		tls_session_free(ss);
+		buf_release(&cr.err);
+		close(sv[0]);
+		close(sv[1]);
+		tls_server_free(srv);
+	}
+	(void)state;
+}
+
 /* A send that the socket refused leaves output pending in the session
  * (the runtime then waits for EPOLLOUT even with its own buffer empty);
  * once the peer read and the send completed, nothing is pending. */
@@ -447,6 +516,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_tls_min_version),
 		cmocka_unit_test(test_tls_handshakes),
+		cmocka_unit_test(test_tls_preread),
 		cmocka_unit_test(test_tls_write_pending),
 		cmocka_unit_test(test_tls_server_errors),
 		cmocka_unit_test(test_tls_selfsigned_bad_path),
