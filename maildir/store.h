@@ -309,6 +309,19 @@ int store_msg_get(struct store_account *a, int64_t mailbox_id, uint32_t uid,
  * out; empty when none was recorded. -1 with STORE_ENOMSG if no row. */
 int store_msg_mailfrom(struct store_account *a, int64_t id, struct buf *out,
     struct store_err *err);
+/* Live (non-expunged) messages of the account received at or after
+ * since_ns from the IP classes of remote_ip (masks as stored, spec/smtp.md
+ * 12.1 step 10), for the delivery rate limits (spec/smtp.md 13): [0] same
+ * /32 (/64), [1] /26 (/48), [2] /21 (/32). */
+struct store_delivery_counts {
+	int64_t msgs[3];
+	int64_t bytes[3];
+};
+/* Fill *out (all zero for an empty or unparsable remote_ip). Uses the
+ * message_ipm{1,2,3} indexes. Blocks on SQLite; any thread. */
+int store_delivery_counts(struct store_account *a, const char *remote_ip,
+    int64_t since_ns, struct store_delivery_counts *out,
+    struct store_err *err);
 /* Path of a message's file into out. */
 void store_msg_path(struct store_account *a, int64_t mailbox_id, int64_t id,
     struct buf *out);

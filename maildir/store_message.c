@@ -1115,6 +1115,57 @@ out:
 }
 
 int
+store_delivery_counts(struct store_account *a, const char *remote_ip,
+    int64_t since_ns, struct store_delivery_counts *out,
+    struct store_err *err)
+{
+	/* One statement per class so each uses its (mask, received) index. */
+	static const char *const q[3] = {
+		"SELECT count(*), coalesce(sum(size), 0) FROM message"
+		" WHERE remote_ip_masked1 = ?1 AND received >= ?2"
+		" AND expunged = 0",
+		"SELECT count(*), coalesce(sum(size), 0) FROM message"
+		" WHERE remote_ip_masked2 = ?1 AND received >= ?2"
+		" AND expunged = 0",
+		"SELECT count(*), coalesce(sum(size), 0) FROM message"
+		" WHERE remote_ip_masked3 = ?1 AND received >= ?2"
+		" AND expunged = 0",
+	};
+	char m[INET6_ADDRSTRLEN];
+	sqlite3 *db;
+	sqlite3_stmt *st = NULL;
+	int rc = -1;
+
+	memset(out, 0, sizeof(*out));
+	ip_masked(remote_ip, 0, m, sizeof(m));
+	if (m[0] == '\0')
+		return 0; /* never matches a stored (possibly empty) mask */
+	db = store_db_get(a, err);
+	if (db == NULL)
+		return -1;
+	for (int i = 0; i < 3; i++) {
+		ip_masked(remote_ip, i, m, sizeof(m));
+		sqlite3_finalize(st);
+		st = NULL;
+		if (store_prepare(db, q[i], &st, err) == -1)
+			goto out;
+		bind_str(st, 1, m);
+		sqlite3_bind_int64(st, 2, since_ns);
+		if (sqlite3_step(st) != SQLITE_ROW) {
+			store_err_db(err, db, "count deliveries");
+			goto out;
+		}
+		out->msgs[i] = sqlite3_column_int64(st, 0);
+		out->bytes[i] = sqlite3_column_int64(st, 1);
+	}
+	rc = 0;
+out:
+	sqlite3_finalize(st);
+	store_db_put(a, db);
+	return rc;
+}
+
+int
 store_msg_open(struct store_account *a, int64_t mailbox_id, uint32_t uid,
     int *fd_out, struct store_err *err)
 {

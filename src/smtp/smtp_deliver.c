@@ -164,6 +164,57 @@ ruleset_find(const struct smtp_decision_in *in)
 	return NULL;
 }
 
+/* spec/smtp.md 13 "Per-account delivery rate": limits per IP class
+ * (ip1, ip2, ip3) and window, with the reply texts (static, they outlive
+ * the decision). */
+#define MIB (1024 * 1024LL)
+static const struct rate_limit {
+	int64_t msgs[3];
+	int64_t bytes[3];
+	const char *msgs_text[3];
+	const char *bytes_text[3];
+} rate_limits[2] = {
+	{ { 500, 1500, 4500 }, { 1000 * MIB, 3000 * MIB, 9000 * MIB },
+	    { "more than 500 messages in past minute from your ip/network",
+		"more than 1500 messages in past minute from your ip/network",
+		"more than 4500 messages in past minute from your ip/network" },
+	    { "more than 1048576000 bytes in past minute from your "
+	      "ip/network",
+		"more than 3145728000 bytes in past minute from your "
+		"ip/network",
+		"more than 9437184000 bytes in past minute from your "
+		"ip/network" } },
+	{ { 10000, 30000, 90000 }, { 3000 * MIB, 9000 * MIB, 27000 * MIB },
+	    { "more than 10000 messages in past day from your ip/network",
+		"more than 30000 messages in past day from your ip/network",
+		"more than 90000 messages in past day from your ip/network" },
+	    { "more than 3145728000 bytes in past day from your ip/network",
+		"more than 9437184000 bytes in past day from your ip/network",
+		"more than 28311552000 bytes in past day from your "
+		"ip/network" } },
+};
+
+/* Step 1: the reply text of the first limit exceeded, or NULL. The count
+ * limit is on stored messages; the size one includes this message. */
+static const char *
+rate_exceeded(const struct smtp_decision_in *in)
+{
+	const struct store_delivery_counts *c[2] = { in->rate_minute,
+		in->rate_day };
+
+	for (int w = 0; w < 2; w++) {
+		if (c[w] == NULL)
+			continue;
+		for (int i = 0; i < 3; i++) {
+			if (c[w]->msgs[i] >= rate_limits[w].msgs[i])
+				return rate_limits[w].msgs_text[i];
+			if (c[w]->bytes[i] + in->size > rate_limits[w].bytes[i])
+				return rate_limits[w].bytes_text[i];
+		}
+	}
+	return NULL;
+}
+
 static void
 reject(struct smtp_decision *out, const char *reason)
 {
@@ -174,11 +225,26 @@ reject(struct smtp_decision *out, const char *reason)
 void
 smtp_decide(const struct smtp_decision_in *in, struct smtp_decision *out)
 {
-	const struct config_ruleset *rs = ruleset_find(in);
+	const struct config_ruleset *rs;
+	const char *rate;
 
 	memset(out, 0, sizeof(*out));
 	out->kind = SMTP_DECIDE_ACCEPT;
 	out->reason = "no-bad-signals";
+	/* Step 1: delivery rate; not kept in Rejects, no ruleset applies. */
+	rate = rate_exceeded(in);
+	if (rate != NULL) {
+		out->kind = SMTP_DECIDE_REJECT;
+		out->reason = "high-rate";
+		out->code = 452;
+		out->ecode = "4.2.2";
+		out->text = rate;
+		out->mailbox = xstrdup(in->dest_mailbox != NULL
+			? in->dest_mailbox
+			: "Inbox");
+		return;
+	}
+	rs = ruleset_find(in);
 	out->mailbox = xstrdup(rs != NULL && rs->mailbox != NULL
 		? rs->mailbox
 		: in->dest_mailbox != NULL ? in->dest_mailbox : "Inbox");
@@ -465,6 +531,37 @@ out:
 }
 
 /* ---- incoming ---- */
+
+/* spec/smtp.md 12.2 step 1: the account's deliveries from the peer's IP
+ * classes in the past minute and day. localserve exempts loopback
+ * (DESIGN.md). -1 (logged) on a store error. */
+static int
+rate_counts(struct smtp_sess *s, const char *account,
+    struct store_delivery_counts *minute, struct store_delivery_counts *day,
+    bool *check_out)
+{
+	struct store_account *a = NULL;
+	struct store_err serr;
+	int64_t now = time_wall_ns();
+	int rc = -1;
+
+	*check_out = !s->loopback_exempt;
+	if (!*check_out)
+		return 0;
+	if (store_account_get(s->srv->p.store, account, true, &a, &serr) == -1 ||
+	    store_delivery_counts(a, s->remote_ip, now - 60 * NS_PER_SEC,
+		minute, &serr) == -1 ||
+	    store_delivery_counts(a, s->remote_ip, now - 86400 * NS_PER_SEC,
+		day, &serr) == -1) {
+		log_error(&s->log, "counting deliveries for rate limit",
+		    LF_ERR(serr.text), LF_STR("account", account));
+		goto out;
+	}
+	rc = 0;
+out:
+	store_account_put(a);
+	return rc;
+}
 
 struct rcpt_err {
 	int code;
@@ -769,6 +866,8 @@ smtp_deliver_incoming(struct smtp_sess *s)
 		struct smtp_rcpt_ent *e = &s->rcpts[i];
 		struct smtp_decision_in din = { 0 };
 		struct smtp_decision dec;
+		struct store_delivery_counts rate_minute, rate_day;
+		bool rate_check;
 		const struct config_account *ca;
 		struct rcpt_err *er = &errs[nerr];
 		const char *why = NULL;
@@ -790,6 +889,17 @@ smtp_deliver_incoming(struct smtp_sess *s)
 			*er = (struct rcpt_err){ code, ecode, text };
 			nerr++;
 			continue;
+		}
+		if (rate_counts(s, e->account, &rate_minute, &rate_day,
+			&rate_check) == -1) {
+			*er = (struct rcpt_err){ 451, "4.3.0", "error processing" };
+			nerr++;
+			continue;
+		}
+		if (rate_check) {
+			din.rate_minute = &rate_minute;
+			din.rate_day = &rate_day;
+			din.size = (int64_t)maplen;
 		}
 		ca = cfg != NULL ? config_account_find(cfg, e->account) : NULL;
 		din.account = ca;

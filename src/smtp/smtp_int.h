@@ -22,6 +22,7 @@ struct dns_resolver;
 struct net_conn;
 struct queue;
 struct sasl_server;
+struct store_delivery_counts;
 
 #define SMTP_IDLE_MS 30000        /* spec/smtp.md 2: 30 s per read */
 #define SMTP_RID_MAX 24           /* received-id text */
@@ -161,6 +162,12 @@ struct smtp_decision_in {
 	const char *ehlo_pass_domain;     /* SPF-passed EHLO domain */
 	const char *const *dkim_pass_domains;
 	size_t ndkim_pass;
+	/* Step 1 (spec/smtp.md 13): the account's live messages from the
+	 * peer's IP classes received in the past minute and day
+	 * (store_delivery_counts()), and this message's size. NULL: no
+	 * check (localserve loopback). */
+	const struct store_delivery_counts *rate_minute, *rate_day;
+	int64_t size;
 	bool junk_known;            /* a content score is available */
 	double junk_prob;
 	/* Step 14: whether a DNSBL lists the peer; called only when the

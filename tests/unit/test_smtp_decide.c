@@ -3,7 +3,8 @@
  * in src/smtp/smtp_deliver.c, spec/smtp.md 12.2): the order of the
  * steps, their codes and reason tokens, with iprev/SPF/DKIM/DMARC
  * verdicts, DNSBL listings and rulesets (ListAllowDomain, IsForward,
- * VerifiedDomain, AcceptRejectsToMailbox) as inputs.
+ * VerifiedDomain, AcceptRejectsToMailbox) and delivery-rate counts as
+ * inputs.
  */
 #include <stdarg.h>
 #include <setjmp.h>
@@ -16,6 +17,7 @@
 
 #include "config/config.h"
 #include "lib/compat.h"
+#include "maildir/store.h"
 #include "smtp/smtp_int.h"
 #include "lib/banned.h"
 
@@ -206,6 +208,95 @@ test_decide(void **state)
 	}
 }
 
+/* Step 1, delivery rate (spec/smtp.md 13): counts of stored messages
+ * per IP class and window; the size check includes the new message. */
+#define MIB (1024 * 1024LL)
+static const struct {
+	const char *name;
+	bool day;        /* counts are for the day window, minute is empty */
+	int cls;         /* IP class the counts are for */
+	int64_t msgs, bytes, size;
+	const char *want_text; /* NULL: accepted */
+} rate_cases[] = {
+	{ "ip1 msgs just below", false, 0, 499, 0, 100, NULL },
+	{ "ip1 msgs at limit", false, 0, 500, 0, 100,
+	    "more than 500 messages in past minute from your ip/network" },
+	{ "ip2 msgs just below", false, 1, 1499, 0, 100, NULL },
+	{ "ip2 msgs at limit", false, 1, 1500, 0, 100,
+	    "more than 1500 messages in past minute from your ip/network" },
+	{ "ip3 msgs at limit", false, 2, 4500, 0, 100,
+	    "more than 4500 messages in past minute from your ip/network" },
+	{ "ip1 day msgs just below", true, 0, 9999, 0, 100, NULL },
+	{ "ip1 day msgs at limit", true, 0, 10000, 0, 100,
+	    "more than 10000 messages in past day from your ip/network" },
+	{ "ip3 day msgs at limit", true, 2, 90000, 0, 100,
+	    "more than 90000 messages in past day from your ip/network" },
+	{ "ip1 bytes reach limit", false, 0, 1, 1000 * MIB - 100, 100, NULL },
+	{ "ip1 bytes with new message over", false, 0, 1,
+	    1000 * MIB - 100, 101,
+	    "more than 1048576000 bytes in past minute from your ip/network" },
+	{ "ip2 day bytes over", true, 1, 1, 9000 * MIB, 1,
+	    "more than 9437184000 bytes in past day from your ip/network" },
+	{ "ip3 day bytes just below", true, 2, 1, 27000 * MIB - 1, 1, NULL },
+};
+
+static void
+test_rate(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < ARRAY_LEN(rate_cases); i++) {
+		struct config_account acct;
+		struct config_ruleset rs;
+		struct store_delivery_counts minute = { 0 }, day = { 0 };
+		struct store_delivery_counts *c =
+		    rate_cases[i].day ? &day : &minute;
+		struct smtp_decision_in in = { 0 };
+		struct smtp_decision d;
+
+		/* A ruleset keeping rejects must not rescue a rate reject. */
+		setup_account(&acct, &rs, RS_KEEP_REJECT);
+		in.account = &acct;
+		in.dest_key = "mjl@example.com";
+		in.mailfrom = "";
+		in.msgfrom = "";
+		c->msgs[rate_cases[i].cls] = rate_cases[i].msgs;
+		c->bytes[rate_cases[i].cls] = rate_cases[i].bytes;
+		in.rate_minute = &minute;
+		in.rate_day = &day;
+		in.size = rate_cases[i].size;
+		smtp_decide(&in, &d);
+		print_message("rate case %zu: %s\n", i, rate_cases[i].name);
+		if (rate_cases[i].want_text == NULL) {
+			assert_int_equal(d.kind, SMTP_DECIDE_ACCEPT);
+			assert_string_equal(d.reason, "no-bad-signals");
+		} else {
+			assert_int_equal(d.kind, SMTP_DECIDE_REJECT);
+			assert_false(d.mark_reject);
+			assert_string_equal(d.reason, "high-rate");
+			assert_int_equal(d.code, 452);
+			assert_string_equal(d.ecode, "4.2.2");
+			assert_string_equal(d.text, rate_cases[i].want_text);
+		}
+		smtp_decision_release(&d);
+	}
+}
+
+/* No counts (localserve loopback): no rate check at all. */
+static void
+test_rate_skipped(void **state)
+{
+	struct smtp_decision_in in = { 0 };
+	struct smtp_decision d;
+
+	(void)state;
+	in.mailfrom = "";
+	in.msgfrom = "";
+	in.size = 100000 * MIB;
+	smtp_decide(&in, &d);
+	assert_int_equal(d.kind, SMTP_DECIDE_ACCEPT);
+	smtp_decision_release(&d);
+}
+
 /* Without a DNSBL callback nothing is listed. */
 static void
 test_no_dnsbl(void **state)
@@ -229,6 +320,8 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_decide),
 		cmocka_unit_test(test_no_dnsbl),
+		cmocka_unit_test(test_rate),
+		cmocka_unit_test(test_rate_skipped),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -550,6 +550,79 @@ test_deliver_multi_fields(void **state)
 	assert_int_equal(store_deliver(fx->a, &in, mbs, 1, out, &err), -1);
 }
 
+/* Delivery rate counts (spec/smtp.md 13): per IP class, within the
+ * window, live messages only; forwarded ones store no masks. */
+static uint32_t
+deliver_from(struct store_account *a, const char *ip, int64_t received,
+    uint32_t flags, bool fwd)
+{
+	static const char msg[] = "Subject: rate\r\n\r\nbody\r\n";
+	struct store_msg_fields f = { .remote_ip = ip, .is_forward = fwd };
+	struct store_add in = { .data = msg, .len = sizeof(msg) - 1,
+		.flags = flags, .received_ns = received, .fields = &f };
+	struct store_added out;
+	struct store_err err;
+	const char *mbs[] = { "Inbox" };
+
+	if (store_deliver(a, &in, mbs, 1, &out, &err) == -1)
+		fail_msg("deliver from %s: %s", ip, err.text);
+	return out.uid;
+}
+
+static void
+test_delivery_counts(void **state)
+{
+	struct fx *fx = *state;
+	const int64_t len = sizeof("Subject: rate\r\n\r\nbody\r\n") - 1;
+	const int64_t now = 1700000000LL * 1000000000, min = 60000000000LL;
+	struct store_delivery_counts c;
+	struct store_uids rm;
+	struct store_err err;
+	uint32_t gone;
+
+	deliver_from(fx->a, "10.0.0.1", now - 10, 0, false);  /* ip1 */
+	deliver_from(fx->a, "10.0.0.2", now - 10, 0, false);  /* /26 */
+	deliver_from(fx->a, "10.0.1.1", now - 10, 0, false);  /* /21 */
+	deliver_from(fx->a, "10.0.0.1", now - 120 * min, 0, false); /* old */
+	deliver_from(fx->a, "10.0.8.1", now - 10, 0, false);  /* outside */
+	deliver_from(fx->a, "10.0.0.1", now - 10, 0, true);   /* forward */
+	deliver_from(fx->a, "2001:db8::1", now - 10, 0, false);
+	gone = deliver_from(fx->a, "10.0.0.1", now - 10, STORE_F_DELETED,
+	    false);
+	assert_int_equal(store_expunge(fx->a, mbid(fx->a, "Inbox"), &gone, 1,
+			     &rm, &err),
+	    0);
+	assert_int_equal(rm.n, 1);
+	store_uids_release(&rm);
+
+	assert_int_equal(store_delivery_counts(fx->a, "10.0.0.1", now - min,
+			     &c, &err),
+	    0);
+	assert_int_equal(c.msgs[0], 1);
+	assert_int_equal(c.msgs[1], 2);
+	assert_int_equal(c.msgs[2], 3);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(c.bytes[i], c.msgs[i] * len);
+	assert_int_equal(store_delivery_counts(fx->a, "10.0.0.1",
+			     now - 1440 * min, &c, &err),
+	    0);
+	assert_int_equal(c.msgs[0], 2);
+	assert_int_equal(c.msgs[1], 3);
+	assert_int_equal(c.msgs[2], 4);
+	assert_int_equal(c.bytes[2], 4 * len);
+	/* IPv6 /64 class; other address families never mix. */
+	assert_int_equal(store_delivery_counts(fx->a, "2001:db8::2",
+			     now - min, &c, &err),
+	    0);
+	assert_int_equal(c.msgs[0], 1);
+	assert_int_equal(c.msgs[2], 1);
+	/* No address (or a forward's cleared masks) counts nothing. */
+	assert_int_equal(store_delivery_counts(fx->a, "", now - min, &c, &err),
+	    0);
+	assert_int_equal(c.msgs[0] + c.msgs[1] + c.msgs[2], 0);
+	assert_int_equal(c.bytes[2], 0);
+}
+
 static void
 test_copy_move(void **state)
 {
@@ -1627,6 +1700,8 @@ main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_deliver_multi_fields,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_delivery_counts, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_copy_move, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_changes, setup, teardown),
