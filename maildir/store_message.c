@@ -402,13 +402,17 @@ row_insert(struct store_txn *t, const struct row_in *r, int64_t *id_out,
 		store_err_db(err, t->db, "set thread");
 		goto out;
 	}
-	for (size_t i = 0; i < f->n_dkim_domains; i++) {
+	if (f->n_dkim_domains > 0) {
 		sqlite3_finalize(st);
+		st = NULL;
 		if (store_prepare(t->db,
 			"INSERT INTO message_dkim(message_id, domain, received)"
 			" VALUES (?1, ?2, ?3)",
 			&st, err) == -1)
 			goto out;
+	}
+	for (size_t i = 0; i < f->n_dkim_domains; i++) {
+		sqlite3_reset(st);
 		sqlite3_bind_int64(st, 1, *id_out);
 		bind_str(st, 2, f->dkim_domains[i]);
 		sqlite3_bind_int64(st, 3, r->received);
