@@ -5,6 +5,7 @@ with SCRAM-SHA-256-PLUS over implicit TLS, and mutt in tmux flagging a
 message. Exits 77 (skip) only when a client package is missing. Ends with
 mox-verifydata."""
 
+import base64
 import imaplib
 import os
 import shutil
@@ -129,6 +130,34 @@ def test_imtest(tmp):
     out = r.stdout + r.stderr
     check("Authenticated." in out,
           "imtest SCRAM-SHA-256 over TLS: " + out.strip()[-300:])
+    # cyrus-sasl binds only with tls-unique, which RFC 9266 forbids on
+    # TLS 1.3: cap the client (OpenSSL) at TLS 1.2 for -PLUS.
+    cnf = os.path.join(tmp, "openssl-tls12.cnf")
+    with open(cnf, "w") as f:
+        f.write("openssl_conf = openssl_init\n[openssl_init]\n"
+                "ssl_conf = ssl_sect\n[ssl_sect]\n"
+                "system_default = system_default_sect\n"
+                "[system_default_sect]\nMaxProtocol = TLSv1.2\n")
+    env = dict(os.environ, OPENSSL_CONF=cnf)
+    # Implicit TLS, then STARTTLS ("-t ''": TLS without a client cert).
+    for port, tlsarg in ((TLSPORT, ["-s"]), (PORT, ["-t", ""])):
+        r = subprocess.run([IMTEST] + tlsarg +
+                           ["-p", str(port), "-m", "SCRAM-SHA-256-PLUS",
+                            "-a", USER, "-w", PASS, IP],
+                           input="a1 SELECT Inbox\r\na2 LOGOUT\r\n",
+                           capture_output=True, text=True, timeout=60,
+                           env=env)
+        out = r.stdout + r.stderr
+        gs2 = b""
+        for line in out.splitlines():
+            parts = line.split()
+            if len(parts) >= 5 and parts[0] == "C:" and \
+                    parts[2] == "AUTHENTICATE":
+                gs2 = base64.b64decode(parts[4]).split(b",")[0]
+        check("Authenticated." in out and "TLSv1.2" in out and
+              gs2 == b"p=tls-unique" and "a1 OK" in out,
+              "imtest SCRAM-SHA-256-PLUS (tls-unique, TLS 1.2, port %d): %s"
+              % (port, out.strip()[-400:]))
 
 
 def test_mutt(tmp):

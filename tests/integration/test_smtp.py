@@ -610,6 +610,67 @@ def run_swaks(d):
           "swaks wrong password: 535 5.7.8")
 
 
+CYRUS = "/usr/lib/cyrus/bin"
+
+
+def cyrus_tls12_env(tmp):
+    """cyrus-sasl (imtest/smtptest) only knows the tls-unique channel
+    binding, which RFC 9266 forbids on TLS 1.3: cap the client (OpenSSL)
+    at TLS 1.2 so that the -PLUS mechanisms bind with tls-unique."""
+    cnf = os.path.join(tmp, "openssl-tls12.cnf")
+    with open(cnf, "w") as f:
+        f.write("openssl_conf = openssl_init\n[openssl_init]\n"
+                "ssl_conf = ssl_sect\n[ssl_sect]\n"
+                "system_default = system_default_sect\n"
+                "[system_default_sect]\nMaxProtocol = TLSv1.2\n")
+    env = dict(os.environ)
+    env["OPENSSL_CONF"] = cnf
+    return env
+
+
+def gs2_flag(out, verb):
+    """The gs2 header of the first SCRAM message a cyrus tool sent."""
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) >= 4 and parts[0] == "C:" and parts[1] == verb:
+            try:
+                return base64.b64decode(parts[3]).split(b",")[0]
+            except ValueError:
+                return b""
+    return b""
+
+
+def run_smtptest(d, tmp):
+    tool = shutil.which("smtptest") or os.path.join(CYRUS, "smtptest")
+    if not os.path.exists(tool):
+        print("skip: smtptest not installed")
+        return
+    before = last_uid(d)
+    msg = ("MAIL FROM:<mox@localhost>\r\nRCPT TO:<mox@localhost>\r\n"
+           "DATA\r\nFrom: mox@localhost\r\nTo: mox@localhost\r\n"
+           "Subject: smtptest plus\r\n\r\nsmtptest body\r\n.\r\n"
+           "QUIT\r\n")
+    r = subprocess.run([tool, "-s", "-p", "1465", "-m", "SCRAM-SHA-256-PLUS",
+                        "-a", "mox@localhost", "-w", "moxmoxmox", IP],
+                       input=msg, capture_output=True, text=True, timeout=60,
+                       env=cyrus_tls12_env(tmp))
+    out = r.stdout + r.stderr
+    check("Authenticated." in out and "TLSv1.2" in out,
+          "smtptest SCRAM-SHA-256-PLUS over TLS 1.2: " + out[-400:])
+    check(gs2_flag(out, "AUTH") == b"p=tls-unique",
+          "smtptest bound the channel with tls-unique: %r" %
+          gs2_flag(out, "AUTH"))
+    new = wait_new(d, before, 1)
+    check(len(new) == 1 and b"smtptest body" in new[0][1],
+          "message submitted by smtptest delivered")
+    r = subprocess.run([tool, "-s", "-p", "1465", "-m", "SCRAM-SHA-256-PLUS",
+                        "-a", "mox@localhost", "-w", "wrong", IP],
+                       input="QUIT\r\n", capture_output=True, text=True,
+                       timeout=60, env=cyrus_tls12_env(tmp))
+    check("Authenticated." not in r.stdout + r.stderr,
+          "smtptest with a wrong password is refused")
+
+
 def run_smtp_source(d):
     src = shutil.which("smtp-source") or "/usr/sbin/smtp-source"
     if not os.path.exists(src):
@@ -811,6 +872,7 @@ def main():
         test_auth(d)
         test_submission(d)
         run_swaks(d)
+        run_smtptest(d, tmp)
         run_smtp_source(d)
         test_sendmail(d, tmp)
         test_serve(tmp)
