@@ -122,6 +122,23 @@ int store_account_get(struct store *s, const char *name, bool create,
 void store_account_put(struct store_account *a);
 const char *store_account_name(const struct store_account *a);
 
+/* ---- recipient domain TLS (spec/store.md RecipientDomainTLS) ---- */
+
+struct store_domain_tls {
+	int64_t updated_ns; /* when last written (wall clock) */
+	bool starttls;      /* the last connection used STARTTLS */
+	bool requiretls;    /* ... and its server announced REQUIRETLS */
+};
+
+/* What was last seen for DOMAIN (case-insensitive); *found false when
+ * nothing was recorded. */
+int store_domain_tls_get(struct store_account *a, const char *domain,
+    struct store_domain_tls *out, bool *found, struct store_err *err);
+/* Record what a successful connection to DOMAIN's servers showed. An
+ * unchanged record is rewritten at most once a day. */
+int store_domain_tls_set(struct store_account *a, const char *domain,
+    bool starttls, bool requiretls, int64_t now_ns, struct store_err *err);
+
 /* ---- mailboxes ---- */
 
 struct store_counts {
