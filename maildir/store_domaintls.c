@@ -11,6 +11,7 @@
 #include "lib/buf.h"
 #include "store.h"
 #include "store_int.h"
+#include "lib/banned.h"
 
 /* An unchanged record is rewritten at most this often, so a busy
  * destination costs one write transaction a day, not one per message. */
