@@ -228,10 +228,15 @@ struct store_msg_fields {
 	bool requiretls;
 	const void *parsed; /* opaque MIME structure blob from the parser */
 	size_t parsed_len;
-	/* Addressees, recorded when saved to a \Sent mailbox. */
+	/* Addressees (To, Cc, Bcc), recorded when saved to a \Sent mailbox
+	 * (spec/store.md 3.3 "Recipient"; used by reputation, spec/junk.md
+	 * 7). Domains in lower case. rcpt_orgdomains may be NULL (stored
+	 * empty: reputation then matches the domain and its subdomains). */
 	const char *const *rcpt_localparts;
 	const char *const *rcpt_domains;
+	const char *const *rcpt_orgdomains;
 	size_t n_rcpts;
+	int64_t rcpt_sent_ns; /* the Date header; 0: the received time */
 };
 
 /* One message to add. Exactly one of path or data is set: path names a

@@ -229,6 +229,84 @@ store_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st,
 	return 0;
 }
 
+int
+store_stmt_get(struct store_txn *t, const char *sql, sqlite3_stmt **st,
+    struct store_err *err)
+{
+	struct store_account *a = t->a;
+	struct store_stmt *free_slot = NULL;
+
+	if (t->db != a->wdb)
+		return store_prepare(t->db, sql, st, err);
+	LOCK_ASSERT_HELD(&a->wlock);
+	for (size_t i = 0; i < a->nwstmt; i++) {
+		struct store_stmt *e = &a->wstmt[i];
+
+		if (strcmp(sqlite3_sql(e->st), sql) != 0)
+			continue;
+		if (e->busy)
+			break; /* in use further up: a second one, uncached */
+		e->busy = true;
+		*st = e->st;
+		return 0;
+	}
+	if (a->nwstmt < STORE_STMT_MAX)
+		free_slot = &a->wstmt[a->nwstmt];
+	if (store_prepare(t->db, sql, st, err) == -1)
+		return -1;
+	if (free_slot != NULL) {
+		free_slot->st = *st;
+		free_slot->busy = true;
+		a->nwstmt++;
+	}
+	return 0;
+}
+
+void
+store_stmt_put(struct store_txn *t, sqlite3_stmt *st)
+{
+	struct store_account *a = t->a;
+
+	if (st == NULL)
+		return;
+	for (size_t i = 0; i < a->nwstmt; i++)
+		if (a->wstmt[i].st == st) {
+			/* The step's outcome was read already. */
+			(void)sqlite3_reset(st);
+			(void)sqlite3_clear_bindings(st);
+			a->wstmt[i].busy = false;
+			return;
+		}
+	sqlite3_finalize(st);
+}
+
+int
+store_stmt_exec(struct store_txn *t, const char *sql, struct store_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int r;
+
+	if (store_stmt_get(t, sql, &st, err) == -1)
+		return -1;
+	while ((r = sqlite3_step(st)) == SQLITE_ROW)
+		;
+	if (r != SQLITE_DONE)
+		store_errf(err, STORE_EINTERNAL, "sql: %s",
+		    sqlite3_errmsg(t->db));
+	store_stmt_put(t, st);
+	return r == SQLITE_DONE ? 0 : -1;
+}
+
+void
+store_stmts_clear(struct store_account *a)
+{
+	for (size_t i = 0; i < a->nwstmt; i++) {
+		assert(!a->wstmt[i].busy);
+		sqlite3_finalize(a->wstmt[i].st);
+	}
+	a->nwstmt = 0;
+}
+
 bool
 store_account_name_valid(const char *name)
 {
@@ -662,7 +740,8 @@ db_open_checked(struct store_account *a, const char *path,
 		goto fail;
 	}
 	if (!ro && (store_exec(db, "PRAGMA journal_mode=WAL", err) == -1 ||
-		store_exec(db, LIVE_INDEX_SQL, err) == -1))
+		store_exec(db, LIVE_INDEX_SQL, err) == -1 ||
+		store_reputation_schema(db, err) == -1))
 		goto fail;
 	return db;
 fail:
@@ -713,6 +792,7 @@ db_create(struct store_account *a, const char *path, struct store_err *err)
 	}
 	if (store_txn_commit(&t, err) == -1)
 		goto out;
+	store_stmts_clear(a);
 	a->wdb = NULL;
 	/* The last connection checkpoints the WAL into the file (synced,
 	 * synchronous=FULL) and removes it. */
@@ -737,6 +817,7 @@ db_create(struct store_account *a, const char *path, struct store_err *err)
 		store_errf(err, STORE_EINTERNAL, "fsync %s", a->dir);
 	buf_reset(&tmp);
 out:
+	store_stmts_clear(a);
 	a->wdb = NULL;
 	sqlite3_close(db);
 	if (tmp.len > 0)
@@ -809,6 +890,7 @@ account_free(struct store_account *a)
 		return;
 	for (size_t i = 0; i < a->npool; i++)
 		sqlite3_close(a->pool[i]);
+	store_stmts_clear(a);
 	sqlite3_close(a->wdb);
 	assert(a->subs == NULL);
 	lock_destroy(&a->wlock);
@@ -956,7 +1038,7 @@ store_txn_begin(struct store_account *a, struct store_txn *t,
 	t->origin = origin_current;
 	lock_take(&a->wlock);
 	t->db = a->wdb;
-	if (store_exec(t->db, "BEGIN IMMEDIATE", err) == -1) {
+	if (store_stmt_exec(t, "BEGIN IMMEDIATE", err) == -1) {
 		lock_release(&a->wlock);
 		return -1;
 	}
@@ -1091,7 +1173,7 @@ store_txn_broadcast(struct store_txn *t)
 int
 store_txn_commit(struct store_txn *t, struct store_err *err)
 {
-	if (store_exec(t->db, "COMMIT", err) == -1) {
+	if (store_stmt_exec(t, "COMMIT", err) == -1) {
 		store_txn_abort(t);
 		return -1;
 	}
@@ -1117,7 +1199,7 @@ store_txn_modseq(struct store_txn *t, int64_t *out, struct store_err *err)
 		*out = t->modseq;
 		return 0;
 	}
-	if (store_prepare(t->db,
+	if (store_stmt_get(t,
 		"UPDATE singleton SET last_modseq = last_modseq + 1"
 		" WHERE id = 1 RETURNING last_modseq",
 		&st, err) == -1)
@@ -1132,7 +1214,7 @@ store_txn_modseq(struct store_txn *t, int64_t *out, struct store_err *err)
 	*out = t->modseq;
 	rc = 0;
 out:
-	sqlite3_finalize(st);
+	store_stmt_put(t, st);
 	return rc;
 }
 
@@ -1180,7 +1262,7 @@ store_counts_apply(struct store_txn *t, int64_t mbid, uint32_t flags,
 	bool seen = (flags & STORE_F_SEEN) != 0;
 	int rc = -1;
 
-	if (store_prepare(t->db,
+	if (store_stmt_get(t,
 		"UPDATE mailbox SET total = total + ?2, deleted = deleted + ?3,"
 		" unread = unread + ?4, unseen = unseen + ?5,"
 		" size = size + ?6 WHERE id = ?1",
@@ -1198,7 +1280,7 @@ store_counts_apply(struct store_txn *t, int64_t mbid, uint32_t flags,
 	}
 	rc = 0;
 out:
-	sqlite3_finalize(st);
+	store_stmt_put(t, st);
 	return rc;
 }
 
@@ -1209,12 +1291,25 @@ out:
 int
 store_counts_changed(struct store_txn *t, int64_t mbid, struct store_err *err)
 {
-	struct store_mailbox mb;
 	struct store_change *c = NULL;
 	struct store_chg *holder = NULL;
+	sqlite3_stmt *st = NULL;
+	int rc = -1, r;
 
-	if (store_mb_read(t->db, mbid, &mb, err) == -1)
+	if (store_stmt_get(t,
+		"SELECT name, total, deleted, unread, unseen, size"
+		" FROM mailbox WHERE id = ?1",
+		&st, err) == -1)
 		return -1;
+	sqlite3_bind_int64(st, 1, mbid);
+	r = sqlite3_step(st);
+	if (r != SQLITE_ROW) {
+		if (r == SQLITE_DONE)
+			store_errf(err, STORE_ENOMAILBOX, "no such mailbox");
+		else
+			store_err_db(err, t->db, "read mailbox counts");
+		goto out;
+	}
 	for (size_t i = t->chg_floor; i < t->nchg; i++)
 		if (t->chg[i].c.type == STORE_CHANGE_MAILBOX_COUNTS &&
 		    t->chg[i].c.mailbox_id == mbid) {
@@ -1224,12 +1319,19 @@ store_counts_changed(struct store_txn *t, int64_t mbid, struct store_err *err)
 	if (c == NULL) {
 		c = store_txn_change(t, STORE_CHANGE_MAILBOX_COUNTS, mbid);
 		holder = &t->chg[t->nchg - 1];
-		store_chg_set_str(holder, mb.name, NULL);
+		store_chg_set_str(holder,
+		    (const char *)sqlite3_column_text(st, 0), NULL);
 		c->name = holder->s1;
 	}
-	c->counts = mb.counts;
-	store_mailbox_release(&mb);
-	return 0;
+	c->counts.total = sqlite3_column_int64(st, 1);
+	c->counts.deleted = sqlite3_column_int64(st, 2);
+	c->counts.unread = sqlite3_column_int64(st, 3);
+	c->counts.unseen = sqlite3_column_int64(st, 4);
+	c->counts.size = sqlite3_column_int64(st, 5);
+	rc = 0;
+out:
+	store_stmt_put(t, st);
+	return rc;
 }
 
 int
@@ -1240,7 +1342,7 @@ store_disk_add(struct store_txn *t, int64_t delta, struct store_err *err)
 
 	if (delta == 0)
 		return 0;
-	if (store_prepare(t->db,
+	if (store_stmt_get(t,
 		"UPDATE singleton SET disk_usage = disk_usage + ?1"
 		" WHERE id = 1",
 		&st, err) == -1)
@@ -1252,7 +1354,7 @@ store_disk_add(struct store_txn *t, int64_t delta, struct store_err *err)
 	}
 	rc = 0;
 out:
-	sqlite3_finalize(st);
+	store_stmt_put(t, st);
 	return rc;
 }
 

@@ -25,6 +25,8 @@
 #define STORE_HDR_CACHE_MAX 8192 /* larger header sections are not cached */
 #define STORE_PWCACHE_MAX 256   /* remembered successful password checks */
 #define STORE_PWCACHE_SEC 3600  /* how long one is remembered */
+#define STORE_STMT_MAX 48       /* statements kept prepared on an
+				 * account's write connection */
 
 struct store {
 	char *datadir;          /* absolute or as given; immutable */
@@ -75,6 +77,12 @@ enum store_acc_state {
 
 struct store_deliv; /* a queued delivery (store_message.c) */
 
+/* A statement kept prepared on the write connection (store_stmt_get()). */
+struct store_stmt {
+	sqlite3_stmt *st;       /* its text (sqlite3_sql()) is the key */
+	bool busy;              /* handed out and not yet put back */
+};
+
 struct store_account {
 	struct store *store;
 	char *name;
@@ -87,6 +95,8 @@ struct store_account {
 
 	struct lock wlock;      /* LOCK_ORDER_ACCOUNT: serialises writes */
 	sqlite3 *wdb;           /* used only while wlock is held */
+	struct store_stmt wstmt[STORE_STMT_MAX]; /* of wdb; wlock */
+	size_t nwstmt;
 
 	struct lock plock;      /* LOCK_ORDER_CHANGES, leaf: read pool */
 	sqlite3 *pool[STORE_POOL_MAX];
@@ -141,6 +151,21 @@ void store_db_put(struct store_account *a, sqlite3 *db);
 int store_exec(sqlite3 *db, const char *sql, struct store_err *err);
 int store_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st,
     struct store_err *err);
+/* A prepared statement for one SQL statement on t->db, reset and with no
+ * bindings: on the account's write connection it comes from a cache
+ * (STORE_STMT_MAX statements, kept until the account closes), so the text
+ * is parsed once, not once per delivery. Give it back with
+ * store_stmt_put() (which resets it, or finalizes one that was not
+ * cached). Needs the transaction, so the write lock is held. */
+int store_stmt_get(struct store_txn *t, const char *sql, sqlite3_stmt **st,
+    struct store_err *err);
+void store_stmt_put(struct store_txn *t, sqlite3_stmt *st);
+/* Run one SQL statement without result rows through the cache. */
+int store_stmt_exec(struct store_txn *t, const char *sql,
+    struct store_err *err);
+/* Finalize the cached statements of the write connection (before it is
+ * closed). */
+void store_stmts_clear(struct store_account *a);
 /* Take the write lock and BEGIN IMMEDIATE. */
 int store_txn_begin(struct store_account *a, struct store_txn *t,
     struct store_err *err);
@@ -219,5 +244,12 @@ int store_msg_reindex_txn(struct store_txn *t, int64_t mbid, int64_t id,
     const char *path, struct store_err *err);
 int store_move_txn(struct store_txn *t, int64_t src, const uint32_t *uids,
     size_t n, int64_t dst, struct store_uidmap *out, struct store_err *err);
+/* The prefix of ip kept for reputation (spec/store.md 3.1): level 0, 1, 2
+ * is IPv4 /32, /26, /21, IPv6 /64, /48, /32; "" for no address. */
+void store_ip_masked(const char *ip, int level, char *out, size_t outlen);
+
+/* store_reputation.c: create its indexes (existing accounts get them
+ * when opened for writing). */
+int store_reputation_schema(sqlite3 *db, struct store_err *err);
 
 #endif

@@ -619,14 +619,24 @@ int
 store_mb_ensure_txn(struct store_txn *t, const char *canon, int64_t *id_out,
     struct store_err *err)
 {
-	struct store_err e2;
+	sqlite3_stmt *st = NULL;
+	int r;
 
-	if (store_mb_lookup(t->db, canon, id_out, &e2) == 0)
-		return 0;
-	if (e2.code != STORE_ENOMAILBOX) {
-		*err = e2;
+	/* Once per delivery: through the statement cache. */
+	if (store_stmt_get(t, "SELECT id FROM mailbox WHERE name = ?1", &st,
+		err) == -1)
 		return -1;
-	}
+	sqlite3_bind_text(st, 1, canon, -1, SQLITE_STATIC);
+	r = sqlite3_step(st);
+	if (r == SQLITE_ROW)
+		*id_out = sqlite3_column_int64(st, 0);
+	else if (r != SQLITE_DONE)
+		store_err_db(err, t->db, "look up mailbox");
+	store_stmt_put(t, st);
+	if (r == SQLITE_ROW)
+		return 0;
+	if (r != SQLITE_DONE)
+		return -1;
 	return store_mb_create_txn(t, canon, 0, id_out, err);
 }
 

@@ -283,6 +283,12 @@ ip_masked(const char *ip, int level, char *out, size_t outlen)
 		out[0] = '\0';
 }
 
+void
+store_ip_masked(const char *ip, int level, char *out, size_t outlen)
+{
+	ip_masked(ip, level, out, outlen);
+}
+
 static void
 bind_str(sqlite3_stmt *st, int i, const char *s)
 {
@@ -315,7 +321,7 @@ row_insert(struct store_txn *t, const struct row_in *r, int64_t *id_out,
 	for (int i = 0; i < 3; i++)
 		ip_masked(f->is_forward ? NULL : f->remote_ip, i, m[i],
 		    sizeof(m[i]));
-	if (store_prepare(t->db,
+	if (store_stmt_get(t,
 		"INSERT INTO message(id, mailbox_id, uid, modseq, createseq,"
 		" is_reject, is_forward, mailbox_orig_id, mailbox_destined_id,"
 		" received, remote_ip, remote_ip_masked1, remote_ip_masked2,"
@@ -391,9 +397,9 @@ row_insert(struct store_txn *t, const struct row_in *r, int64_t *id_out,
 	}
 	*id_out = sqlite3_last_insert_rowid(t->db);
 	/* Single statement thread id: rule 4 of spec/store.md 8 (a root). */
-	sqlite3_finalize(st);
+	store_stmt_put(t, st);
 	st = NULL;
-	if (store_prepare(t->db,
+	if (store_stmt_get(t,
 		"UPDATE message SET thread_id = id WHERE id = ?1", &st,
 		err) == -1)
 		goto out;
@@ -403,9 +409,9 @@ row_insert(struct store_txn *t, const struct row_in *r, int64_t *id_out,
 		goto out;
 	}
 	if (f->n_dkim_domains > 0) {
-		sqlite3_finalize(st);
+		store_stmt_put(t, st);
 		st = NULL;
-		if (store_prepare(t->db,
+		if (store_stmt_get(t,
 			"INSERT INTO message_dkim(message_id, domain, received)"
 			" VALUES (?1, ?2, ?3)",
 			&st, err) == -1)
@@ -423,7 +429,7 @@ row_insert(struct store_txn *t, const struct row_in *r, int64_t *id_out,
 	}
 	rc = 0;
 out:
-	sqlite3_finalize(st);
+	store_stmt_put(t, st);
 	return rc;
 }
 
@@ -436,9 +442,9 @@ recipients_insert(struct store_txn *t, int64_t id, int64_t sent,
 
 	if (f == NULL || f->n_rcpts == 0)
 		return 0;
-	if (store_prepare(t->db,
-		"INSERT INTO recipient(message_id, localpart, domain, sent)"
-		" VALUES (?1, ?2, ?3, ?4)",
+	if (store_stmt_get(t,
+		"INSERT INTO recipient(message_id, localpart, domain, sent,"
+		" orgdomain) VALUES (?1, ?2, ?3, ?4, ?5)",
 		&st, err) == -1)
 		return -1;
 	for (size_t i = 0; i < f->n_rcpts; i++) {
@@ -449,7 +455,11 @@ recipients_insert(struct store_txn *t, int64_t id, int64_t sent,
 		sqlite3_bind_int64(st, 1, id);
 		bind_str(st, 2, f->rcpt_localparts[i]);
 		bind_str(st, 3, f->rcpt_domains[i]);
-		sqlite3_bind_int64(st, 4, sent);
+		sqlite3_bind_int64(st, 4,
+		    f->rcpt_sent_ns != 0 ? f->rcpt_sent_ns : sent);
+		bind_str(st, 5, f->rcpt_orgdomains != NULL
+			? f->rcpt_orgdomains[i]
+			: NULL);
 		if (sqlite3_step(st) != SQLITE_DONE) {
 			store_err_db(err, t->db, "insert recipient");
 			goto out;
@@ -457,7 +467,7 @@ recipients_insert(struct store_txn *t, int64_t id, int64_t sent,
 	}
 	rc = 0;
 out:
-	sqlite3_finalize(st);
+	store_stmt_put(t, st);
 	return rc;
 }
 
@@ -470,7 +480,7 @@ uid_take(struct store_txn *t, int64_t mbid, uint32_t count, uint32_t *uid,
 	sqlite3_stmt *st = NULL;
 	int rc = -1, r;
 
-	if (store_prepare(t->db,
+	if (store_stmt_get(t,
 		"UPDATE mailbox SET uidnext = uidnext + ?2 WHERE id = ?1"
 		" RETURNING uidnext - ?2, uidvalidity, special",
 		&st, err) == -1)
@@ -499,7 +509,7 @@ uid_take(struct store_txn *t, int64_t mbid, uint32_t count, uint32_t *uid,
 		;
 	rc = 0;
 out:
-	sqlite3_finalize(st);
+	store_stmt_put(t, st);
 	return rc;
 }
 
@@ -521,7 +531,7 @@ quota_check(struct store_txn *t, int64_t quota, int64_t add,
 
 	if (quota <= 0)
 		return 0;
-	if (store_prepare(t->db, "SELECT disk_usage FROM singleton WHERE id = 1",
+	if (store_stmt_get(t, "SELECT disk_usage FROM singleton WHERE id = 1",
 		&st, err) == -1)
 		return -1;
 	if (sqlite3_step(st) != SQLITE_ROW) {
@@ -534,7 +544,7 @@ quota_check(struct store_txn *t, int64_t quota, int64_t add,
 	}
 	rc = 0;
 out:
-	sqlite3_finalize(st);
+	store_stmt_put(t, st);
 	return rc;
 }
 
@@ -677,7 +687,7 @@ deliv_run(struct store_txn *t, struct store_deliv *d, int64_t **dirs,
 		store_errf(&d->err, STORE_EINVAL, "%s", why);
 		goto out;
 	}
-	if (store_exec(t->db, "SAVEPOINT deliv", &d->err) == -1)
+	if (store_stmt_exec(t, "SAVEPOINT deliv", &d->err) == -1)
 		goto out;
 	for (size_t i = 0; i < d->n; i++)
 		if (add_one(t, d->in, d->mailboxes[i], 0, d->src, d->size,
@@ -688,7 +698,7 @@ deliv_run(struct store_txn *t, struct store_deliv *d, int64_t **dirs,
 			store_txn_chg_to(t, chg_mark);
 			goto out;
 		}
-	if (store_exec(t->db, "RELEASE deliv", &d->err) == -1) {
+	if (store_stmt_exec(t, "RELEASE deliv", &d->err) == -1) {
 		(void)store_exec(t->db, "ROLLBACK TO deliv; RELEASE deliv",
 		    &ignored);
 		store_txn_undo_to(t, undo_mark);

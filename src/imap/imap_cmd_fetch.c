@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "config/config.h"
 #include "imap/imap_fetch.h"
 #include "imap/imap_fmt.h"
 #include "imap/imap_int.h"
@@ -244,6 +245,17 @@ parse_atts(struct imap_cmd *x, struct fetch *f)
 	return imap_parse_char(&x->p, ')');
 }
 
+/* mox.conf Pedantic: refuse protocol violations seen in the wild. */
+static bool
+pedantic(void)
+{
+	struct config *cfg = config_get();
+	bool p = cfg != NULL && cfg->st->pedantic;
+
+	config_put(cfg);
+	return p;
+}
+
 static int
 parse_modifiers(struct imap_cmd *x, struct fetch *f)
 {
@@ -254,7 +266,13 @@ parse_modifiers(struct imap_cmd *x, struct fetch *f)
 			if (imap_parse_sp(&x->p) == -1 ||
 			    imap_parse_number64(&x->p, &f->changedsince) == -1)
 				return -1;
-			/* INTEROP: iOS Mail 16 sends CHANGEDSINCE 0. */
+			/* RFC 7162 3.1.4.1: mod-sequence-value is at least
+			 * 1. INTEROP: iOS Mail 16 sends 0; refused only in
+			 * pedantic mode (spec/imap.md 7). */
+			if (f->changedsince == 0 && pedantic()) {
+				x->p.why = "CHANGEDSINCE must be at least 1";
+				return -1;
+			}
 			f->changedsince_set = true;
 		} else if (imap_parse_kw(&x->p, "VANISHED") == 0) {
 			f->vanished = true;
@@ -305,9 +323,14 @@ open_msg(struct imap_session *s, int64_t id, int *fd_out)
 	buf_init(&p, 4096);
 	store_msg_path(s->acct, s->mb_id, id, &p);
 	fd = open(p.data, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	buf_release(&p);
-	if (fd == -1)
+	if (fd == -1) {
+		int err = errno;
+
+		buf_release(&p);
+		errno = err;
 		return -1;
+	}
+	buf_release(&p);
 	*fd_out = fd;
 	return 0;
 }
@@ -391,102 +414,160 @@ header_item(struct imap_session *s, int64_t id, struct msgdata *d,
 	    false, tmp, why);
 }
 
-/* Send item it (BODY[]<partial> or RFC822) from the message file fd:
- * its name and literal size, then the file in chunks, so a large message
- * is never held in memory. When the peer reads slowly the
- * output is flushed between chunks (net.h bounds the time). A file that
- * ends early closes the connection: the literal cannot be completed. */
+/*
+ * The running command. Responses are written as the peer reads them:
+ * between chunks of IMAP_OUT_CHUNK octets the output is checked, and
+ * when it is full the command keeps its place here and returns to the
+ * reactor (imap_cont_start), holding no worker. One message's response
+ * is its text (items from the index and memory) with the streamed items
+ * (BODY[]<partial>, RFC822) sent from the file at marks in the text. The
+ * session reads no commands and applies no changes meanwhile, so the MSN
+ * map, and with it every number written, stays as the command saw it
+ * (RFC 9051 7.4.1: no EXPUNGE during FETCH).
+ */
+struct fetch_run {
+	struct fetch *f;
+	uint32_t *uids;          /* owned */
+	size_t n, i;             /* next message to start */
+	bool uid, expunged, failed;
+	const char *fail_why;    /* static */
+	/* The message being written. */
+	bool in_msg;
+	struct buf out;
+	size_t marks[FETCH_ITEMS_MAX], nmarks, k; /* next mark */
+	size_t pos;              /* octets of out written */
+	size_t item;             /* next item of f->v to look at for marks */
+	int fd;
+	bool streaming;          /* in a streamed literal */
+	uint64_t off, left;
+};
+
+/* Start the streamed item it (BODY[]<partial> or RFC822) of the open
+ * message file: its name and literal size. */
 static void
-stream_item(struct imap_session *s, const struct item *it, int fd)
+stream_begin(struct imap_session *s, struct fetch_run *r,
+    const struct item *it)
 {
-	char chunk[65536];
 	struct stat st;
 	struct buf hdr;
-	struct buf *out = &hdr;
-	uint64_t off = 0, n;
+	uint64_t n;
 
-	if (fstat(fd, &st) == -1) {
+	if (fstat(r->fd, &st) == -1) {
 		log_error(&s->log, "stat of message file", LF_ERRNO(errno));
 		st.st_size = 0;
 	}
 	n = (uint64_t)st.st_size;
+	r->off = 0;
 	buf_init(&hdr, BUF_NOMAX);
 	if (it->kind == IT_RFC822) {
-		buf_adds(out, "RFC822 ");
+		buf_adds(&hdr, "RFC822 ");
 	} else {
-		imap_section_name(out, "BODY", &it->sec, true);
-		buf_addc(out, ' ');
+		imap_section_name(&hdr, "BODY", &it->sec, true);
+		buf_addc(&hdr, ' ');
 		if (it->sec.partial) {
 			/* RFC 9051 6.4.5: an origin past the end gives "". */
-			off = it->sec.origin < n ? it->sec.origin : n;
-			n -= off;
+			r->off = it->sec.origin < n ? it->sec.origin : n;
+			n -= r->off;
 			if (n > it->sec.count)
 				n = it->sec.count;
 		}
 	}
-	buf_addf(out, "{%llu}\r\n", (unsigned long long)n);
-	imap_write_buf(s, out);
+	buf_addf(&hdr, "{%llu}\r\n", (unsigned long long)n);
+	imap_write_buf(s, &hdr);
 	buf_release(&hdr);
-	while (n > 0) {
-		size_t want = n < sizeof(chunk) ? (size_t)n : sizeof(chunk);
-		ssize_t r = pread(fd, chunk, want, (off_t)off);
+	r->left = n;
+	r->streaming = n > 0;
+}
 
-		if (r < 0 && errno == EINTR)
+/* One chunk of the streamed literal from the file. A file that ends
+ * early closes the connection: the literal cannot be completed. */
+static void
+stream_chunk(struct imap_session *s, struct fetch_run *r)
+{
+	char chunk[IMAP_OUT_CHUNK];
+	size_t want = r->left < sizeof(chunk) ? (size_t)r->left : sizeof(chunk);
+	ssize_t got;
+
+	do
+		got = pread(r->fd, chunk, want, (off_t)r->off);
+	while (got < 0 && errno == EINTR);
+	if (got <= 0) {
+		log_error(&s->log, "message file ended early",
+		    LF_ERRNO(got < 0 ? errno : 0));
+		net_conn_close(s->c);
+		s->closing = true;
+		r->streaming = false;
+		return;
+	}
+	net_conn_write(s->c, chunk, (size_t)got);
+	r->off += (uint64_t)got;
+	r->left -= (uint64_t)got;
+	if (r->left == 0)
+		r->streaming = false;
+}
+
+static void
+msg_end(struct fetch_run *r)
+{
+	if (r->fd >= 0)
+		(void)close(r->fd);
+	r->fd = -1;
+	buf_reset(&r->out);
+	r->in_msg = false;
+	r->streaming = false;
+}
+
+/* Write the current message on while the peer keeps up: the text up to
+ * the next mark, the streamed item there, and so on. Returns 1 when the
+ * message is written, 0 when the output is full. */
+static int
+msg_step(struct imap_session *s, struct fetch_run *r)
+{
+	while (!s->closing) {
+		size_t end, n;
+
+		if (net_conn_is_output_full(s->c))
+			return 0;
+		if (r->streaming) {
+			stream_chunk(s, r);
 			continue;
-		if (r <= 0) {
-			log_error(&s->log, "message file ended early",
-			    LF_ERRNO(r < 0 ? errno : 0));
-			net_conn_close(s->c);
-			s->closing = true;
-			return;
 		}
-		net_conn_write(s->c, chunk, (size_t)r);
-		off += (uint64_t)r;
-		n -= (uint64_t)r;
-		if (net_conn_is_output_full(s->c) && net_conn_flush(s->c) == -1)
-			return;
-	}
-}
-
-/* Write the response in out with the streamed items inserted at marks
- * (offsets in out, in item order), once every other item succeeded: out
- * is empty afterwards. Returns 0, or -1 with *why when the file is gone
- * (nothing written then). */
-static int
-stream_out(struct imap_session *s, const struct fetch *f, int64_t id,
-    struct buf *out, const size_t *marks, const char **why)
-{
-	size_t pos = 0, k = 0;
-	int fd;
-
-	if (open_msg(s, id, &fd) == -1) {
-		*why = errno == ENOENT ? "expunged" : "internal";
-		return -1;
-	}
-	for (size_t i = 0; i < f->n && !s->closing; i++) {
-		if (!f->v[i].stream)
+		end = r->k < r->nmarks ? r->marks[r->k] : r->out.len;
+		if (r->pos < end) {
+			n = end - r->pos;
+			if (n > IMAP_OUT_CHUNK)
+				n = IMAP_OUT_CHUNK;
+			net_conn_write(s->c, r->out.data + r->pos, n);
+			r->pos += n;
 			continue;
-		net_conn_write(s->c, out->data + pos, marks[k] - pos);
-		pos = marks[k++];
-		stream_item(s, &f->v[i], fd);
+		}
+		if (r->k == r->nmarks)
+			break;
+		/* At a mark: the next item that is streamed. */
+		while (!r->f->v[r->item].stream)
+			r->item++;
+		r->k++;
+		stream_begin(s, r, &r->f->v[r->item++]);
 	}
-	net_conn_write(s->c, out->data + pos, out->len - pos);
-	buf_reset(out);
-	(void)close(fd);
-	return 0;
+	msg_end(r);
+	return 1;
 }
 
-/* Append one message's response. Returns 0, or -1 with *why (for a NO). */
+/* Compose one message's response in r->out, with marks where streamed
+ * items go (r->marks), and open its file when there are any. Returns 0,
+ * or -1 with *why (for a NO) and nothing composed. */
 static int
-fetch_one(struct imap_session *s, struct fetch *f, size_t msn, uint32_t uid,
-    struct buf *out, const char **why)
+fetch_one(struct imap_session *s, struct fetch_run *r, size_t msn,
+    uint32_t uid, const char **why)
 {
+	struct fetch *f = r->f;
+	struct buf *out = &r->out;
 	struct store_msg m;
 	struct store_err e;
 	struct buf parsed;
 	struct msgdata d = { 0 };
 	bool flags_done = false;
-	size_t marks[FETCH_ITEMS_MAX], nmarks = 0;
+	size_t *marks = r->marks, nmarks = 0;
 	int rc = -1;
 
 	buf_init(&parsed, MESSAGE_SERIAL_MAX);
@@ -646,10 +727,15 @@ fetch_one(struct imap_session *s, struct fetch *f, size_t msn, uint32_t uid,
 		(s->qresync && (f->sets_seen || f->uid))))
 		buf_addf(out, " MODSEQ (%lld)", (long long)imap_modseq(m.modseq));
 	buf_adds(out, ")\r\n");
-	if (nmarks > 0 && stream_out(s, f, m.id, out, marks, why) == -1)
+	if (nmarks > 0 && open_msg(s, m.id, &r->fd) == -1) {
+		*why = errno == ENOENT ? "expunged" : "internal";
 		goto out;
+	}
+	r->nmarks = nmarks;
 	rc = 0;
 out:
+	if (rc == -1)
+		buf_reset(out);
 	msgdata_release(&d);
 	buf_release(&parsed);
 	free(m.keywords);
@@ -707,36 +793,100 @@ vanished_earlier(struct imap_session *s, const struct imap_seqset *set,
 	free(v);
 }
 
+static void
+run_free(void *arg)
+{
+	struct fetch_run *r = arg;
+
+	msg_end(r);
+	buf_release(&r->out);
+	for (size_t i = 0; i < r->f->n; i++)
+		if (r->f->v[i].has_sec)
+			imap_section_release(&r->f->v[i].sec);
+	free(r->f);
+	free(r->uids);
+	free(r);
+}
+
+/* The messages from r->i on, then the tagged reply. */
+static int
+run_step(struct imap_session *s, void *arg)
+{
+	struct fetch_run *r = arg;
+
+	for (;;) {
+		const char *why = NULL;
+		uint32_t uid;
+
+		if (s->closing)
+			return 1;
+		if (r->in_msg && msg_step(s, r) == 0)
+			return 0;
+		if (s->closing)
+			return 1;
+		if (r->i == r->n)
+			break;
+		if (net_conn_is_output_full(s->c))
+			return 0;
+		uid = r->uids[r->i++];
+		r->nmarks = r->k = r->pos = r->item = 0;
+		if (fetch_one(s, r, imap_msn_of(s, uid), uid, &why) == -1) {
+			if (why != NULL && strcmp(why, "expunged") == 0) {
+				r->expunged = true;
+			} else {
+				r->failed = true;
+				r->fail_why = why;
+			}
+			continue;
+		}
+		r->in_msg = r->out.len > 0;
+	}
+	/* RFC 9051 7.4.1: the UID form may report expunges. */
+	if (r->uid)
+		imap_changes_apply(s, true, true);
+	if (r->failed && r->fail_why == imap_fetch_err_unknown_cte)
+		imap_tagged(s, "NO", "[UNKNOWN-CTE] unknown content-transfer-"
+				     "encoding");
+	else if (r->failed)
+		imap_tagged(s, "NO", "fetch failed: %s",
+		    r->fail_why != NULL ? r->fail_why : "error");
+	else if (r->expunged)
+		imap_tagged(s, "NO", "[EXPUNGEISSUED] at least one message was "
+				     "expunged");
+	else
+		imap_tagged(s, "OK", "fetch done");
+	return 1;
+}
+
 int
 imap_cmd_fetch(struct imap_session *s, struct imap_cmd *x)
 {
 	struct fetch *f = xcalloc(1, sizeof(*f));
 	struct imap_seqset set = { 0 };
+	struct fetch_run *r;
 	uint32_t *uids = NULL;
 	size_t n = 0;
 	const char *why = NULL;
-	bool expunged = false, failed = false;
-	const char *fail_why = NULL;
 	int rc = -1;
 
 	if (imap_parse_sp(&x->p) == -1 || imap_parse_seqset(&x->p, &set) == -1 ||
 	    imap_parse_sp(&x->p) == -1 || parse_atts(x, f) == -1)
-		goto out;
+		goto bad;
 	if (!imap_parse_eof(&x->p) &&
 	    (imap_parse_sp(&x->p) == -1 || parse_modifiers(x, f) == -1))
-		goto out;
+		goto bad;
 	if (!imap_parse_eof(&x->p)) {
 		x->p.why = "unexpected arguments";
-		goto out;
+		goto bad;
 	}
 	if (f->vanished && (!x->uid || !s->qresync || !f->changedsince_set)) {
 		/* RFC 7162 3.2.6 */
 		x->p.why = "VANISHED needs UID FETCH, QRESYNC and CHANGEDSINCE";
-		goto out;
+		goto bad;
 	}
 	if (imap_seqset_uids(s, &set, x->uid, &uids, &n, &why) == -1) {
 		x->p.why = why;
-		goto out;
+		goto bad;
 	}
 	rc = 0;
 	f->uid = x->uid;
@@ -756,38 +906,17 @@ imap_cmd_fetch(struct imap_session *s, struct imap_cmd *x)
 		store_sub_origin(NULL);
 		store_flags_result_release(&res);
 	}
-	for (size_t i = 0; i < n; i++) {
-		struct buf out;
-		size_t msn = imap_msn_of(s, uids[i]);
-
-		buf_init(&out, BUF_NOMAX);
-		why = NULL;
-		if (fetch_one(s, f, msn, uids[i], &out, &why) == -1) {
-			if (why != NULL && strcmp(why, "expunged") == 0) {
-				expunged = true;
-			} else {
-				failed = true;
-				fail_why = why;
-			}
-		} else {
-			imap_write_buf(s, &out);
-		}
-		buf_release(&out);
-	}
-	if (x->uid)
-		imap_changes_apply(s, true, true);
-	if (failed && fail_why == imap_fetch_err_unknown_cte)
-		imap_tagged(s, "NO", "[UNKNOWN-CTE] unknown content-transfer-"
-				     "encoding");
-	else if (failed)
-		imap_tagged(s, "NO", "fetch failed: %s",
-		    fail_why != NULL ? fail_why : "error");
-	else if (expunged)
-		imap_tagged(s, "NO", "[EXPUNGEISSUED] at least one message was "
-				     "expunged");
-	else
-		imap_tagged(s, "OK", "fetch done");
-out:
+	imap_seqset_release(&set);
+	r = xcalloc(1, sizeof(*r));
+	r->f = f;
+	r->uids = uids;
+	r->n = n;
+	r->uid = x->uid;
+	r->fd = -1;
+	buf_init(&r->out, BUF_NOMAX);
+	imap_cont_start(s, run_step, run_free, r);
+	return 0;
+bad:
 	for (size_t i = 0; i < f->n; i++)
 		if (f->v[i].has_sec)
 			imap_section_release(&f->v[i].sec);

@@ -100,8 +100,11 @@ special_attrs(struct buf *b, unsigned su)
 
 struct entry {
 	const char *name;
-	const struct store_mailbox *mb; /* NULL: subscription only */
+	const struct store_mailbox *mb; /* NULL: no such mailbox */
 	bool subscribed;
+	bool sub_below;   /* a subscribed name is below it */
+	bool mb_below;    /* an existing mailbox is below it */
+	char *owned;      /* name of a parent that is only implied */
 };
 
 static int
@@ -112,23 +115,147 @@ cmp_entry(const void *a, const void *b)
 }
 
 struct list_opts {
-	bool sel_subscribed, recursive, ret_subscribed, ret_children;
+	bool sel_subscribed, sel_special, recursive, ret_subscribed;
+	bool ret_children;
 	bool extended;
 	unsigned status;
 	bool lsub;
+	bool lsub_percent; /* LSUB pattern ending in "%" */
 };
 
-static bool
-has_child(const struct entry *v, size_t n, const char *name, bool sub_only)
-{
-	size_t len = strlen(name);
+struct entries {
+	struct entry *v;
+	size_t n, cap;
+};
 
-	for (size_t i = 0; i < n; i++)
-		if (strncmp(v[i].name, name, len) == 0 &&
-		    v[i].name[len] == '/' && (!sub_only || v[i].subscribed) &&
-		    (sub_only || v[i].mb != NULL))
-			return true;
-	return false;
+static struct entry *
+entry_add(struct entries *l, const char *name)
+{
+	struct entry *e;
+
+	if (l->n == l->cap) {
+		l->cap = l->cap ? 2 * l->cap : 64;
+		l->v = xreallocarray(l->v, l->cap, sizeof(*l->v));
+	}
+	e = &l->v[l->n++];
+	memset(e, 0, sizeof(*e));
+	e->name = name;
+	return e;
+}
+
+/* The entry named exactly name[0..len) among the sorted v[0..n), or
+ * NULL. */
+static struct entry *
+entry_find(struct entry *v, size_t n, const char *name, size_t len)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strncmp(v[mid].name, name, len);
+
+		if (c == 0 && v[mid].name[len] != '\0')
+			c = 1;
+		if (c < 0)
+			lo = mid + 1;
+		else if (c > 0)
+			hi = mid;
+		else
+			return &v[mid];
+	}
+	return NULL;
+}
+
+/* Add the parents of subscribed names that are neither mailboxes nor
+ * subscribed (RECURSIVEMATCH and LSUB "%" report them), then sort. */
+static void
+add_implied(struct entries *l)
+{
+	size_t n = l->n, w;
+
+	for (size_t i = 0; i < n; i++) {
+		const char *name = l->v[i].name;
+
+		if (!l->v[i].subscribed)
+			continue;
+		for (const char *q = strchr(name, '/'); q != NULL;
+		    q = strchr(q + 1, '/')) {
+			size_t len = (size_t)(q - name);
+			struct entry *p;
+
+			if (entry_find(l->v, n, name, len) != NULL)
+				continue;
+			p = entry_add(l, NULL);
+			p->owned = xstrndup(name, len);
+			p->name = p->owned;
+			name = l->v[i].name; /* l->v may have moved */
+			q = name + len;
+		}
+	}
+	qsort(l->v, l->n, sizeof(*l->v), cmp_entry);
+	/* One entry per implied name. */
+	w = 0;
+	for (size_t i = 0; i < l->n; i++) {
+		if (w > 0 && l->v[i].owned != NULL &&
+		    strcmp(l->v[w - 1].name, l->v[i].name) == 0) {
+			free(l->v[i].owned);
+			continue;
+		}
+		l->v[w++] = l->v[i];
+	}
+	l->n = w;
+}
+
+/* Mark each name with what is below it. */
+static void
+mark_parents(struct entries *l)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		const char *name = l->v[i].name;
+		bool sub = l->v[i].subscribed, mb = l->v[i].mb != NULL;
+
+		if (!sub && !mb)
+			continue;
+		for (const char *q = strchr(name, '/'); q != NULL;
+		    q = strchr(q + 1, '/')) {
+			struct entry *p = entry_find(l->v, l->n, name,
+			    (size_t)(q - name));
+
+			if (p == NULL)
+				continue;
+			p->sub_below |= sub;
+			p->mb_below |= mb;
+		}
+	}
+}
+
+/* RFC 9051 6.3.9: INBOX is listed when the upper-case "INBOX" matches. */
+static bool
+matches(char *const *pats, size_t npats, const char *name)
+{
+	struct buf up;
+	bool m = false;
+
+	for (size_t k = 0; k < npats && !m; k++)
+		m = match(pats[k], name);
+	if (m || strncmp(name, "Inbox", 5) != 0 ||
+	    (name[5] != '\0' && name[5] != '/'))
+		return m;
+	buf_init(&up, BUF_NOMAX);
+	buf_adds(&up, "INBOX");
+	buf_adds(&up, name + 5);
+	for (size_t k = 0; k < npats && !m; k++)
+		m = match(pats[k], up.data);
+	buf_release(&up);
+	return m;
+}
+
+static void
+attr_add(struct buf *a, const char *w)
+{
+	if (a->len > 0)
+		buf_addc(a, ' ');
+	buf_adds(a, w);
 }
 
 static void
@@ -136,10 +263,11 @@ list_out(struct imap_session *s, struct list_opts *o, char **pats,
     size_t npats)
 {
 	struct store_mailbox *mbs = NULL;
-	size_t nmbs = 0, nsubs = 0, n = 0;
+	size_t nmbs = 0, nsubs = 0;
 	char **subs = NULL;
-	struct entry *v;
+	struct entries l = { 0 };
 	struct store_err e;
+	struct buf out;
 
 	if (store_mailbox_list(s->acct, &mbs, &nmbs, &e) == -1 ||
 	    store_subscriptions(s->acct, &subs, &nsubs, &e) == -1) {
@@ -147,83 +275,90 @@ list_out(struct imap_session *s, struct list_opts *o, char **pats,
 		imap_store_no(s, &e, "NONEXISTENT");
 		return;
 	}
-	v = xcalloc(nmbs + nsubs + 1, sizeof(*v));
-	for (size_t i = 0; i < nmbs; i++) {
-		v[n].name = mbs[i].name;
-		v[n].mb = &mbs[i];
-		n++;
-	}
-	for (size_t i = 0; i < nsubs; i++) {
-		bool found = false;
+	for (size_t i = 0; i < nmbs; i++)
+		entry_add(&l, mbs[i].name)->mb = &mbs[i];
+	qsort(l.v, l.n, sizeof(*l.v), cmp_entry);
+	for (size_t i = 0, nsorted = l.n; i < nsubs; i++) {
+		struct entry *x = entry_find(l.v, nsorted, subs[i],
+		    strlen(subs[i]));
 
-		for (size_t k = 0; k < nmbs; k++)
-			if (strcmp(v[k].name, subs[i]) == 0) {
-				v[k].subscribed = true;
-				found = true;
-			}
-		if (!found) {
-			v[n].name = subs[i];
-			v[n].subscribed = true;
-			n++;
-		}
+		/* Subscriptions without a mailbox go after the sorted
+		 * mailboxes; sorted below. */
+		if (x == NULL)
+			x = entry_add(&l, subs[i]);
+		x->subscribed = true;
 	}
-	qsort(v, n, sizeof(*v), cmp_entry);
-	for (size_t i = 0; i < n; i++) {
-		bool matched = false, childinfo = false;
-		struct buf a, line;
+	qsort(l.v, l.n, sizeof(*l.v), cmp_entry);
+	if ((o->sel_subscribed && o->recursive) || o->lsub_percent)
+		add_implied(&l);
+	mark_parents(&l);
+	buf_init(&out, BUF_NOMAX);
+	for (size_t i = 0; i < l.n; i++) {
+		const struct entry *v = &l.v[i];
+		bool childinfo = false, noselect = false;
+		struct buf a;
 
-		for (size_t k = 0; k < npats && !matched; k++)
-			matched = match(pats[k], v[i].name);
-		if (!matched)
+		if (!matches(pats, npats, v->name))
 			continue;
-		if ((o->sel_subscribed || o->lsub) && !v[i].subscribed) {
-			/* RFC 5258 3.5: RECURSIVEMATCH lists parents of
-			 * subscribed children with CHILDINFO. */
-			if (!(o->recursive && has_child(v, n, v[i].name, true)))
+		if (o->lsub) {
+			/* RFC 3501 6.3.9: with "%", a parent of subscribed
+			 * names that is not subscribed itself is listed as
+			 * \Noselect. */
+			if (!v->subscribed) {
+				if (!(o->lsub_percent && v->sub_below))
+					continue;
+				noselect = true;
+			}
+		} else if (o->sel_subscribed) {
+			/* RFC 5258 3.5: RECURSIVEMATCH adds CHILDINFO where
+			 * a name below is subscribed, and lists such parents
+			 * even when they are not subscribed themselves. */
+			childinfo = o->recursive && v->sub_below;
+			if (!v->subscribed && !childinfo)
 				continue;
-			childinfo = true;
+		} else if (v->mb == NULL) {
+			continue;
 		}
-		if (!o->sel_subscribed && !o->lsub && v[i].mb == NULL)
+		/* RFC 6154 3: the SPECIAL-USE selection option. */
+		if (o->sel_special && (v->mb == NULL || v->mb->special == 0))
 			continue;
 		buf_init(&a, BUF_NOMAX);
-		if (!o->lsub) {
-			if (v[i].subscribed &&
+		if (o->lsub) {
+			if (noselect)
+				attr_add(&a, "\\Noselect");
+		} else {
+			if (v->subscribed &&
 			    (o->sel_subscribed || o->ret_subscribed))
-				buf_adds(&a, "\\Subscribed");
-			if (v[i].mb == NULL) {
-				if (a.len > 0)
-					buf_addc(&a, ' ');
-				buf_adds(&a, "\\NonExistent");
-			}
-			if (o->ret_children) {
-				if (a.len > 0)
-					buf_addc(&a, ' ');
-				buf_adds(&a, has_child(v, n, v[i].name, false) ?
-					"\\HasChildren" :
-					"\\HasNoChildren");
-			}
-			if (v[i].mb != NULL)
-				special_attrs(&a, v[i].mb->special);
+				attr_add(&a, "\\Subscribed");
+			if (v->mb == NULL)
+				attr_add(&a, "\\NonExistent");
+			if (o->ret_children)
+				attr_add(&a, v->mb_below ? "\\HasChildren" :
+							   "\\HasNoChildren");
+			if (v->mb != NULL)
+				special_attrs(&a, v->mb->special);
 		}
-		buf_init(&line, BUF_NOMAX);
-		buf_addf(&line, "* %s (%s) \"/\" ", o->lsub ? "LSUB" : "LIST",
+		buf_addf(&out, "* %s (%s) \"/\" ", o->lsub ? "LSUB" : "LIST",
 		    a.data);
-		imap_mailbox_out(s, &line, v[i].name);
-		if (childinfo && !o->lsub)
-			buf_adds(&line, " (\"CHILDINFO\" (\"SUBSCRIBED\"))");
-		buf_adds(&line, "\r\n");
-		imap_write_buf(s, &line);
-		buf_release(&line);
+		imap_mailbox_out(s, &out, v->name);
+		if (childinfo)
+			buf_adds(&out, " (\"CHILDINFO\" (\"SUBSCRIBED\"))");
+		buf_adds(&out, "\r\n");
 		buf_release(&a);
-		if (o->status != 0 && v[i].mb != NULL)
-			imap_status_line(s, v[i].mb, o->status);
+		if (o->status != 0 && v->mb != NULL)
+			imap_status_line_buf(s, v->mb, o->status, &out);
 	}
-	free(v);
+	for (size_t i = 0; i < l.n; i++)
+		free(l.v[i].owned);
+	free(l.v);
 	for (size_t i = 0; i < nsubs; i++)
 		free(subs[i]);
 	free(subs);
 	store_mailbox_list_free(mbs, nmbs);
-	imap_tagged(s, "OK", "%s done", o->lsub ? "lsub" : "list");
+	/* Many mailboxes: written as the peer reads them. */
+	imap_finish_paced(s, &out, false, "OK",
+	    o->lsub ? "lsub done" : "list done");
+	buf_release(&out);
 }
 
 static int
@@ -246,7 +381,8 @@ sel_opts(struct imap_cmd *x, struct list_opts *o)
 		} else if (span_eq_ci(a, "REMOTE")) {
 			base = true;
 		} else if (span_eq_ci(a, "SPECIAL-USE")) {
-			base = true;
+			/* RFC 6154 3; not a base for RECURSIVEMATCH. */
+			o->sel_special = true;
 		} else {
 			x->p.why = "unknown list selection option";
 			return -1;
@@ -384,6 +520,8 @@ list_common(struct imap_session *s, struct imap_cmd *x, bool lsub)
 	 * (CHILDREN), spec/imap.md 8.1. */
 	if (!lsub && !o.extended)
 		o.ret_children = true;
+	o.lsub_percent = lsub && raw[0][0] != '\0' &&
+	    raw[0][strlen(raw[0]) - 1] == '%';
 	list_out(s, &o, pats, npats);
 	for (size_t i = 0; i < npats; i++)
 		free(pats[i]);

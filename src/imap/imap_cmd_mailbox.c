@@ -712,59 +712,68 @@ imap_status_line(struct imap_session *s, const struct store_mailbox *mb,
     unsigned items)
 {
 	struct buf b;
-	bool first = true;
 
 	buf_init(&b, BUF_NOMAX);
-	buf_adds(&b, "* STATUS ");
-	imap_mailbox_out(s, &b, mb->name);
-	buf_adds(&b, " (");
+	imap_status_line_buf(s, mb, items, &b);
+	imap_write_buf(s, &b);
+	buf_release(&b);
+}
+
+void
+imap_status_line_buf(struct imap_session *s, const struct store_mailbox *mb,
+    unsigned items, struct buf *out)
+{
+	struct buf *b = out;
+	bool first = true;
+
+	buf_adds(b, "* STATUS ");
+	imap_mailbox_out(s, b, mb->name);
+	buf_adds(b, " (");
 	for (size_t i = 0; i < ARRAY_LEN(status_names); i++) {
 		unsigned bit = status_names[i].bit;
 
 		if (!(items & bit))
 			continue;
 		if (!first)
-			buf_addc(&b, ' ');
+			buf_addc(b, ' ');
 		first = false;
-		buf_addf(&b, "%s ", status_names[i].name);
+		buf_addf(b, "%s ", status_names[i].name);
 		switch (bit) {
 		case ST_MESSAGES:
-			buf_addf(&b, "%lld",
+			buf_addf(b, "%lld",
 			    (long long)(mb->counts.total + mb->counts.deleted));
 			break;
 		case ST_UIDNEXT:
-			buf_addf(&b, "%u", mb->uidnext);
+			buf_addf(b, "%u", mb->uidnext);
 			break;
 		case ST_UIDVALIDITY:
-			buf_addf(&b, "%u", mb->uidvalidity);
+			buf_addf(b, "%u", mb->uidvalidity);
 			break;
 		case ST_UNSEEN:
-			buf_addf(&b, "%lld", (long long)mb->counts.unseen);
+			buf_addf(b, "%lld", (long long)mb->counts.unseen);
 			break;
 		case ST_DELETED:
-			buf_addf(&b, "%lld", (long long)mb->counts.deleted);
+			buf_addf(b, "%lld", (long long)mb->counts.deleted);
 			break;
 		case ST_SIZE:
-			buf_addf(&b, "%lld", (long long)mb->counts.size);
+			buf_addf(b, "%lld", (long long)mb->counts.size);
 			break;
 		case ST_RECENT:
 		case ST_DELETED_STORAGE:
-			buf_adds(&b, "0");
+			buf_adds(b, "0");
 			break;
 		case ST_APPENDLIMIT:
-			buf_adds(&b, "NIL");
+			buf_adds(b, "NIL");
 			break;
 		case ST_HIGHESTMODSEQ:
-			buf_addf(&b, "%lld",
+			buf_addf(b, "%lld",
 			    (long long)imap_modseq(mb->highestmodseq));
 			break;
 		default:
 			break;
 		}
 	}
-	buf_adds(&b, ")\r\n");
-	imap_write_buf(s, &b);
-	buf_release(&b);
+	buf_adds(b, ")\r\n");
 }
 
 int

@@ -239,7 +239,22 @@ imap_cmd_search(struct imap_session *s, struct imap_cmd *x)
 	}
 	store_msg_list_release(&ml);
 	imap_search_free(q);
-	if (opts & IMAP_SEARCH_RET_SAVE) {
+	if ((opts & IMAP_SEARCH_RET_SAVE) &&
+	    (opts & (IMAP_SEARCH_RET_MIN | IMAP_SEARCH_RET_MAX)) &&
+	    !(opts & (IMAP_SEARCH_RET_ALL | IMAP_SEARCH_RET_COUNT)) &&
+	    nres > 0) {
+		/* RFC 5182 2.4: with MIN and/or MAX alone, only those
+		 * messages are saved. */
+		size_t k = 0;
+
+		if (opts & IMAP_SEARCH_RET_MIN)
+			ruids[k++] = ruids[0];
+		if ((opts & IMAP_SEARCH_RET_MAX) && (k == 0 || nres > 1))
+			ruids[k++] = ruids[nres - 1];
+		s->saved = ruids;
+		s->nsaved = k;
+		ruids = NULL;
+	} else if (opts & IMAP_SEARCH_RET_SAVE) {
 		s->saved = ruids;
 		s->nsaved = nres;
 		ruids = NULL;
@@ -251,12 +266,10 @@ imap_cmd_search(struct imap_session *s, struct imap_cmd *x)
 	else
 		imap_search_format_search(&out, res, nres,
 		    has_modseq ? maxmod : 0);
-	imap_write_buf(s, &out);
-	buf_release(&out);
 	free(res);
 	free(ruids);
-	if (x->uid)
-		imap_changes_apply(s, true, true);
-	imap_tagged(s, "OK", "done");
+	/* A large result is written as the peer reads it. */
+	imap_finish_paced(s, &out, x->uid, "OK", "done");
+	buf_release(&out);
 	return 0;
 }

@@ -15,36 +15,41 @@
 #include "maildir/store.h"
 #include "lib/banned.h"
 
+static int
+cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Whether x is in the ascending v (a STORE of many messages stays
+ * O(n log n)). */
 static bool
 in_list(const uint32_t *v, size_t n, uint32_t x)
 {
-	for (size_t i = 0; i < n; i++)
-		if (v[i] == x)
-			return true;
-	return false;
+	return n > 0 && bsearch(&x, v, n, sizeof(*v), cmp_u32) != NULL;
 }
 
+/* Append the FETCH response of uid to b. */
 static void
-fetch_line(struct imap_session *s, uint32_t uid, bool flags, bool modseq)
+fetch_line(struct imap_session *s, struct buf *b, uint32_t uid, bool flags,
+    bool modseq)
 {
 	struct store_msg m;
 	struct store_err e;
-	struct buf b;
 	size_t msn = imap_msn_of(s, uid);
 
 	if (msn == 0 || store_msg_get(s->acct, s->mb_id, uid, &m, NULL, &e) == -1)
 		return;
-	buf_init(&b, BUF_NOMAX);
-	buf_addf(&b, "* %zu FETCH (UID %u", msn, uid);
+	buf_addf(b, "* %zu FETCH (UID %u", msn, uid);
 	if (flags) {
-		buf_addc(&b, ' ');
-		imap_flags_out(&b, m.flags, m.keywords);
+		buf_addc(b, ' ');
+		imap_flags_out(b, m.flags, m.keywords);
 	}
 	if (modseq)
-		buf_addf(&b, " MODSEQ (%lld)", (long long)imap_modseq(m.modseq));
-	buf_adds(&b, ")\r\n");
-	imap_write_buf(s, &b);
-	buf_release(&b);
+		buf_addf(b, " MODSEQ (%lld)", (long long)imap_modseq(m.modseq));
+	buf_adds(b, ")\r\n");
 	free(m.keywords);
 }
 
@@ -61,6 +66,7 @@ imap_cmd_store(struct imap_session *s, struct imap_cmd *x)
 	uint32_t *uids = NULL;
 	size_t n = 0;
 	const char *why = NULL;
+	struct buf lines;
 	int rc = -1;
 
 	if (imap_parse_sp(&x->p) == -1 || imap_parse_seqset(&x->p, &set) == -1 ||
@@ -117,6 +123,12 @@ imap_cmd_store(struct imap_session *s, struct imap_cmd *x)
 		goto out;
 	}
 	store_sub_origin(NULL);
+	if (res.n_changed > 1)
+		qsort(res.changed, res.n_changed, sizeof(uint32_t), cmp_u32);
+	if (res.n_modified > 1)
+		qsort(res.modified, res.n_modified, sizeof(uint32_t), cmp_u32);
+	/* Many messages: the responses are written as the peer reads. */
+	buf_init(&lines, BUF_NOMAX);
 	for (size_t i = 0; i < n; i++) {
 		bool modified = in_list(res.modified, res.n_modified, uids[i]);
 		bool changed = in_list(res.changed, res.n_changed, uids[i]);
@@ -124,9 +136,9 @@ imap_cmd_store(struct imap_session *s, struct imap_cmd *x)
 		if (modified)
 			continue;
 		if (!silent)
-			fetch_line(s, uids[i], true, s->condstore);
+			fetch_line(s, &lines, uids[i], true, s->condstore);
 		else if (s->condstore && changed)
-			fetch_line(s, uids[i], false, true);
+			fetch_line(s, &lines, uids[i], false, true);
 	}
 	if (res.n_modified > 0) {
 		/* RFC 7162 3.1.3: report the ones not stored. */
@@ -138,24 +150,23 @@ imap_cmd_store(struct imap_session *s, struct imap_cmd *x)
 		for (size_t i = 0; i < res.n_modified; i++) {
 			size_t msn = imap_msn_of(s, res.modified[i]);
 
-			fetch_line(s, res.modified[i], true, true);
+			fetch_line(s, &lines, res.modified[i], true, true);
 			if (x->uid)
 				set_out[k++] = res.modified[i];
 			else if (msn > 0)
 				set_out[k++] = (uint32_t)msn;
 		}
 		buf_init(&b, BUF_NOMAX);
+		buf_adds(&b, "[MODIFIED ");
 		imap_fmt_seqset(&b, set_out, k);
-		imap_tagged(s, "OK", "[MODIFIED %s] conditional store did not "
-				     "modify all",
-		    b.data);
+		buf_adds(&b, "] conditional store did not modify all");
+		imap_finish_paced(s, &lines, false, "OK", b.data);
 		buf_release(&b);
 		free(set_out);
-		goto out;
+	} else {
+		imap_finish_paced(s, &lines, x->uid, "OK", "store done");
 	}
-	if (x->uid)
-		imap_changes_apply(s, true, true);
-	imap_tagged(s, "OK", "store done");
+	buf_release(&lines);
 out:
 	store_flags_result_release(&res);
 	free(uids);

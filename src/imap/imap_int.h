@@ -31,6 +31,10 @@ struct store_change;
 
 #define IMAP_TIMEOUT_NOAUTH_MS (30 * 1000)   /* spec/imap.md 2 */
 #define IMAP_TIMEOUT_AUTH_MS (30 * 60 * 1000) /* spec/imap.md 2 */
+#define IMAP_WRITE_NOAUTH_MS (30 * 1000)     /* spec/imap.md 2: write */
+#define IMAP_WRITE_AUTH_MS (5 * 60 * 1000)   /* spec/imap.md 2: write */
+#define IMAP_OUT_CHUNK 65536 /* output written between checks of the
+			      * peer's reading (net_conn_is_output_full) */
 #define IMAP_PENDING_MAX 10000  /* queued changes before the session ends */
 #define IMAP_VANISHED_LINE 4000 /* spec/imap.md 12: lines < 4 KiB */
 #define IMAP_MESSAGE_MAX ((size_t)1 << 31) /* largest file read for FETCH */
@@ -78,6 +82,17 @@ struct imap_change {
 	bool nonexistent;
 };
 
+/* A command whose output the peer has not read yet keeps its place in
+ * the session and continues when the output drained (net.h
+ * net_conn_is_output_full()), so no worker waits for a slow reader.
+ * The step returns 1 when the command is done (tagged reply written), 0
+ * when it stopped because the output is full. The free function gets the
+ * argument once, whether the command completed or the connection
+ * closed. */
+struct imap_session;
+typedef int imap_cont_fn(struct imap_session *s, void *arg);
+typedef void imap_cont_free_fn(void *arg);
+
 /* A message literal of APPEND, streamed to a temp file. */
 struct imap_append_file {
 	char *path;     /* owned; under <datadir>/tmp */
@@ -107,6 +122,12 @@ struct imap_session {
 	char *tag;                 /* current command's tag; owned */
 	char *cmdname;             /* upper-case, "UID FETCH"; owned */
 	char *delayed_reply;       /* sent when the timer fires; owned */
+
+	/* A command waiting for the peer to read its output. While set,
+	 * no further input is read (commands run one at a time). */
+	imap_cont_fn *cont;
+	imap_cont_free_fn *cont_free;
+	void *cont_arg;
 
 	/* Enabled extensions (RFC 5161). */
 	bool utf8, rev2, condstore, qresync;
@@ -171,6 +192,21 @@ void imap_store_no(struct imap_session *s, const struct store_err *e,
     const char *missing_code);
 /* Write a buffer (a composed untagged line) to the connection. */
 void imap_write_buf(struct imap_session *s, const struct buf *b);
+/* Continue the current command with fn once its output drained (see
+ * imap_cont_fn); arg is owned by the session from now on. The first step
+ * runs right after the handler returns. */
+void imap_cont_start(struct imap_session *s, imap_cont_fn *fn,
+    imap_cont_free_fn *free_fn, void *arg);
+/* Write b from *pos on, IMAP_OUT_CHUNK at a time, while the peer keeps
+ * up. Returns 1 when all is written, 0 when the output is full (*pos
+ * tells where to go on). */
+int imap_write_paced(struct imap_session *s, const struct buf *b,
+    size_t *pos);
+/* End the current command: write body (taken, left empty) paced, then
+ * with flush the pending changes (UID forms of FETCH, STORE, SEARCH; RFC
+ * 9051 7.4.1) and the tagged reply "status text". */
+void imap_finish_paced(struct imap_session *s, struct buf *body, bool flush,
+    const char *status, const char *text);
 /* The capability words for the session's connection state. */
 void imap_capabilities(struct imap_session *s, struct buf *out);
 /* Re-arm the read timeout for the session's state. */
@@ -243,11 +279,13 @@ imap_cmd_fn imap_cmd_copy;
 void imap_auth_line(struct imap_session *s, struct span line);
 void imap_idle_line(struct imap_session *s, struct span line);
 
-/* Write the LIST/STATUS line of one mailbox for STATUS and LIST-STATUS.
- * Returns 0, or -1 after replying NO. */
+/* Write the "* STATUS" line of one mailbox (STATUS, LIST-STATUS). */
 struct store_mailbox;
 void imap_status_line(struct imap_session *s, const struct store_mailbox *mb,
     unsigned items);
+/* The same line appended to out. */
+void imap_status_line_buf(struct imap_session *s,
+    const struct store_mailbox *mb, unsigned items, struct buf *out);
 /* STATUS items parsed from "(" ... ")"; 0 or -1. */
 int imap_status_items(struct imap_cmd *x, unsigned *items);
 

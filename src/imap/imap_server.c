@@ -12,6 +12,7 @@
  * client (IDLE, AUTHENTICATE continuations and delays return to the
  * reactor and continue on the next event).
  */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -158,9 +159,12 @@ imap_capabilities(struct imap_session *s, struct buf *out)
 void
 imap_set_timeout(struct imap_session *s)
 {
-	net_conn_set_idle_timeout(s->c, s->state == IMAP_S_NOTAUTH ?
-		IMAP_TIMEOUT_NOAUTH_MS :
-		IMAP_TIMEOUT_AUTH_MS);
+	bool noauth = s->state == IMAP_S_NOTAUTH;
+
+	net_conn_set_idle_timeout(s->c, noauth ? IMAP_TIMEOUT_NOAUTH_MS :
+						 IMAP_TIMEOUT_AUTH_MS);
+	net_conn_set_write_timeout(s->c, noauth ? IMAP_WRITE_NOAUTH_MS :
+						  IMAP_WRITE_AUTH_MS);
 }
 
 void
@@ -198,6 +202,107 @@ void
 imap_write_buf(struct imap_session *s, const struct buf *b)
 {
 	net_conn_write(s->c, b->data, b->len);
+}
+
+/* ---- output paced by the peer's reading ---- */
+
+void
+imap_cont_start(struct imap_session *s, imap_cont_fn *fn,
+    imap_cont_free_fn *free_fn, void *arg)
+{
+	assert(s->cont == NULL);
+	s->cont = fn;
+	s->cont_free = free_fn;
+	s->cont_arg = arg;
+}
+
+static void
+cont_end(struct imap_session *s)
+{
+	imap_cont_free_fn *f = s->cont_free;
+	void *arg = s->cont_arg;
+
+	s->cont = NULL;
+	s->cont_free = NULL;
+	s->cont_arg = NULL;
+	if (f != NULL)
+		f(arg);
+}
+
+/* One step of the waiting command. Returns false when it stopped on
+ * full output (the runtime calls again with NET_EV_READ once the peer
+ * read enough). */
+static bool
+cont_run(struct imap_session *s)
+{
+	if (s->closing || net_conn_is_closing(s->c) ||
+	    s->cont(s, s->cont_arg) == 1) {
+		cont_end(s);
+		return true;
+	}
+	return false;
+}
+
+int
+imap_write_paced(struct imap_session *s, const struct buf *b, size_t *pos)
+{
+	while (*pos < b->len) {
+		size_t n = b->len - *pos;
+
+		if (net_conn_is_output_full(s->c))
+			return 0;
+		if (n > IMAP_OUT_CHUNK)
+			n = IMAP_OUT_CHUNK;
+		net_conn_write(s->c, b->data + *pos, n);
+		*pos += n;
+	}
+	return 1;
+}
+
+struct paced {
+	struct buf body;
+	size_t pos;
+	bool flush;
+	char *status, *text;
+};
+
+static int
+paced_step(struct imap_session *s, void *arg)
+{
+	struct paced *p = arg;
+
+	if (imap_write_paced(s, &p->body, &p->pos) == 0)
+		return 0;
+	/* RFC 9051 7.4.1: the MSN forms leave expunges queued. */
+	if (p->flush)
+		imap_changes_apply(s, true, true);
+	imap_tagged(s, p->status, "%s", p->text);
+	return 1;
+}
+
+static void
+paced_free(void *arg)
+{
+	struct paced *p = arg;
+
+	buf_release(&p->body);
+	free(p->status);
+	free(p->text);
+	free(p);
+}
+
+void
+imap_finish_paced(struct imap_session *s, struct buf *body, bool flush,
+    const char *status, const char *text)
+{
+	struct paced *p = xcalloc(1, sizeof(*p));
+
+	p->body = *body;
+	buf_init(body, BUF_NOMAX);
+	p->flush = flush;
+	p->status = xstrdup(status);
+	p->text = xstrdup(text);
+	imap_cont_start(s, paced_step, paced_free, p);
 }
 
 char *
@@ -431,11 +536,13 @@ execute(struct imap_session *s)
 	memset(&x, 0, sizeof(x));
 	imap_parser_init(&x.p, span_of_buf(&s->cmd));
 	x.p.utf8 = s->utf8;
-	if (imap_parse_tag(&x.p, &tag) == -1 || imap_parse_sp(&x.p) == -1 ||
-	    imap_parse_cmdname(&x.p, &name) == -1)
+	if (imap_parse_tag(&x.p, &tag) == -1)
 		goto unknown;
+	/* RFC 9051 7.1.5: a BAD is tagged whenever the tag is readable. */
 	free(s->tag);
 	s->tag = span_dup(tag);
+	if (imap_parse_sp(&x.p) == -1 || imap_parse_cmdname(&x.p, &name) == -1)
+		goto unknown;
 	if (span_eq_ci(name, "UID")) {
 		uid = true;
 		if (imap_parse_sp(&x.p) == -1 ||
@@ -662,6 +769,13 @@ process(struct imap_session *s)
 		struct span line, d;
 		int rc;
 
+		/* A command still writing its output: no input is read
+		 * until it is done. */
+		if (s->cont != NULL) {
+			if (!cont_run(s))
+				return;
+			continue;
+		}
 		switch (s->rd) {
 		case IMAP_R_LINE:
 		case IMAP_R_IDLE:
@@ -824,9 +938,23 @@ imap_event(struct net_conn *c, void *sess, unsigned ev)
 
 	if (s->closing || net_conn_is_closing(c))
 		return;
+	if ((ev & NET_EV_SHUTDOWN) && s->cont != NULL) {
+		/* In the middle of a response (a literal, perhaps): no BYE
+		 * can be inserted; close after what is written. */
+		cont_end(s);
+		net_conn_close(c);
+		s->closing = true;
+		return;
+	}
 	if (ev & NET_EV_SHUTDOWN) {
 		bye_close(s, "shutting down");
 		return;
+	}
+	if ((ev & NET_EV_IDLE) && s->cont != NULL) {
+		/* Not idle: a response is being read, which the write
+		 * timeout bounds. */
+		imap_set_timeout(s);
+		ev &= ~(unsigned)NET_EV_IDLE;
 	}
 	if (ev & NET_EV_IDLE) {
 		/* spec/imap.md 2: command-read deadline. */
@@ -849,9 +977,11 @@ imap_event(struct net_conn *c, void *sess, unsigned ev)
 	}
 	if ((ev & NET_EV_TLS) && s->rd == IMAP_R_TLS)
 		s->rd = IMAP_R_LINE;
-	if ((ev & NET_EV_NOTIFY) && s->rd == IMAP_R_IDLE) {
+	if ((ev & NET_EV_NOTIFY) && s->rd == IMAP_R_IDLE && s->cont == NULL) {
+		/* Written when the handler returns, without holding the
+		 * worker; a peer that reads nothing is closed by the write
+		 * timeout. */
 		imap_changes_apply(s, true, true);
-		(void)net_conn_flush(c);
 	}
 	process(s);
 	if (s->rd == IMAP_R_LINE && s->cmd.len == 0)
@@ -863,6 +993,8 @@ imap_end(struct net_conn *c, void *sess)
 {
 	struct imap_session *s = sess;
 
+	if (s->cont != NULL)
+		cont_end(s);
 	if (s->limit_counted)
 		smtp_limit_conn_end(net_conn_remote_ip(c));
 	store_sub_free(s->sub);

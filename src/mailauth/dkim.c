@@ -22,6 +22,7 @@
 #include "dns/dns.h"
 #include "lib/buf.h"
 #include "lib/span.h"
+#include "lib/timeutil.h"
 #include "lib/xmalloc.h"
 #include "mailauth/dkim.h"
 #include "mailauth/dkim_int.h"
@@ -1168,6 +1169,11 @@ verify_one(struct dns_resolver *res, const struct dkim_verify_opts *o,
 	r->why = check_sig(o, sig, &st);
 	if (r->why != NULL) {
 		r->status = st;
+		goto out;
+	}
+	if (o->deadline_ns > 0 && time_mono_ns() >= o->deadline_ns) {
+		r->status = DKIM_TEMPERROR;
+		r->why = "verification time limit reached";
 		goto out;
 	}
 	st = dkim_lookup_record(res, sig->selector, sig->domain, &r->record,

@@ -106,6 +106,9 @@ struct dkim_verify_opts {
 	bool allow_length;    /* accept l= (the default policy does not) */
 	bool allow_unsigned_subject; /* default policy requires Subject */
 	bool allow_localhost; /* d=localhost (development mode) */
+	/* time_mono_ns() after which signatures whose key was not looked
+	 * up yet get temperror instead of a lookup; 0: no limit. */
+	int64_t deadline_ns;
 };
 
 /* Status as RFC 8601 writes it ("pass", "permerror", ...). Static. */

@@ -5,8 +5,9 @@
  * here, what they send is handled in net_conn.c and the protocols.
  *
  * Threads: one reactor thread owns the epoll set and frees connections;
- * N workers run connections taken from a locked FIFO. Locks: r->lock
- * (NET) < r->tlock (TIMER) < r->plock (POOL), taken in that order only.
+ * N workers run connections and jobs (net_job.c) taken from locked
+ * FIFOs. Locks: r->lock (NET) < r->tlock (TIMER) < r->plock (POOL),
+ * taken in that order only.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -62,16 +63,62 @@ net_pool_enqueue(struct net_reactor *r, struct net_conn *c)
 	lock_release(&r->plock);
 }
 
+void
+net_pool_enqueue_job(struct net_reactor *r, struct net_job *j)
+{
+	lock_take(&r->plock);
+	j->qnext = NULL;
+	if (r->jtail != NULL)
+		r->jtail->qnext = j;
+	else
+		r->jhead = j;
+	r->jtail = j;
+	pthread_cond_signal(&r->pcv);
+	lock_release(&r->plock);
+}
+
+/* Whether a worker may take a job now: within jmax, or draining at stop.
+ * Needs r->plock. */
+static bool
+job_ready(const struct net_reactor *r)
+{
+	return r->jhead != NULL && (r->jrunning < r->jmax || r->pool_stop);
+}
+
+/* Run one job taken from the FIFO, then let another worker take the next
+ * one it may have been held back for. */
+static void
+worker_job(struct net_reactor *r, struct net_job *j)
+{
+	net_job_run_pooled(j);
+	lock_take(&r->plock);
+	r->jrunning--;
+	if (r->jhead != NULL)
+		pthread_cond_signal(&r->pcv);
+	lock_release(&r->plock);
+}
+
 static void *
 worker_main(void *arg)
 {
 	struct net_reactor *r = arg;
 	struct net_conn *c;
+	struct net_job *j;
 
 	for (;;) {
 		lock_take(&r->plock);
-		while (r->qhead == NULL && !r->pool_stop)
+		while (r->qhead == NULL && !job_ready(r) && !r->pool_stop)
 			lock_wait(&r->plock, &r->pcv);
+		if (job_ready(r)) {
+			j = r->jhead;
+			r->jhead = j->qnext;
+			if (r->jhead == NULL)
+				r->jtail = NULL;
+			r->jrunning++;
+			lock_release(&r->plock);
+			worker_job(r, j);
+			continue;
+		}
 		c = r->qhead;
 		if (c == NULL) {
 			lock_release(&r->plock);
@@ -475,6 +522,7 @@ net_start(const struct net_params *p, struct buf *err)
 
 	r->kind = NET_KIND_WAKE;
 	r->workers_n = p->workers > 0 ? p->workers : NET_DEFAULT_WORKERS;
+	r->jmax = r->workers_n / 2 > 0 ? r->workers_n / 2 : 1;
 	r->hs_timeout_ns = (int64_t)(p->handshake_timeout_ms > 0 ?
 	    p->handshake_timeout_ms : NET_DEFAULT_HS_MS) * NS_PER_MS;
 	r->write_timeout_ns = (int64_t)(p->write_timeout_ms > 0 ?
@@ -748,6 +796,8 @@ net_free(struct net_reactor *r)
 		net_conn_put(c);
 	}
 	drain_freelist(r);
+	/* The workers ran every queued job before net_stop() joined them. */
+	assert(r->jhead == NULL);
 	while (r->listeners != NULL) {
 		struct net_listener *l = r->listeners;
 

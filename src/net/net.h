@@ -121,6 +121,40 @@ void net_conn_put(struct net_conn *c);
  * never blocks; a no-op once the connection closed. */
 void net_conn_notify(struct net_conn *c);
 
+/* Jobs: bounded blocking work (DNS lookups) run on the worker pool beside
+ * the connections, so a protocol can start it early and collect the
+ * result later without holding a worker of its own meanwhile. At most
+ * half the workers (at least one) run jobs at a time, so connections
+ * always find a worker; further jobs wait in a FIFO. fn runs at most
+ * once. arg belongs to the job and is freed with free_fn (may be NULL)
+ * when the starter has put its reference and no thread runs fn any
+ * more; the starter reads results in arg only after net_job_wait() or
+ * net_job_is_done() said done, and before net_job_put(). net_stop()
+ * runs the jobs still queued before its workers exit, so what fn uses
+ * needs to outlive net_stop() only. */
+struct net_job; /* opaque */
+typedef void net_job_fn(void *arg);
+
+/* Queue fn(arg) for r's workers and return the starter's reference.
+ * With r NULL (no runtime: tools, unit tests) fn runs at once on the
+ * calling thread. Any thread; never blocks when r is not NULL. */
+struct net_job *net_job_start(struct net_reactor *r, net_job_fn *fn,
+    net_job_fn *free_fn, void *arg);
+/* Whether fn returned. Thread-safe, never blocks. */
+bool net_job_is_done(struct net_job *j);
+/* Wait until fn returned or deadline_ns (time_mono_ns() clock) passed;
+ * returns whether it returned. A job no worker has taken yet is run by
+ * the caller at once, whatever the deadline: a wait never depends on a
+ * pool whose workers may all be waiting too. Blocks: never on the
+ * reactor. Thread-safe. */
+bool net_job_wait(struct net_job *j, int64_t deadline_ns);
+/* Drop the starter's reference. A job no worker has taken yet is
+ * cancelled (fn never runs); a running one finishes on its own.
+ * NULL-safe; thread-safe; never blocks. */
+void net_job_put(struct net_job *j);
+/* The runtime of c, for net_job_start(); lives while c does. */
+struct net_reactor *net_conn_reactor(const struct net_conn *c);
+
 /* Line mode. Return the next line (without its CRLF or LF) in *line_out,
  * valid until the next input call; *bare_lf_out (may be NULL) tells
  * whether it ended in a bare LF. max bounds the line including its
@@ -188,6 +222,10 @@ bool net_conn_is_closing(const struct net_conn *c);
  * (0 cancels). */
 void net_conn_set_idle_timeout(struct net_conn *c, unsigned ms);
 void net_conn_set_timer(struct net_conn *c, unsigned ms);
+/* How long pending output may wait without the peer reading any of it
+ * before the connection is closed as a slow reader (ms; 0: the runtime's
+ * write_timeout_ms). Takes effect for the next wait. */
+void net_conn_set_write_timeout(struct net_conn *c, unsigned ms);
 /* While paused the connection is not woken for input (used with the
  * protocol timer for delays such as the auth-failure slowdown). */
 void net_conn_pause_input(struct net_conn *c, bool paused);

@@ -121,6 +121,15 @@ begin_tls(struct net_conn *c)
 	c->io_at = time_mono_ns() + c->r->hs_timeout_ns;
 }
 
+/* How long pending output may wait without progress before the
+ * connection fails as a slow reader. */
+static int64_t
+write_timeout_ns(const struct net_conn *c)
+{
+	return c->write_timeout_ns > 0 ? c->write_timeout_ns :
+	    c->r->write_timeout_ns;
+}
+
 /* Send what the socket takes now. NET_OK when all is sent, NET_AGAIN,
  * NET_ERROR. */
 static int
@@ -527,6 +536,12 @@ net_conn_set_idle_timeout(struct net_conn *c, unsigned ms)
 }
 
 void
+net_conn_set_write_timeout(struct net_conn *c, unsigned ms)
+{
+	c->write_timeout_ns = (int64_t)ms * NS_PER_MS;
+}
+
+void
 net_conn_set_timer(struct net_conn *c, unsigned ms)
 {
 	c->timer_at = ms > 0 ? time_mono_ns() + (int64_t)ms * NS_PER_MS : 0;
@@ -829,7 +844,7 @@ process(struct net_conn *c, uint32_t bits)
 			c->dead = true;
 		}
 		else if (c->io_at == 0)
-			c->io_at = time_mono_ns() + c->r->write_timeout_ns;
+			c->io_at = time_mono_ns() + write_timeout_ns(c);
 	}
 }
 
@@ -872,7 +887,7 @@ arm(struct net_conn *c)
 		if (c->out.len == 0 && !c->closing)
 			c->io_at = 0;
 		else if (c->out.len > 0 && c->io_at == 0)
-			c->io_at = time_mono_ns() + r->write_timeout_ns;
+			c->io_at = time_mono_ns() + write_timeout_ns(c);
 	}
 	/* Nothing is held for an idle connection. */
 	if (avail(c) == 0) {

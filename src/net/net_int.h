@@ -86,6 +86,8 @@ struct net_conn {
 	struct net_timer timer; /* earliest deadline; r->tlock */
 	int64_t idle_at, timer_at, io_at; /* deadlines (mono ns), 0 = none */
 	unsigned idle_ms;
+	int64_t write_timeout_ns; /* a write without progress; 0: the
+				   * runtime's (net_conn_set_write_timeout) */
 	int64_t flush_left_ns; /* what net_conn_flush() may still block */
 	struct net_conn *qnext;  /* pool FIFO; r->plock */
 	struct net_conn *prev, *next; /* r->conns; r->lock */
@@ -138,12 +140,40 @@ struct net_reactor {
 	struct lock plock;    /* LOCK_ORDER_POOL */
 	pthread_cond_t pcv;
 	struct net_conn *qhead, *qtail;
+	struct net_job *jhead, *jtail; /* jobs not yet taken (FIFO) */
+	unsigned jrunning;    /* workers running a job now */
+	unsigned jmax;        /* at most this many (half the pool) */
 	bool pool_stop;
 
 	atomic_bool stopping;
 	atomic_bool reactor_stop;
 	int64_t accept_paused_until; /* reactor thread only */
 };
+
+enum net_job_state {
+	NET_JOB_QUEUED,  /* in the FIFO, not yet taken */
+	NET_JOB_RUNNING, /* fn runs on a worker or a waiter */
+	NET_JOB_DONE,    /* fn returned, or cancelled before it started */
+};
+
+/* A job (net.h; net_job.c). */
+struct net_job {
+	struct lock lock;        /* LOCK_ORDER_POOL: state, refs; never
+				  * held with r->plock */
+	pthread_cond_t cv;       /* state became NET_JOB_DONE */
+	enum net_job_state state;
+	unsigned refs;           /* starter's, and the pool's until taken */
+	net_job_fn *fn;
+	net_job_fn *free_fn;     /* frees arg with the last reference */
+	void *arg;
+	struct net_job *qnext;   /* r->jhead FIFO; r->plock */
+};
+
+/* Hand a job to the pool (any thread); the pool holds a reference. */
+void net_pool_enqueue_job(struct net_reactor *r, struct net_job *j);
+/* Worker: run a job taken from the FIFO unless it already started or
+ * was cancelled, then drop the pool's reference. */
+void net_job_run_pooled(struct net_job *j);
 
 /* Raise event bits on c (any thread). */
 void net_conn_raise(struct net_conn *c, uint32_t bits);

@@ -218,6 +218,14 @@ struct queue_dsn {
 	struct span orig_header;     /* original message header section */
 	bool utf8;                   /* RFC 6533 variant: the original
 				      * needed SMTPUTF8 */
+	/* For DSNs of other modules (incoming delivery, spec/smtp.md
+	 * 12.4); NULL: the queue's own. */
+	const char *from;            /* From address; postmaster@hostname */
+	const char *subject;         /* "mail delivery failed"/"delayed" */
+	const char *received_from_mta; /* RFC 3464 2.2.4 "dns;<name> ([ip])";
+					* NULL: no field */
+	const char *text;            /* human part, CRLF lines; the queue's
+				      * text about the attempts */
 };
 
 /* Compose a DSN (RFC 3464, RFC 6522 multipart/report; with d->utf8 the

@@ -15,6 +15,8 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,12 +31,11 @@
 #include "lib/log.h"
 #include "lib/xmalloc.h"
 #include "queue/queue_int.h"
+#include "queue/queue_socks5.h"
 #include "lib/banned.h"
 
 #define DELIVER_CNAME_MAX 16 /* spec/queue.md 5.1 */
-#define DELIVER_HOST_CNAME_MAX 10
 #define DELIVER_HOSTS_MAX 64
-#define DELIVER_IPS_MAX 32
 
 bool
 queue_localserve_error(const char *lp, int *code, const char **ecode,
@@ -167,7 +168,52 @@ struct conn_plan {
 	smtp_client_verify_fn *verify;
 	void *verify_arg;
 	struct queue_tls_conn *tc; /* TLS policy bookkeeping, or NULL */
+	/* Socks transport: connect through this proxy, or NULL. */
+	const struct config_transport_socks *socks;
 };
+
+/* Our address on connected socket fd as text into out ("" if unknown). */
+static void
+local_ip_of(int fd, char *out, size_t outlen)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	const void *a = NULL;
+
+	out[0] = '\0';
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == -1)
+		return;
+	if (ss.ss_family == AF_INET)
+		a = &((struct sockaddr_in *)&ss)->sin_addr;
+	else if (ss.ss_family == AF_INET6)
+		a = &((struct sockaddr_in6 *)&ss)->sin6_addr;
+	if (a == NULL || inet_ntop(ss.ss_family, a, out, (socklen_t)outlen) ==
+	    NULL)
+		out[0] = '\0';
+}
+
+/* Connect to ip through the Socks transport's proxy (spec/queue.md 4).
+ * sending_out gets the address the proxy connects from: BND.ADDR of its
+ * reply, else the first RemoteIPs entry of ip's family. */
+static int
+dial_socks(struct queue_job *j, const struct conn_plan *pl, const char *ip,
+    int dial_ms, char *sending_out, size_t sending_len, struct buf *err)
+{
+	const struct config_transport_socks *t = pl->socks;
+	int fd = queue_socks5_dial(t->address, ip, pl->port, dial_ms,
+	    sending_out, sending_len, err);
+
+	if (fd == -1)
+		return -1;
+	for (size_t i = 0; sending_out[0] == '\0' && i < t->remote_ips.n; i++)
+		if (is_v6(t->remote_ips.v[i]) == is_v6(ip))
+			snprintf(sending_out, sending_len, "%s",
+			    t->remote_ips.v[i]);
+	log_debug(j->log, "connected through socks5 proxy",
+	    LF_STR("proxy", t->address), LF_STR("remote", ip),
+	    LF_STR("sendingip", sending_out));
+	return fd;
+}
 
 /* Try one IP: connect, session, transaction. Returns 0 when the
  * transaction ran (results per recipient in j->res), -1 when the
@@ -185,6 +231,7 @@ try_ip(struct queue_job *j, const struct conn_plan *pl, const char *ip,
 	size_t nrcpts = 0;
 	char **cas = NULL;
 	size_t ncas = st->tls.ca != NULL ? st->tls.ca->cert_files.n : 0;
+	char sending[64] = "";
 	int fd, msgfd = -1, ret = -1;
 
 	buf_init(&err, 1024);
@@ -194,7 +241,14 @@ try_ip(struct queue_job *j, const struct conn_plan *pl, const char *ip,
 	snprintf(j->remote_host, sizeof(j->remote_host), "%s", pl->host);
 	snprintf(j->remote_ip, sizeof(j->remote_ip), "%s", ip);
 	buf_addf(&j->dialed_out, "%s %s\n", pl->host, ip);
-	fd = smtp_client_dial(ip, pl->port, NULL, dial_ms, 0, &err);
+	if (pl->socks != NULL) {
+		fd = dial_socks(j, pl, ip, dial_ms, sending, sizeof(sending),
+		    &err);
+	} else {
+		fd = smtp_client_dial(ip, pl->port, NULL, dial_ms, 0, &err);
+		if (fd != -1)
+			local_ip_of(fd, sending, sizeof(sending));
+	}
 	if (fd == -1) {
 		smtp_client_result_fail(rc, false, 0, NULL, "%s", err.data);
 		rc->conn_error = true;
@@ -222,6 +276,8 @@ try_ip(struct queue_job *j, const struct conn_plan *pl, const char *ip,
 	if (pl->tc != NULL) {
 		pl->tc->ip = ip;
 		pl->tc->verified = false;
+		snprintf(pl->tc->sending_ip, sizeof(pl->tc->sending_ip), "%s",
+		    sending);
 	}
 	p.auth_user = pl->auth_user;
 	p.auth_pass = pl->auth_pass;
@@ -306,76 +362,137 @@ out:
 	return ret;
 }
 
-/* The addresses of one host (spec/queue.md 5.3 step 1). */
-struct host_ips {
-	char *ips[DELIVER_IPS_MAX];
-	size_t n;
-	bool authentic;   /* the address lookups were DNSSEC-authentic */
-	bool is_ip;       /* the host was an IP address */
-	int ede;          /* RFC 8914 code of a failed lookup, or -1 */
-};
-
-static void
-host_ips_release(struct host_ips *h)
+void
+queue_deliver_host_ips_release(struct queue_host_ips *h)
 {
+	if (h == NULL)
+		return;
 	for (size_t i = 0; i < h->n; i++)
 		free(h->ips[i]);
-	h->n = 0;
+	free(h->expanded);
+	memset(h, 0, sizeof(*h));
+	h->ede = -1;
 }
 
-/* Resolve pl->host. 0, or -1 with rc set. */
+/* spec/queue.md 5.3 step 1: follow the CNAMEs of out's host one lookup
+ * at a time, so the final name is known for DANE (RFC 7672 2.2.2) and
+ * the authenticity of the first step and of the whole chain are known
+ * apart. Fills name with the final name. 0, or -1 with err. */
 static int
-resolve_host(struct queue_job *j, const struct conn_plan *pl,
-    struct host_ips *out, struct smtp_client_result *rc)
+expand_host(struct dns_resolver *r, const char *host,
+    char name[DNS_NAME_MAX + 1], struct queue_host_ips *out, struct buf *err)
 {
-	struct dns_answer ans = { 0 };
+	struct dns_answer ans;
+	enum dns_result res;
+
+	snprintf(name, DNS_NAME_MAX + 1, "%s", host);
+	out->authentic = out->expanded_authentic = true;
+	for (size_t i = 0;; i++) {
+		res = dns_lookup(r, name, DNS_CNAME, &ans);
+		if (i == 0)
+			out->authentic = ans.authentic;
+		out->expanded_authentic = out->expanded_authentic &&
+		    ans.authentic;
+		if (res == DNS_NOTFOUND || (res == DNS_OK && ans.n == 0))
+			break;
+		if (res != DNS_OK) {
+			out->ede = ans.ede;
+			buf_addf(err, "looking up cname of %s: %s", name,
+			    ans.why != NULL ? ans.why : dns_result_name(res));
+			dns_answer_release(&ans);
+			return -1;
+		}
+		if (strcasecmp(ans.rr[0].text, name) == 0)
+			break;
+		if (i >= QUEUE_HOST_CNAME_MAX ||
+		    strlen(ans.rr[0].text) > DNS_NAME_MAX) {
+			buf_addf(err, "%s for %s", i >= QUEUE_HOST_CNAME_MAX ?
+			    "too many cname records" : "cname target too long",
+			    host);
+			dns_answer_release(&ans);
+			return -1;
+		}
+		snprintf(name, DNS_NAME_MAX + 1, "%s", ans.rr[0].text);
+		dns_answer_release(&ans);
+	}
+	dns_answer_release(&ans);
+	if (strcasecmp(name, host) != 0)
+		out->expanded = xstrdup(name);
+	return 0;
+}
+
+int
+queue_deliver_host_ips(struct dns_resolver *r, const char *host,
+    bool disable4, bool disable6, struct queue_host_ips *out,
+    struct buf *err)
+{
+	char name[DNS_NAME_MAX + 1];
+	struct dns_answer ans;
 	struct in6_addr tmp6;
 	struct in_addr tmp4;
-	enum dns_result r;
+	enum dns_result res;
 
 	memset(out, 0, sizeof(*out));
 	out->ede = -1;
-	if (inet_pton(AF_INET, pl->host, &tmp4) == 1 ||
-	    inet_pton(AF_INET6, pl->host, &tmp6) == 1) {
-		out->ips[out->n++] = xstrdup(pl->host);
+	if (inet_pton(AF_INET, host, &tmp4) == 1 ||
+	    inet_pton(AF_INET6, host, &tmp6) == 1) {
+		out->ips[out->n++] = xstrdup(host);
 		out->is_ip = true;
 		return 0;
 	}
-	if (j->resolver == NULL) {
-		smtp_client_result_fail(rc, false, 0, NULL, "no resolver");
+	if (r == NULL) {
+		buf_adds(err, "no resolver");
 		return -1;
 	}
-	r = dns_lookup_ips(j->resolver, pl->host, &ans);
-	out->authentic = ans.authentic;
+	if (expand_host(r, host, name, out, err) == -1)
+		return -1;
+	res = dns_lookup_ips(r, name, &ans);
+	out->authentic = out->authentic && ans.authentic;
+	out->expanded_authentic = out->expanded_authentic && ans.authentic;
 	out->ede = ans.ede;
-	if (r != DNS_OK) {
-		smtp_client_result_fail(rc, false, 0, NULL,
-		    "looking up ips of %s: %s", pl->host,
-		    ans.why != NULL ? ans.why : dns_result_name(r));
+	if (res != DNS_OK) {
+		buf_addf(err, "looking up ips of %s: %s", name,
+		    ans.why != NULL ? ans.why : dns_result_name(res));
 		dns_answer_release(&ans);
 		return -1;
 	}
-	for (size_t i = 0; i < ans.n && out->n < DELIVER_IPS_MAX; i++) {
+	for (size_t i = 0; i < ans.n && out->n < QUEUE_HOST_IPS_MAX; i++) {
 		bool v6 = ans.rr[i].type == DNS_AAAA;
 
-		if ((v6 && pl->disable6) || (!v6 && pl->disable4))
+		if ((v6 && disable6) || (!v6 && disable4))
 			continue;
 		out->ips[out->n++] = xstrdup(ans.rr[i].text);
 	}
 	dns_answer_release(&ans);
 	if (out->n == 0) {
-		smtp_client_result_fail(rc, false, 0, NULL,
-		    "no usable ip addresses for %s", pl->host);
+		buf_addf(err, "no usable ip addresses for %s", host);
 		return -1;
 	}
 	return 0;
+}
+
+/* Resolve pl->host. 0, or -1 with rc set. */
+static int
+resolve_host(struct queue_job *j, const struct conn_plan *pl,
+    struct queue_host_ips *out, struct smtp_client_result *rc)
+{
+	struct buf err;
+	int ret;
+
+	buf_init(&err, 1024);
+	ret = queue_deliver_host_ips(j->resolver, pl->host, pl->disable4,
+	    pl->disable6, out, &err);
+	if (ret == -1)
+		smtp_client_result_fail(rc, false, 0, NULL, "%s", err.data);
+	buf_release(&err);
+	return ret;
 }
 
 /* Dial the host's IPs in order (spec/queue.md 5.3 steps 2 and 6). 0
  * when a transaction ran; -1 with rc set when every IP failed. */
 static int
 dial_host(struct queue_job *j, const struct conn_plan *pl,
-    struct host_ips *h, struct smtp_client_result *rc)
+    struct queue_host_ips *h, struct smtp_client_result *rc)
 {
 	order_ips(j->dialed, pl->host, h->ips, h->n);
 	for (size_t i = 0; i < h->n; i++) {
@@ -399,12 +516,12 @@ static int
 try_host(struct queue_job *j, const struct conn_plan *pl,
     struct smtp_client_result *rc)
 {
-	struct host_ips h;
+	struct queue_host_ips h;
 	int ret = -1;
 
 	if (resolve_host(j, pl, &h, rc) == 0)
 		ret = dial_host(j, pl, &h, rc);
-	host_ips_release(&h);
+	queue_deliver_host_ips_release(&h);
 	return ret;
 }
 
@@ -610,10 +727,12 @@ plan_policy(struct tlspolicy_host *th, struct conn_plan *pl,
 	return true;
 }
 
-/* spec/queue.md 5. */
+/* spec/queue.md 5; with socks (the Socks transport, spec/queue.md 4)
+ * every connection goes through its proxy, to the addresses resolved
+ * here, so MX, MTA-STS and DANE apply as without it. */
 static void
 deliver_direct(struct queue_job *j, const char *ehlo, bool disable4,
-    bool disable6)
+    bool disable6, const struct config_transport_socks *socks)
 {
 	const char *dom = j->msgs[0].recipient_domain;
 	struct queue_tls_attempt ta;
@@ -639,9 +758,9 @@ deliver_direct(struct queue_job *j, const char *ehlo, bool disable4,
 	smtp_client_result_fail(&rc, false, 0, NULL, "no hosts");
 	for (size_t h = 0; h < d.nhosts; h++) {
 		struct tlspolicy_host th;
-		struct queue_tls_conn tc = { &ta, &th, NULL, false };
+		struct queue_tls_conn tc = { &ta, &th, NULL, false, "" };
 		struct conn_plan pl = { 0 };
-		struct host_ips ips;
+		struct queue_host_ips ips;
 		bool go;
 
 		memset(&th, 0, sizeof(th));
@@ -651,14 +770,14 @@ deliver_direct(struct queue_job *j, const char *ehlo, bool disable4,
 		pl.disable4 = disable4;
 		pl.disable6 = disable6;
 		pl.requiretls = requiretls(j);
+		pl.socks = socks;
 		if (resolve_host(j, &pl, &ips, &rc) == -1) {
-			host_ips_release(&ips);
+			queue_deliver_host_ips_release(&ips);
 			all_requiretls = false;
 			continue;
 		}
 		if (policy) {
-			queue_tls_host(&ta, pl.host, ips.authentic, ips.is_ip,
-			    ips.ede, &th);
+			queue_tls_host(&ta, pl.host, &ips, &th);
 			go = plan_policy(&th, &pl, &tc, &rc);
 		} else {
 			go = plan_plain(j, &pl, &rc);
@@ -672,7 +791,7 @@ deliver_direct(struct queue_job *j, const char *ehlo, bool disable4,
 					smtp_client_result_copy(&rc, &j->res[0]);
 			}
 		}
-		host_ips_release(&ips);
+		queue_deliver_host_ips_release(&ips);
 		if (policy)
 			queue_tls_host_done(&ta, &th);
 		if (!failed)
@@ -821,7 +940,7 @@ queue_deliver(struct queue_job *j)
 		}
 	}
 	if (t == NULL)
-		deliver_direct(j, ehlo, false, false);
+		deliver_direct(j, ehlo, false, false, NULL);
 	else if (t->submissions != NULL)
 		deliver_smtp(j, t->submissions, SMTP_CLIENT_TLS_IMPLICIT, 465);
 	else if (t->submission != NULL)
@@ -830,13 +949,15 @@ queue_deliver(struct queue_job *j)
 		deliver_smtp(j, t->smtp, SMTP_CLIENT_TLS_STARTTLS, 25);
 	else if (t->direct != NULL)
 		deliver_direct(j, ehlo, t->direct->disable_ipv4,
-		    t->direct->disable_ipv6);
+		    t->direct->disable_ipv6, NULL);
+	else if (t->socks != NULL)
+		deliver_direct(j, t->socks->remote_hostname, false, false,
+		    t->socks);
 	else if (t->fail != NULL)
 		fail_all(j, t->fail->smtp_code >= 500,
 		    (int)t->fail->smtp_code, NULL,
 		    t->fail->smtp_message != NULL ? t->fail->smtp_message
 						  : "failing transport");
 	else
-		fail_all(j, false, 0, NULL,
-		    "transport type not supported (socks)");
+		fail_all(j, false, 0, NULL, "transport without a method");
 }

@@ -242,10 +242,14 @@ queue_dsn_compose(const struct queue_dsn *d, struct buf *out)
 		random_token(&mid);
 		buf_addf(&mid, "@%s>", d->hostname);
 	}
-	buf_addf(out, "From: <postmaster@%s>\r\n", d->hostname);
+	if (d->from != NULL)
+		buf_addf(out, "From: <%s>\r\n", d->from);
+	else
+		buf_addf(out, "From: <postmaster@%s>\r\n", d->hostname);
 	buf_addf(out, "To: <%s>\r\n", d->to);
-	buf_addf(out, "Subject: %s\r\n", d->delayed ? "mail delivery delayed"
-						    : "mail delivery failed");
+	buf_addf(out, "Subject: %s\r\n", d->subject != NULL ? d->subject
+	    : d->delayed ? "mail delivery delayed"
+			 : "mail delivery failed");
 	buf_addf(out, "Message-Id: %s\r\n", mid.data);
 	if (d->message_id != NULL && d->message_id[0] != '\0') {
 		/* Threads with the original (RFC 5322 3.6.4). */
@@ -264,7 +268,10 @@ queue_dsn_compose(const struct queue_dsn *d, struct buf *out)
 	buf_adds(out, "\r\nThis is a MIME-formatted message.\r\n");
 
 	/* Part 1: human text, composed first to choose its encoding. */
-	human(d, &txt);
+	if (d->text != NULL)
+		buf_adds(&txt, d->text);
+	else
+		human(d, &txt);
 	buf_addf(out, "\r\n--%s\r\n", bnd.data);
 	if (d->utf8) {
 		buf_adds(out, "Content-Type: text/plain; charset=utf-8\r\n"
@@ -289,6 +296,11 @@ queue_dsn_compose(const struct queue_dsn *d, struct buf *out)
 			      : "Content-Type: message/delivery-status\r\n"
 				"Content-Transfer-Encoding: 7bit\r\n\r\n");
 	buf_addf(out, "Reporting-MTA: dns; %s\r\n", d->hostname);
+	if (d->received_from_mta != NULL) {
+		buf_adds(out, "Received-From-MTA: ");
+		add_field(out, d->received_from_mta, ascii);
+		buf_adds(out, "\r\n");
+	}
 	buf_adds(out, "Arrival-Date: ");
 	add_date(out, d->arrival_ns);
 	buf_adds(out, "\r\n");

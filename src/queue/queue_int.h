@@ -50,6 +50,15 @@ int queue_int_finish(struct queue *q, const struct config *cfg,
     enum queue_outcome o, const struct queue_attempt_result *r,
     struct log_ctx *log, struct buf *err);
 
+/* queue_int_finish() of a delivered record, in the caller's write
+ * transaction (so that several delivered records share one commit):
+ * complete the last result, record the webhook event, retire the
+ * record. The caller removes its file (queue_msg_path()) after the
+ * commit. 0, or -1 (sqlite3_errmsg(db)). */
+int queue_int_retire_delivered(sqlite3 *db, const struct config *cfg,
+    const struct queue_msg *m, const struct queue_attempt_result *r,
+    int64_t now);
+
 /* One delivery attempt for records of one recipient domain. */
 struct queue_job {
 	const struct config *cfg;
@@ -82,6 +91,33 @@ struct queue_job {
 /* Run the attempt: direct delivery, a transport, or localserve. Fills
  * j->res for every record. Blocks up to the delivery timeouts. */
 void queue_deliver(struct queue_job *j);
+
+#define QUEUE_HOST_IPS_MAX 32
+#define QUEUE_HOST_CNAME_MAX 10 /* spec/queue.md 5.3 step 1 */
+
+/* The addresses of one host (spec/queue.md 5.3 step 1). Owned; release
+ * with queue_deliver_host_ips_release(). */
+struct queue_host_ips {
+	char *ips[QUEUE_HOST_IPS_MAX]; /* in DNS order */
+	size_t n;
+	char *expanded;          /* host after CNAMEs, NULL when no CNAME */
+	bool authentic;          /* the host's own CNAME lookup and the
+				  * address lookups were DNSSEC-authentic */
+	bool expanded_authentic; /* every CNAME of the chain and the address
+				  * lookups were authentic */
+	bool is_ip;              /* the host was an IP address */
+	int ede;                 /* RFC 8914 code of a failed lookup, or -1 */
+};
+
+/* Resolve host: an IP address stays itself; a name has its CNAMEs
+ * followed one lookup at a time (at most QUEUE_HOST_CNAME_MAX), then A
+ * and AAAA at the final name, dropping a disabled family. Returns 0, or
+ * -1 with the reason in err (out still released by the caller).
+ * Blocks on DNS. */
+int queue_deliver_host_ips(struct dns_resolver *r, const char *host,
+    bool disable4, bool disable6, struct queue_host_ips *out,
+    struct buf *err);
+void queue_deliver_host_ips_release(struct queue_host_ips *h);
 
 /* spec/smtp.md 18: localserve "queue..." localparts that must fail when
  * the queue delivers them. true with code (0: timeout), ecode, text.
@@ -128,11 +164,12 @@ int queue_tls_begin(struct queue_tls_attempt *a,
     struct log_ctx *log, const struct queue_msg *m, const char *expanded,
     bool have_mx, bool mx_authentic, bool chain_authentic, const char **why);
 
-/* Spec 5.3 steps 3-5 for one host: DANE applicability, TLSA lookup, the
+/* Spec 5.3 steps 3-5 for one host with its addresses (ips): DANE
+ * applicability, the TLSA lookup (RFC 7672 2.2.2: at the CNAME-expanded
+ * name first when the expansion was authentic, then at host), the
  * decision. Release out with queue_tls_host_done(). Blocks (DNS). */
 void queue_tls_host(struct queue_tls_attempt *a, const char *host,
-    bool addrs_authentic, bool host_is_ip, int ede,
-    struct tlspolicy_host *out);
+    const struct queue_host_ips *ips, struct tlspolicy_host *out);
 /* Keep the host's TLS report result and release h. */
 void queue_tls_host_done(struct queue_tls_attempt *a, struct tlspolicy_host *h);
 
@@ -142,6 +179,9 @@ struct queue_tls_conn {
 	struct tlspolicy_host *h;
 	const char *ip;
 	bool verified;           /* the hook ran (handshake completed) */
+	/* RFC 8460 4.3 sending-mta-ip: our address on the connection, or
+	 * the proxy's for the Socks transport; "" when unknown. */
+	char sending_ip[64];
 };
 
 /* smtp_client_verify_fn: tlspolicy_verify() and the report (spec 5.7). */

@@ -181,11 +181,11 @@ complete_result(sqlite3 *db, const struct queue_msg *m,
 	return rc;
 }
 
-/* spec/queue.md 9: copy into retired (when the account keeps history),
- * delete the row and its file. */
+/* spec/queue.md 9: copy m into retired (when the account keeps
+ * history) and delete its row, in the caller's transaction. */
 static int
-retire(struct queue *q, sqlite3 *db, const struct config *cfg,
-    const struct queue_msg *m, bool success, int64_t now)
+retire_rows(sqlite3 *db, const struct config *cfg, const struct queue_msg *m,
+    bool success, int64_t now)
 {
 	const struct config_account *ca = cfg != NULL ?
 	    config_account_find(cfg, m->sender_account) : NULL;
@@ -194,12 +194,8 @@ retire(struct queue *q, sqlite3 *db, const struct config *cfg,
 	int64_t keep = ca != NULL ? ca->keep_retired_message_period
 				  : QUEUE_RETIRED_DEFAULT_KEEP;
 	sqlite3_stmt *st = NULL;
-	struct buf path;
 	int rc = -1;
 
-	buf_init(&path, 4096);
-	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
-		goto out;
 	if (keep > 0) {
 		if (sqlite3_prepare_v2(db,
 			"INSERT OR REPLACE INTO retired (id, base_id, queued,"
@@ -222,34 +218,59 @@ retire(struct queue *q, sqlite3 *db, const struct config *cfg,
 			" msg_extra WHERE msg_id = msg.id), '{}'), ?2, ?3, ?4"
 			" FROM msg WHERE id = ?1",
 			-1, &st, NULL) != SQLITE_OK)
-			goto rollback;
+			goto out;
 		sqlite3_bind_int64(st, 1, m->id);
 		sqlite3_bind_int(st, 2, success);
 		sqlite3_bind_int64(st, 3, now);
 		sqlite3_bind_int64(st, 4, now + keep);
 		if (sqlite3_step(st) != SQLITE_DONE)
-			goto rollback;
+			goto out;
 		sqlite3_finalize(st);
 		st = NULL;
 	}
 	if (sqlite3_prepare_v2(db, "DELETE FROM msg WHERE id = ?1", -1, &st,
 		NULL) != SQLITE_OK)
-		goto rollback;
+		goto out;
 	sqlite3_bind_int64(st, 1, m->id);
 	if (sqlite3_step(st) != SQLITE_DONE)
-		goto rollback;
-	if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
-		goto rollback;
-	queue_msg_path(q, m->id, &path);
-	(void)unlink(path.data);
+		goto out;
 	rc = 0;
-	goto out;
-rollback:
-	sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 out:
 	sqlite3_finalize(st);
-	buf_release(&path);
 	return rc;
+}
+
+/* retire_rows() in its own transaction, then remove the file. */
+static int
+retire(struct queue *q, sqlite3 *db, const struct config *cfg,
+    const struct queue_msg *m, bool success, int64_t now)
+{
+	struct buf path;
+
+	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+		return -1;
+	if (retire_rows(db, cfg, m, success, now) == -1 ||
+	    sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+		return -1;
+	}
+	buf_init(&path, 4096);
+	queue_msg_path(q, m->id, &path);
+	(void)unlink(path.data);
+	buf_release(&path);
+	return 0;
+}
+
+int
+queue_int_retire_delivered(sqlite3 *db, const struct config *cfg,
+    const struct queue_msg *m, const struct queue_attempt_result *r,
+    int64_t now)
+{
+	if (complete_result(db, m, r, now) == -1)
+		return -1;
+	if (cfg != NULL)
+		(void)queue_int_webhook_event(db, cfg, m, "delivered", r, false);
+	return retire_rows(db, cfg, m, true, now);
 }
 
 int

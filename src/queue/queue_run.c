@@ -119,8 +119,8 @@ col_text(sqlite3 *db, const char *sql, int64_t id)
 }
 
 static void
-attempt_result_of(const struct smtp_client_result *cr,
-    const struct queue_job *j, struct queue_attempt_result *out)
+attempt_result_of(const struct smtp_client_result *cr, const char *host,
+    const char *ip, struct queue_attempt_result *out)
 {
 	memset(out, 0, sizeof(*out));
 	out->success = cr->ok;
@@ -130,8 +130,8 @@ attempt_result_of(const struct smtp_client_result *cr,
 		snprintf(out->secode, sizeof(out->secode), "%s", cr->ecode + 2);
 	out->error = cr->ok ? "" : cr->error.data;
 	out->reply = cr->reply.data;
-	out->remote_host = j->remote_host;
-	out->remote_ip = j->remote_ip;
+	out->remote_host = host;
+	out->remote_ip = ip;
 }
 
 /* Records of one transaction: the first picked record and those
@@ -139,11 +139,15 @@ attempt_result_of(const struct smtp_client_result *cr,
 struct batch {
 	struct queue_msg *sel;
 	size_t nsel;
+	int64_t *prev_last;  /* nsel: LastAttempt before this attempt; 0 none */
 	char *transport;     /* resolved name; "" = direct */
 	char *dialed;        /* "host ip" lines of earlier attempts */
 	char *domain;        /* recipient_domain_str */
 	struct buf path;     /* message file of sel[0] */
 	struct smtp_client_result *res; /* nsel */
+	/* Set when delivered and waiting to be retired (job_ctx.done): */
+	char *dialed_out;    /* "host ip" lines of this attempt, or NULL */
+	char *remote_host, *remote_ip;
 };
 
 static void
@@ -154,53 +158,76 @@ batch_release(struct batch *b)
 			smtp_client_result_release(&b->res[i]);
 	free(b->res);
 	queue_msg_list_free(b->sel, b->nsel);
+	free(b->prev_last);
 	free(b->transport);
 	free(b->dialed);
 	free(b->domain);
 	buf_release(&b->path);
+	free(b->dialed_out);
+	free(b->remote_host);
+	free(b->remote_ip);
 	memset(b, 0, sizeof(*b));
 }
 
-/* The runner's state of one delivery job, behind queue_job.next_arg. */
+#define QUEUE_RUN_TX_PER_CONN 1000 /* transactions on one connection */
+#define QUEUE_RUN_CLAIM_MAX 16     /* transactions claimed at a time */
+
+/* The runner's state of one delivery job, behind queue_job.next_arg.
+ * On a reused connection (spec/queue.md 7) the next due records of the
+ * destination are claimed QUEUE_RUN_CLAIM_MAX transactions at a time and
+ * sent one after the other; the delivered ones are retired together in
+ * the write transaction that claims the next ones, or at the end of the
+ * job. A busy destination so costs one queue write transaction per
+ * QUEUE_RUN_CLAIM_MAX messages instead of three per message. */
 struct job_ctx {
 	struct queue_runner *r;
 	const struct config *cfg;
 	sqlite3 *db;
 	struct batch cur;
 	char *transport;     /* of the job (j->transport points here) */
-	size_t ntx;          /* transactions done on this job */
+	char *domain;        /* recipient_domain_str of the job */
+	enum queue_requiretls requiretls; /* of the job's first record */
+	size_t ntx;          /* transactions claimed on this job */
+	struct batch ahead[QUEUE_RUN_CLAIM_MAX]; /* claimed, not yet sent */
+	size_t iahead, nahead; /* ahead[iahead..nahead) wait */
+	struct batch *done;  /* delivered, not yet retired */
+	size_t ndone;
 };
 
-#define QUEUE_RUN_TX_PER_CONN 1000 /* transactions on one connection */
-
-/* spec/queue.md 4.1-4.4: claim record id: reload it, combine recipients,
- * register the attempt of each with its backoff, fail suppressed ones
- * (4.2). With want_transport set, only when the record resolves to that
- * transport. 1 with *b filled, 0 when nothing to deliver, -1 on a
- * database error (logged). */
-static int
-claim(struct job_ctx *x, int64_t id, const char *want_transport,
-    struct batch *b)
+static void
+job_ctx_release(struct job_ctx *x)
 {
-	struct queue_runner *r = x->r;
+	batch_release(&x->cur);
+	for (size_t i = 0; i < QUEUE_RUN_CLAIM_MAX; i++)
+		batch_release(&x->ahead[i]);
+	for (size_t i = 0; i < x->ndone; i++)
+		batch_release(&x->done[i]);
+	free(x->done);
+	free(x->transport);
+	free(x->domain);
+}
+
+/* spec/queue.md 4.1, 4.3, 4.4 in the caller's write transaction: reload
+ * record id (an admin may have changed it since it was picked), combine
+ * recipients, register the attempt of each with its backoff. With
+ * want_transport set, only when the record resolves to that transport.
+ * 1 with *b filled, 0 when there is nothing to deliver (gone, held, not
+ * due, another transport), -1 on a database error. */
+static int
+claim_tx(struct job_ctx *x, int64_t id, const char *want_transport,
+    int64_t now, struct batch *b)
+{
 	sqlite3 *db = x->db;
 	struct queue_msg *first = NULL, *group = NULL;
 	size_t nfirst = 0, ngroup = 0;
 	const char *transport;
-	int64_t now = time_wall_ns(), next;
-	bool in_tx = false;
+	int64_t next;
 	int rc = -1;
-	struct buf err;
 
 	memset(b, 0, sizeof(*b));
 	buf_init(&b->path, 4096);
-	buf_init(&err, 4096);
-	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
-		goto dberr;
-	in_tx = true;
-	/* Reload: an admin may have changed it since it was picked. */
 	if (queue_int_load(db, "id = ?1", id, &first, &nfirst) == -1)
-		goto dberr;
+		goto out;
 	rc = 0;
 	if (nfirst == 0 || first[0].hold || first[0].next_attempt_ns > now)
 		goto out;
@@ -221,7 +248,7 @@ claim(struct job_ctx *x, int64_t id, const char *want_transport,
 		rc = -1;
 		if (queue_int_load(db, "base_id = ?1 AND hold = 0",
 			b->sel[0].base_id, &group, &ngroup) == -1)
-			goto dberr;
+			goto out;
 		rc = 0;
 		for (size_t i = 0; i < ngroup; i++) {
 			struct queue_msg *g = &group[i];
@@ -250,9 +277,11 @@ claim(struct job_ctx *x, int64_t id, const char *want_transport,
 	}
 	rc = -1;
 	next = now + queue_backoff_ns(b->sel[0].attempts, jitter_s());
+	b->prev_last = xcalloc(b->nsel, sizeof(*b->prev_last));
 	for (size_t i = 0; i < b->nsel; i++) {
 		if (register_attempt(db, b->sel[i].id, now, next) == -1)
-			goto dberr;
+			goto out;
+		b->prev_last[i] = b->sel[i].last_attempt_ns;
 		b->sel[i].attempts++;
 		b->sel[i].last_attempt_ns = now;
 	}
@@ -260,16 +289,30 @@ claim(struct job_ctx *x, int64_t id, const char *want_transport,
 	    b->sel[0].id);
 	b->domain = col_text(db,
 	    "SELECT recipient_domain_str FROM msg WHERE id = ?1", b->sel[0].id);
-	if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
-		goto dberr;
-	in_tx = false;
+	rc = 1;
+out:
+	if (rc != 1)
+		batch_release(b);
+	queue_msg_list_free(first, nfirst);
+	queue_msg_list_free(group, ngroup);
+	return rc;
+}
 
-	/* spec/queue.md 4.2: suppressed recipients fail at once. */
+/* After the commit of claim_tx(): fail suppressed recipients at once
+ * (spec/queue.md 4.2) and set up the results. true when b has records
+ * left to deliver; false when not (b released). */
+static bool
+claim_ready(struct job_ctx *x, struct batch *b)
+{
+	struct queue_runner *r = x->r;
+	struct buf err;
+
+	buf_init(&err, 4096);
 	for (size_t i = 0; i < b->nsel;) {
 		struct queue_attempt_result ar = { 0 };
 		char ebuf[1024];
 
-		if (!queue_int_suppressed(db, &b->sel[i])) {
+		if (!queue_int_suppressed(x->db, &b->sel[i])) {
 			i++;
 			continue;
 		}
@@ -282,36 +325,59 @@ claim(struct job_ctx *x, int64_t id, const char *want_transport,
 		ar.reply = "";
 		ar.remote_host = ar.remote_ip = "";
 		buf_reset(&err);
-		if (queue_int_finish(r->q, x->cfg, r->p.store, db, &b->sel[i],
+		if (queue_int_finish(r->q, x->cfg, r->p.store, x->db, &b->sel[i],
 			QUEUE_OUT_SUPPRESSED, &ar, &r->log, &err) == -1)
 			log_error(&r->log, "finishing suppressed message",
 			    LF_ERR(err.data), LF_I64("queueid", b->sel[i].id));
 		queue_msg_release(&b->sel[i]);
 		memmove(&b->sel[i], &b->sel[i + 1],
 		    (b->nsel - i - 1) * sizeof(*b->sel));
+		memmove(&b->prev_last[i], &b->prev_last[i + 1],
+		    (b->nsel - i - 1) * sizeof(*b->prev_last));
 		b->nsel--;
 	}
-	rc = b->nsel > 0 ? 1 : 0;
-	if (rc == 1) {
-		queue_msg_path(r->q, b->sel[0].id, &b->path);
-		b->res = xcalloc(b->nsel, sizeof(*b->res));
-		for (size_t i = 0; i < b->nsel; i++)
-			smtp_client_result_init(&b->res[i]);
-	}
-	goto out;
-dberr:
-	log_error(&r->log, "queue database", LF_ERR(sqlite3_errmsg(db)),
-	    LF_I64("queueid", id));
-	rc = -1;
-out:
-	if (in_tx)
-		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-	if (rc != 1)
-		batch_release(b);
-	queue_msg_list_free(first, nfirst);
-	queue_msg_list_free(group, ngroup);
 	buf_release(&err);
+	if (b->nsel == 0) {
+		batch_release(b);
+		return false;
+	}
+	queue_msg_path(r->q, b->sel[0].id, &b->path);
+	b->res = xcalloc(b->nsel, sizeof(*b->res));
+	for (size_t i = 0; i < b->nsel; i++)
+		smtp_client_result_init(&b->res[i]);
+	return true;
+}
+
+/* spec/queue.md 4.1-4.4: claim record id picked by the scheduler in its
+ * own write transaction. 1 with *b filled, 0 when nothing to deliver,
+ * -1 on a database error (logged). */
+static int
+claim(struct job_ctx *x, int64_t id, struct batch *b)
+{
+	sqlite3 *db = x->db;
+	int rc = -1;
+
+	memset(b, 0, sizeof(*b));
+	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+		goto dberr;
+	rc = claim_tx(x, id, NULL, time_wall_ns(), b);
+	if (rc == 1 &&
+	    sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+		batch_release(b);
+		rc = -1;
+	}
+	if (rc == -1)
+		log_error(&x->r->log, "queue database",
+		    LF_ERR(sqlite3_errmsg(db)), LF_I64("queueid", id));
+	if (rc != 1)
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	if (rc == 1 && !claim_ready(x, b))
+		rc = 0;
 	return rc;
+dberr:
+	log_error(&x->r->log, "queue database", LF_ERR(sqlite3_errmsg(db)),
+	    LF_I64("queueid", id));
+	return -1;
 }
 
 /* Record the attempt's outcome for every record of b (spec/queue.md
@@ -344,7 +410,7 @@ finish_batch(struct job_ctx *x, struct batch *b, struct queue_job *j)
 		struct queue_attempt_result ar;
 		enum queue_outcome o;
 
-		attempt_result_of(&b->res[i], j, &ar);
+		attempt_result_of(&b->res[i], j->remote_host, j->remote_ip, &ar);
 		o = ar.success ? QUEUE_OUT_DELIVERED
 		    : ar.permanent ? QUEUE_OUT_FAILED
 				   : QUEUE_OUT_TEMP;
@@ -365,6 +431,280 @@ finish_batch(struct job_ctx *x, struct batch *b, struct queue_job *j)
 	buf_release(&err);
 }
 
+/* Put x->cur aside after its SMTP transaction: when every recipient got
+ * its 250 it waits in x->done to be retired with the job's next write
+ * transaction (until then it stays in the queue: a crash delivers it
+ * again rather than losing it); otherwise it is finished now. */
+static void
+park(struct job_ctx *x, struct queue_job *j)
+{
+	struct batch *b = &x->cur;
+
+	for (size_t i = 0; i < b->nsel; i++)
+		if (!b->res[i].ok) {
+			finish_batch(x, b, j);
+			batch_release(b);
+			return;
+		}
+	for (size_t i = 0; i < b->nsel; i++)
+		log_info(&x->r->log, "delivered message",
+		    LF_I64("queueid", b->sel[i].id),
+		    LF_STR("rcpt", b->sel[i].recipient_localpart),
+		    LF_STR("domain", b->sel[i].recipient_domain),
+		    LF_I64("attempt", b->sel[i].attempts),
+		    LF_STR("host", j->remote_host), LF_I64("code", b->res[i].code));
+	if (j->dialed_out.len > 0) {
+		b->dialed_out = xstrdup(j->dialed_out.data);
+		buf_reset(&j->dialed_out);
+	}
+	b->remote_host = xstrdup(j->remote_host);
+	b->remote_ip = xstrdup(j->remote_ip);
+	x->done = xreallocarray(x->done, x->ndone + 1, sizeof(*x->done));
+	x->done[x->ndone++] = *b;
+	memset(b, 0, sizeof(*b));
+}
+
+static int
+append_dialed(sqlite3 *db, int64_t id, const char *lines)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = -1;
+
+	if (sqlite3_prepare_v2(db,
+		"UPDATE msg SET dialed_ips = dialed_ips || ?2 WHERE id = ?1",
+		-1, &st, NULL) != SQLITE_OK)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_text(st, 2, lines, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_DONE)
+		rc = 0;
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/* Retire the records of x->done (spec/queue.md 4.1, 9) in the caller's
+ * write transaction. -1 on a database error. */
+static int
+retire_done_tx(struct job_ctx *x, int64_t now)
+{
+	for (size_t k = 0; k < x->ndone; k++) {
+		struct batch *b = &x->done[k];
+
+		for (size_t i = 0; i < b->nsel; i++) {
+			struct queue_attempt_result ar;
+
+			if (b->dialed_out != NULL &&
+			    append_dialed(x->db, b->sel[i].id, b->dialed_out) ==
+				-1)
+				return -1;
+			attempt_result_of(&b->res[i], b->remote_host,
+			    b->remote_ip, &ar);
+			if (queue_int_retire_delivered(x->db, x->cfg, &b->sel[i],
+				&ar, now) == -1)
+				return -1;
+		}
+	}
+	return 0;
+}
+
+/* After retire_done_tx(): when committed, remove the message files
+ * (spec/queue.md 1.5: only after the commit); when not, finish each
+ * record on its own. Then empty x->done. */
+static void
+done_clear(struct job_ctx *x, bool committed)
+{
+	struct queue_runner *r = x->r;
+	struct buf p;
+
+	buf_init(&p, 4096);
+	for (size_t k = 0; k < x->ndone; k++) {
+		struct batch *b = &x->done[k];
+
+		for (size_t i = 0; i < b->nsel; i++) {
+			struct queue_attempt_result ar;
+
+			if (committed) {
+				buf_reset(&p);
+				queue_msg_path(r->q, b->sel[i].id, &p);
+				(void)unlink(p.data);
+				continue;
+			}
+			attempt_result_of(&b->res[i], b->remote_host,
+			    b->remote_ip, &ar);
+			buf_reset(&p);
+			if (queue_int_finish(r->q, x->cfg, r->p.store, x->db,
+				&b->sel[i], QUEUE_OUT_DELIVERED, &ar, &r->log,
+				&p) == -1)
+				log_error(&r->log, "finishing delivery attempt",
+				    LF_ERR(p.data), LF_I64("queueid", b->sel[i].id));
+		}
+		batch_release(b);
+	}
+	x->ndone = 0;
+	buf_release(&p);
+}
+
+/* spec/queue.md 4.1: only attempts that were made count. Undo the
+ * registration of the records claimed ahead but never sent, in the
+ * caller's write transaction, unless an admin changed them since. */
+static int
+unclaim_tx(struct job_ctx *x)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = -1;
+
+	if (x->iahead == x->nahead)
+		return 0;
+	if (sqlite3_prepare_v2(x->db,
+		"UPDATE msg SET attempts = attempts - 1,"
+		" last_attempt = nullif(?2, 0), next_attempt = ?3,"
+		" results = CASE WHEN json_array_length(results) <= 1 THEN ''"
+		" ELSE json_remove(results, '$[#-1]') END"
+		" WHERE id = ?1 AND attempts = ?4 AND last_attempt = ?5",
+		-1, &st, NULL) != SQLITE_OK)
+		return -1;
+	for (size_t k = x->iahead; k < x->nahead; k++) {
+		const struct batch *b = &x->ahead[k];
+
+		for (size_t i = 0; i < b->nsel; i++) {
+			const struct queue_msg *m = &b->sel[i];
+
+			sqlite3_reset(st);
+			sqlite3_bind_int64(st, 1, m->id);
+			sqlite3_bind_int64(st, 2, b->prev_last[i]);
+			sqlite3_bind_int64(st, 3, m->next_attempt_ns);
+			sqlite3_bind_int64(st, 4, m->attempts);
+			sqlite3_bind_int64(st, 5, m->last_attempt_ns);
+			if (sqlite3_step(st) != SQLITE_DONE)
+				goto out;
+		}
+	}
+	rc = 0;
+out:
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static void
+ahead_release(struct job_ctx *x)
+{
+	for (size_t k = 0; k < QUEUE_RUN_CLAIM_MAX; k++)
+		batch_release(&x->ahead[k]);
+	x->iahead = x->nahead = 0;
+}
+
+/* Retire x->done and claim the next due records of the job's
+ * destination (recipient domain, transport, RequireTLS setting: the
+ * connection's TLS was set up for it) into x->ahead, in one write
+ * transaction. true when some are ready to be sent. */
+static bool
+refill(struct job_ctx *x)
+{
+	sqlite3 *db = x->db;
+	sqlite3_stmt *st = NULL;
+	int64_t ids[QUEUE_RUN_CLAIM_MAX];
+	int64_t now = time_wall_ns();
+	size_t nids = 0, want = QUEUE_RUN_CLAIM_MAX, n;
+
+	ahead_release(x);
+	if (x->ntx >= QUEUE_RUN_TX_PER_CONN)
+		want = 0;
+	else if (QUEUE_RUN_TX_PER_CONN - x->ntx < want)
+		want = QUEUE_RUN_TX_PER_CONN - x->ntx;
+	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+		goto dberr;
+	if (retire_done_tx(x, now) == -1)
+		goto rollback;
+	if (want > 0) {
+		if (sqlite3_prepare_v2(db,
+			"SELECT id FROM msg WHERE recipient_domain_str = ?1"
+			" AND hold = 0 AND next_attempt <= ?2"
+			" AND requiretls IS ?3 ORDER BY next_attempt, id"
+			" LIMIT ?4",
+			-1, &st, NULL) != SQLITE_OK)
+			goto rollback;
+		sqlite3_bind_text(st, 1, x->domain, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, now);
+		if (x->requiretls != QUEUE_REQUIRETLS_UNSET)
+			sqlite3_bind_int(st, 3,
+			    x->requiretls == QUEUE_REQUIRETLS_YES);
+		sqlite3_bind_int64(st, 4, (int64_t)want);
+		while (nids < want && sqlite3_step(st) == SQLITE_ROW)
+			ids[nids++] = sqlite3_column_int64(st, 0);
+		sqlite3_finalize(st);
+		st = NULL;
+	}
+	for (size_t k = 0; k < nids; k++) {
+		int r = claim_tx(x, ids[k], x->transport, now,
+		    &x->ahead[x->nahead]);
+
+		if (r == -1)
+			goto rollback;
+		if (r == 1)
+			x->nahead++;
+	}
+	if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+		goto rollback;
+	done_clear(x, true);
+	x->ntx += x->nahead;
+	/* Drop the batches that claim_ready() emptied. */
+	n = 0;
+	for (size_t k = 0; k < x->nahead; k++)
+		if (claim_ready(x, &x->ahead[k])) {
+			struct batch tmp = x->ahead[k];
+
+			x->ahead[k] = x->ahead[n];
+			x->ahead[n++] = tmp;
+		}
+	x->nahead = n;
+	return n > 0;
+rollback:
+	sqlite3_finalize(st);
+	log_error(&x->r->log, "queue database", LF_ERR(sqlite3_errmsg(db)),
+	    LF_STR("domain", x->domain));
+	sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	ahead_release(x);
+	done_clear(x, false);
+	return false;
+dberr:
+	log_error(&x->r->log, "queue database", LF_ERR(sqlite3_errmsg(db)),
+	    LF_STR("domain", x->domain));
+	done_clear(x, false);
+	return false;
+}
+
+/* End of the job: retire x->done and give back what was claimed ahead
+ * but not sent, in one write transaction. */
+static void
+job_end(struct job_ctx *x)
+{
+	sqlite3 *db = x->db;
+
+	if (x->ndone == 0 && x->iahead == x->nahead)
+		return;
+	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+		goto dberr;
+	if (retire_done_tx(x, time_wall_ns()) == -1 || unclaim_tx(x) == -1 ||
+	    sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+		log_error(&x->r->log, "queue database",
+		    LF_ERR(sqlite3_errmsg(db)), LF_STR("domain", x->domain));
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+		done_clear(x, false);
+		ahead_release(x);
+		return;
+	}
+	done_clear(x, true);
+	ahead_release(x);
+	return;
+dberr:
+	/* The records claimed ahead keep their registered attempt and are
+	 * retried after its backoff. */
+	log_error(&x->r->log, "queue database", LF_ERR(sqlite3_errmsg(db)),
+	    LF_STR("domain", x->domain));
+	done_clear(x, false);
+	ahead_release(x);
+}
+
 static void
 job_set(struct queue_job *j, struct batch *b)
 {
@@ -381,44 +721,23 @@ static bool
 job_next(struct queue_job *j)
 {
 	struct job_ctx *x = j->next_arg;
-	struct batch nb;
-	sqlite3_stmt *st = NULL;
-	int64_t id = 0;
 
-	if (++x->ntx >= QUEUE_RUN_TX_PER_CONN)
-		return false;
-	if (sqlite3_prepare_v2(x->db,
-		"SELECT id FROM msg WHERE recipient_domain_str = ?1 AND hold = 0"
-		" AND next_attempt <= ?2 AND requiretls IS ?3"
-		" ORDER BY next_attempt, id LIMIT 1",
-		-1, &st, NULL) != SQLITE_OK)
-		return false;
-	sqlite3_bind_text(st, 1, x->cur.domain, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, time_wall_ns());
-	/* The connection's TLS was set up for this RequireTLS setting. */
-	if (x->cur.sel[0].requiretls != QUEUE_REQUIRETLS_UNSET)
-		sqlite3_bind_int(st, 3,
-		    x->cur.sel[0].requiretls == QUEUE_REQUIRETLS_YES);
-	if (sqlite3_step(st) == SQLITE_ROW)
-		id = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	if (id == 0)
-		return false;
-	finish_batch(x, &x->cur, j);
-	batch_release(&x->cur);
-	/* Nothing of the released batch may stay reachable from the job. */
+	park(x, j);
+	/* Nothing of the parked batch may stay reachable from the job. */
 	j->msgs = NULL;
 	j->n = 0;
 	j->res = NULL;
 	j->msgpath = NULL;
 	j->dialed = NULL;
-	if (claim(x, id, j->transport, &nb) != 1)
+	if (x->iahead == x->nahead && !refill(x))
 		return false;
-	x->cur = nb;
+	x->cur = x->ahead[x->iahead];
+	memset(&x->ahead[x->iahead], 0, sizeof(x->ahead[x->iahead]));
+	x->iahead++;
 	job_set(j, &x->cur);
 	j->now_ns = time_wall_ns();
 	log_debug(&x->r->log, "reusing connection",
-	    LF_I64("queueid", nb.sel[0].id), LF_STR("domain", nb.domain));
+	    LF_I64("queueid", x->cur.sel[0].id), LF_STR("domain", x->domain));
 	return true;
 }
 
@@ -466,8 +785,12 @@ deliver_id(struct queue_runner *r, int64_t id)
 	    SQLITE_OK)
 		log_error(&r->log, "queue database", LF_ERR(sqlite3_errmsg(x.db)));
 	sqlite3_busy_handler(x.db, busy_short, NULL);
-	if (claim(&x, id, NULL, &x.cur) != 1)
+	if (claim(&x, id, &x.cur) != 1)
 		goto out;
+	x.ntx = 1;
+	x.transport = xstrdup(x.cur.transport);
+	x.domain = xstrdup(x.cur.domain);
+	x.requiretls = x.cur.sel[0].requiretls;
 	j.cfg = cfg;
 	j.localserve = r->p.localserve;
 	j.resolver = r->p.resolver;
@@ -475,7 +798,6 @@ deliver_id(struct queue_runner *r, int64_t id)
 	j.datadir = r->p.datadir;
 	j.now_ns = time_wall_ns();
 	j.log = &r->log;
-	x.transport = xstrdup(x.cur.transport);
 	j.transport = x.transport;
 	j.next = job_next;
 	j.next_arg = &x;
@@ -486,13 +808,13 @@ deliver_id(struct queue_runner *r, int64_t id)
 	    LF_STR("transport", x.cur.transport),
 	    LF_I64("attempt", x.cur.sel[0].attempts));
 	queue_deliver(&j);
-	/* A failed claim in job_next left no current records. */
+	/* A job_next() that found nothing left no current records. */
 	if (j.msgs != NULL)
-		finish_batch(&x, &x.cur, &j);
+		park(&x, &j);
+	job_end(&x);
 	buf_release(&j.dialed_out);
 out:
-	batch_release(&x.cur);
-	free(x.transport);
+	job_ctx_release(&x);
 	sqlite3_close(x.db);
 	config_put(cfg);
 	buf_release(&err);

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "config/config.h"
 #include "dns/dns.h"
@@ -145,20 +146,28 @@ queue_tls_begin(struct queue_tls_attempt *a, const struct queue_tls_params *p,
 
 void
 queue_tls_host(struct queue_tls_attempt *a, const char *host,
-    bool addrs_authentic, bool host_is_ip, int ede,
-    struct tlspolicy_host *out)
+    const struct queue_host_ips *ips, struct tlspolicy_host *out)
 {
 	struct dane_lookup tlsa;
 	bool dane = a->p->dane && a->resolver != NULL &&
-	    tlspolicy_dane_applies(&a->dest, addrs_authentic, host_is_ip);
+	    tlspolicy_dane_applies(&a->dest, ips->authentic, ips->is_ip);
+	/* RFC 7672 2.2.2: a CNAME-expanded name counts only when the whole
+	 * expansion was authentic. */
+	const char *expanded = ips->expanded != NULL &&
+		ips->expanded_authentic &&
+		strcasecmp(ips->expanded, host) != 0 ?
+	    ips->expanded : NULL;
 
 	memset(&tlsa, 0, sizeof(tlsa));
 	tlsa.ede = -1;
 	if (dane)
-		dane_lookup(a->resolver, host, NULL, &tlsa);
-	tlspolicy_host_decide(&a->dest, host, NULL, dane ? &tlsa : NULL,
-	    dane ? -1 : ede, &a->domain_report, out);
+		dane_lookup(a->resolver, host, expanded, &tlsa);
+	tlspolicy_host_decide(&a->dest, host, expanded, dane ? &tlsa : NULL,
+	    dane ? -1 : ips->ede, &a->domain_report, out);
 	log_debug(a->log, "tls policy for host", LF_STR("host", host),
+	    LF_STR("expanded", expanded != NULL ? expanded : ""),
+	    LF_STR("tlsabase",
+		tlsa.base_domain != NULL ? tlsa.base_domain : ""),
 	    LF_BOOL("dane", dane), LF_I64("action", out->action),
 	    LF_BOOL("tlsrequired", out->tls_required),
 	    LF_BOOL("verifydane", out->verify_dane),
@@ -182,7 +191,7 @@ queue_tls_verify(void *arg, struct tls_session *s, const char *helo,
 	struct queue_tls_conn *c = arg;
 	struct span chain[DANE_CHAIN_MAX];
 	struct tlspolicy_verdict v;
-	struct tlspolicy_peer peer = { NULL, c->h->host, helo, c->ip };
+	struct tlspolicy_peer peer = { c->sending_ip, c->h->host, helo, c->ip };
 	size_t n = 0;
 
 	c->verified = true;
@@ -221,16 +230,16 @@ void
 queue_tls_conn_done(struct queue_tls_conn *c,
     const struct smtp_client_result *rc, bool tls_tried, bool no_starttls)
 {
-	struct tlspolicy_peer peer = { NULL, c->h->host, NULL, c->ip };
+	struct tlspolicy_peer peer = { c->sending_ip, c->h->host, NULL, c->ip };
 
 	if (no_starttls) {
 		/* spec 5.7: opportunistic and not announced: a detail only. */
 		tlsrpt_result_detail(&c->a->domain_report,
-		    TLSRPT_STARTTLS_NOT_SUPPORTED, "", NULL, c->h->host, NULL,
-		    c->ip);
+		    TLSRPT_STARTTLS_NOT_SUPPORTED, "", c->sending_ip,
+		    c->h->host, NULL, c->ip);
 		tlsrpt_result_detail(&c->h->report,
-		    TLSRPT_STARTTLS_NOT_SUPPORTED, "", NULL, c->h->host, NULL,
-		    c->ip);
+		    TLSRPT_STARTTLS_NOT_SUPPORTED, "", c->sending_ip,
+		    c->h->host, NULL, c->ip);
 		return;
 	}
 	if (c->verified || !tls_tried || !rc->tls_error)

@@ -11,7 +11,12 @@
  * from loopback, DKIM keys of hosted domains from the config, d=localhost
  * accepted (spec/smtp.md 18, spec/auth.md 4.4).
  * Threads: the session's worker; blocks on DNS and disk (key files).
+ * The DNSBL lookups (started at accept) and the SPF evaluation run as
+ * net jobs on the worker pool; each job owns copies of what it reads
+ * from the session and borrows only the server and its resolver, which
+ * outlive net_stop() (and net_stop() runs every job still queued).
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,6 +26,7 @@
 #include "config/config.h"
 #include "dns/dns.h"
 #include "lib/buf.h"
+#include "lib/compat.h"
 #include "lib/timeutil.h"
 #include "lib/xmalloc.h"
 #include "mailauth/authres.h"
@@ -126,6 +132,109 @@ out:
 }
 
 void
+smtp_auth_spf_args(struct smtp_sess *s, struct spf_args *sa)
+{
+	memset(sa, 0, sizeof(*sa));
+	sa->remote_ip = s->remote_ip;
+	sa->mailfrom_local = s->mail.null_path ? NULL : s->mail.from.localpart;
+	sa->mailfrom_domain = s->mail.null_path ? NULL : s->mail.from.domain;
+	sa->helo = s->hello;
+	sa->local_hostname = s->srv->hostname;
+}
+
+/* The SPF evaluation of one message as a pool job: copies of the
+ * session's facts, the result for the session to take. */
+struct spf_job {
+	struct dns_resolver *r; /* borrowed: outlives net_stop() */
+	char *strs[5];          /* owned copies the args point into */
+	struct spf_args args;
+	struct spf_result res;  /* valid once the job is done */
+};
+
+static const char *
+job_str(struct spf_job *j, size_t i, const char *v)
+{
+	j->strs[i] = v != NULL ? xstrdup(v) : NULL;
+	return j->strs[i];
+}
+
+static void
+spf_job_run(void *arg)
+{
+	struct spf_job *j = arg;
+
+	spf_verify(j->r, &j->args, &j->res);
+}
+
+static void
+spf_job_free(void *arg)
+{
+	struct spf_job *j = arg;
+
+	spf_result_release(&j->res);
+	for (size_t i = 0; i < ARRAY_LEN(j->strs); i++)
+		free(j->strs[i]);
+	free(j);
+}
+
+static struct net_job *
+spf_job_start(struct smtp_sess *s, const struct spf_args *sa,
+    struct spf_job **job_out)
+{
+	struct spf_job *j = xcalloc(1, sizeof(*j));
+
+	j->r = s->srv->p.resolver;
+	j->args.remote_ip = job_str(j, 0, sa->remote_ip);
+	j->args.mailfrom_local = job_str(j, 1, sa->mailfrom_local);
+	j->args.mailfrom_domain = job_str(j, 2, sa->mailfrom_domain);
+	j->args.helo = job_str(j, 3, sa->helo);
+	j->args.local_hostname = job_str(j, 4, sa->local_hostname);
+	j->args.now = sa->now;
+	*job_out = j;
+	return net_job_start(net_conn_reactor(s->c), spf_job_run,
+	    spf_job_free, j);
+}
+
+/* SPF that did not finish within its minute: temperror for the identity
+ * spf_verify() would have checked (RFC 7208 2.3, 2.4). */
+static void
+spf_timed_out(const struct spf_args *sa, struct spf_result *res)
+{
+	const char *dom = NULL;
+
+	memset(res, 0, sizeof(*res));
+	res->status = SPF_TEMPERROR;
+	res->identity = SPF_ID_NONE;
+	if (sa->mailfrom_domain != NULL && sa->mailfrom_domain[0] != '\0') {
+		res->identity = SPF_ID_MAILFROM;
+		dom = sa->mailfrom_domain;
+	} else if (sa->helo != NULL && sa->helo[0] != '\0') {
+		res->identity = SPF_ID_HELO;
+		dom = sa->helo;
+	}
+	if (dom != NULL)
+		res->domain = xstrdup(dom);
+	res->problem = xstrdup("spf verification time limit reached");
+}
+
+/* Collect the SPF job's result into a, waiting until deadline_ns. */
+static void
+spf_job_finish(struct smtp_sess *s, struct net_job *job, struct spf_job *j,
+    int64_t deadline_ns, struct smtp_auth_checks *a)
+{
+	if (net_job_wait(job, deadline_ns)) {
+		a->spf = j->res;
+		memset(&j->res, 0, sizeof(j->res)); /* moved */
+	} else {
+		log_info(&s->log, "spf verification time limit reached",
+		    LF_STR("remote", s->remote_ip));
+		spf_timed_out(&a->spf_args, &a->spf);
+	}
+	net_job_put(job);
+	a->spf_done = true;
+}
+
+void
 smtp_auth_verify(struct smtp_sess *s, struct span msg, struct span header,
     struct smtp_auth_checks *a)
 {
@@ -134,27 +243,26 @@ smtp_auth_verify(struct smtp_sess *s, struct span msg, struct span header,
 	struct config *cfg = config_get();
 	struct dkim_verify_opts o = { 0 };
 	struct spf_args *sa = &a->spf_args;
+	struct net_job *spf_job = NULL;
+	struct spf_job *spf_arg = NULL;
 	const char *why = NULL;
+	int64_t deadline;
 	uint8_t rnd;
 
-	sa->remote_ip = s->remote_ip;
-	sa->mailfrom_local = s->mail.null_path ? NULL : s->mail.from.localpart;
-	sa->mailfrom_domain = s->mail.null_path ? NULL : s->mail.from.domain;
-	sa->helo = s->hello;
-	sa->local_hostname = s->srv->hostname;
+	smtp_auth_spf_args(s, sa);
 	a->from_domain = from_domain(header);
 	if (r == NULL)
 		goto out;
-	if (localserve_spf(s, cfg, a))
+	/* spec/smtp.md 12.1 step 5: SPF on the pool while DKIM verifies
+	 * here, a minute each. */
+	deadline = time_mono_ns() + SMTP_AUTH_VERIFY_MS * NS_PER_MS;
+	if (a->spf_done)
+		log_debug(&s->log, "spf result of the transaction reused",
+		    LF_STR("spf", spf_status_name(a->spf.status)));
+	else if (localserve_spf(s, cfg, a))
 		a->spf_done = true;
-	else {
-		spf_verify(r, sa, &a->spf);
-		a->spf_done = true;
-	}
-	if (a->spf.explanation != NULL)
-		/* spec/auth.md 2: logged only, never echoed. */
-		log_debug(&s->log, "spf explanation",
-		    LF_STR("exp", a->spf.explanation));
+	else
+		spf_job = spf_job_start(s, sa, &spf_arg);
 	/* spec/auth.md 4.4: hosted domains' keys from the config. */
 	if (s->srv->localserve_keys != NULL && a->from_domain != NULL &&
 	    cfg != NULL && config_domain_find(cfg, a->from_domain) != NULL)
@@ -162,11 +270,18 @@ smtp_auth_verify(struct smtp_sess *s, struct span msg, struct span header,
 	o.now = time_wall_ns() / NS_PER_SEC;
 	o.psl = s->srv->p.psl;
 	o.allow_localhost = s->srv->p.localserve;
+	o.deadline_ns = deadline;
 	if (dkim_verify(dkr, &o, msg, &a->dkim, &a->ndkim, &why) == -1) {
 		a->dkim = NULL;
 		a->ndkim = 0;
 		a->dkim_why = why;
 	}
+	if (spf_job != NULL)
+		spf_job_finish(s, spf_job, spf_arg, deadline, a);
+	if (a->spf.explanation != NULL)
+		/* spec/auth.md 2: logged only, never echoed. */
+		log_debug(&s->log, "spf explanation",
+		    LF_STR("exp", a->spf.explanation));
 	if (a->from_domain == NULL)
 		goto out; /* spec/auth.md 5.3: DMARC none */
 	gnutls_rnd(GNUTLS_RND_NONCE, &rnd, 1);
@@ -272,40 +387,139 @@ smtp_auth_headers(const struct smtp_auth_checks *a, const char *hostname,
 
 /* ---- DNSBL (spec/auth.md 6) ---- */
 
+/* One zone's lookup for one connection: a pool job's argument. */
+struct dnsbl_job {
+	struct smtp_server *srv; /* borrowed: outlives net_stop() */
+	const char *zone;        /* borrowed from srv */
+	char ip[64];
+	struct log_ctx log;      /* the connection's */
+	bool usable;             /* the zone is not known to be unhealthy */
+	struct dnsbl_result res; /* when usable; valid once the job is done */
+};
+
+/* The session's lookups, in the listener's zone order. */
+struct smtp_dnsbl {
+	size_t n;
+	struct net_job **jobs;
+	struct dnsbl_job **args; /* borrowed from jobs[i] while held */
+	bool decided;            /* listed is known */
+	bool listed;
+};
+
+static void
+dnsbl_job_run(void *arg)
+{
+	struct dnsbl_job *d = arg;
+	struct smtp_server *srv = d->srv;
+	int64_t t0 = time_mono_ns();
+
+	d->usable = dnsbl_health_usable(srv->dnsbl_health, srv->p.resolver,
+	    d->zone, time_wall_ns() / NS_PER_SEC);
+	if (!d->usable) {
+		log_debug(&d->log, "dnsbl zone unhealthy, skipped",
+		    LF_STR("zone", d->zone));
+		return;
+	}
+	dnsbl_lookup(srv->p.resolver, d->zone, d->ip, &d->res);
+	switch (d->res.status) {
+	case DNSBL_FAIL:
+		log_info(&d->log, "peer listed in dnsbl", LF_STR("zone", d->zone),
+		    LF_STR("remote", d->ip), LF_STR("explanation", d->res.reason),
+		    LF_DUR("delta", time_mono_ns() - t0));
+		break;
+	case DNSBL_PASS:
+		log_debug(&d->log, "peer not listed in dnsbl",
+		    LF_STR("zone", d->zone), LF_STR("remote", d->ip),
+		    LF_DUR("delta", time_mono_ns() - t0));
+		break;
+	case DNSBL_TEMPERROR:
+		log_info(&d->log, "dnsbl lookup failed", LF_STR("zone", d->zone),
+		    LF_STR("remote", d->ip), LF_ERR(d->res.why));
+		break;
+	}
+}
+
+static void
+dnsbl_job_free(void *arg)
+{
+	struct dnsbl_job *d = arg;
+
+	dnsbl_result_release(&d->res);
+	free(d);
+}
+
+void
+smtp_auth_dnsbl_start(struct smtp_sess *s)
+{
+	struct smtp_server *srv = s->srv;
+	struct net_reactor *r;
+	struct smtp_dnsbl *b;
+
+	if (srv->p.resolver == NULL || srv->p.ndnsbls == 0 || s->dnsbl != NULL)
+		return;
+	r = net_conn_reactor(s->c);
+	b = xcalloc(1, sizeof(*b));
+	b->n = srv->p.ndnsbls;
+	b->jobs = xcalloc(b->n, sizeof(*b->jobs));
+	b->args = xcalloc(b->n, sizeof(*b->args));
+	for (size_t i = 0; i < b->n; i++) {
+		struct dnsbl_job *d = xcalloc(1, sizeof(*d));
+
+		d->srv = srv;
+		d->zone = srv->p.dnsbls[i];
+		snprintf(d->ip, sizeof(d->ip), "%s", s->remote_ip);
+		d->log = s->log;
+		b->args[i] = d;
+		b->jobs[i] = net_job_start(r, dnsbl_job_run, dnsbl_job_free, d);
+	}
+	s->dnsbl = b;
+	log_debug(&s->log, "dnsbl lookups started",
+	    LF_STR("remote", s->remote_ip), LF_U64("zones", b->n));
+}
+
 bool
 smtp_auth_dnsbl_listed(struct smtp_sess *s)
 {
-	struct smtp_server *srv = s->srv;
-	int64_t now = time_wall_ns() / NS_PER_SEC;
+	struct smtp_dnsbl *b = s->dnsbl;
+	int64_t deadline;
 
-	if (s->dnsbl_checked)
-		return s->dnsbl_listed;
-	s->dnsbl_checked = true;
-	for (size_t i = 0; srv->p.resolver != NULL && i < srv->p.ndnsbls; i++) {
-		const char *zone = srv->p.dnsbls[i];
-		struct dnsbl_result res;
+	if (b == NULL)
+		return false;
+	if (b->decided)
+		return b->listed;
+	b->decided = true;
+	deadline = time_mono_ns() + SMTP_DNSBL_WAIT_MS * NS_PER_MS;
+	for (size_t i = 0; i < b->n && !b->listed; i++) {
+		const struct dnsbl_job *d = b->args[i];
 
-		if (!dnsbl_health_usable(srv->dnsbl_health, srv->p.resolver, zone,
-			now)) {
-			log_debug(&s->log, "dnsbl zone unhealthy, skipped",
-			    LF_STR("zone", zone));
+		if (!net_job_wait(b->jobs[i], deadline)) {
+			log_info(&s->log, "dnsbl lookup not done in time, zone "
+					  "skipped",
+			    LF_STR("zone", d->zone));
 			continue;
 		}
-		dnsbl_lookup(srv->p.resolver, zone, s->remote_ip, &res);
-		if (res.status == DNSBL_FAIL) {
-			log_info(&s->log, "peer listed in dnsbl",
-			    LF_STR("zone", zone), LF_STR("remote", s->remote_ip),
-			    LF_STR("explanation", res.reason));
-			s->dnsbl_listed = true;
-		} else if (res.status == DNSBL_TEMPERROR) {
-			log_info(&s->log, "dnsbl lookup failed",
-			    LF_STR("zone", zone), LF_ERR(res.why));
-		}
-		dnsbl_result_release(&res);
-		if (s->dnsbl_listed)
-			break;
+		/* spec/smtp.md 12.2 step 14: only healthy zones count. */
+		b->listed = d->usable && d->res.status == DNSBL_FAIL;
+		if (b->listed)
+			log_debug(&s->log, "dnsbl listing applies",
+			    LF_STR("zone", d->zone));
 	}
-	return s->dnsbl_listed;
+	return b->listed;
+}
+
+void
+smtp_auth_dnsbl_end(struct smtp_sess *s)
+{
+	struct smtp_dnsbl *b = s->dnsbl;
+
+	if (b == NULL)
+		return;
+	for (size_t i = 0; i < b->n; i++)
+		net_job_put(b->jobs[i]);
+	free(b->jobs);
+	free(b->args);
+	free(b);
+	s->dnsbl = NULL;
 }
 
 /* ---- DKIM signing (spec/auth.md 4.3) ---- */

@@ -8,7 +8,11 @@
  * is here too.
  *
  * Threads: the session's worker; everything blocks on DNS (never the
- * reactor).
+ * reactor). Work that runs beside the session goes to the worker pool as
+ * net jobs (net.h): the DNSBL lookups, started when the connection is
+ * accepted, and the SPF evaluation, run while DKIM verifies on the
+ * session's worker. Their arguments are copies owned by the job, so a
+ * job that outlives its session touches nothing freed.
  */
 #ifndef SMTP_SMTP_AUTH_CHECKS_H
 #define SMTP_SMTP_AUTH_CHECKS_H
@@ -25,6 +29,11 @@
 struct buf;
 struct config;
 struct smtp_sess;
+
+#define SMTP_AUTH_VERIFY_MS 60000 /* spec/smtp.md 12.1 step 5: SPF, and
+				   * DKIM of all signatures, 1 minute each */
+#define SMTP_DNSBL_WAIT_MS 20000  /* the decision waits this long for
+				   * DNSBL lookups still running */
 
 /* The verdicts of one incoming message. Release with
  * smtp_auth_checks_release(). */
@@ -46,8 +55,18 @@ struct smtp_auth_checks {
 
 /* The iprev check of the session's peer (port 25, just after DATA). */
 void smtp_auth_iprev(struct smtp_sess *s, struct smtp_auth_checks *a);
+/* The SPF facts of the session's transaction (peer IP, MAIL FROM, EHLO,
+ * our hostname) into *sa; strings borrowed from the session until the
+ * transaction is reset. */
+void smtp_auth_spf_args(struct smtp_sess *s, struct spf_args *sa);
 /* SPF, DKIM and DMARC for msg (the data as received) whose header
- * section is header. Needs smtp_auth_iprev() first. */
+ * section is header. Needs smtp_auth_iprev() first. SPF runs as a job
+ * on the worker pool while DKIM verifies here (spec/smtp.md 12.1 step
+ * 5); each gets SMTP_AUTH_VERIFY_MS: SPF still running then counts as
+ * temperror, DKIM signatures whose key was not fetched by then as
+ * temperror. When a->spf_done is already set, a->spf holds the SPF
+ * result computed earlier in the transaction (for the same
+ * smtp_auth_spf_args()) and is used as it is. */
 void smtp_auth_verify(struct smtp_sess *s, struct span msg,
     struct span header, struct smtp_auth_checks *a);
 void smtp_auth_checks_release(struct smtp_auth_checks *a);
@@ -59,9 +78,22 @@ void smtp_auth_headers(const struct smtp_auth_checks *a,
     const char *hostname, bool smtputf8, const char *overrides,
     struct buf *out);
 
-/* SMTP.DNSBLs of the listener, in order: whether a healthy zone lists the
- * peer (spec/smtp.md 12.2 step 14). Looked up once per connection. */
+/* Start looking up the peer in the listener's SMTP.DNSBLs, one pool job
+ * per zone, each checking the zone's health first (RFC 5782 5); the
+ * results stay with the session. Called once the connection is
+ * accepted; never blocks. Nothing happens without zones or a resolver. */
+void smtp_auth_dnsbl_start(struct smtp_sess *s);
+/* Whether a healthy zone of SMTP.DNSBLs lists the peer, zones in order
+ * (spec/smtp.md 12.2 step 14), from the lookups started at connect:
+ * waits up to SMTP_DNSBL_WAIT_MS for those still running (a zone whose
+ * lookup is not done by then does not list the peer); a lookup no
+ * worker has taken yet runs here. The answer is kept for the rest of
+ * the connection. Blocks: the session's worker. */
 bool smtp_auth_dnsbl_listed(struct smtp_sess *s);
+/* Drop the session's hold on its DNSBL lookups (the connection ends):
+ * lookups not started yet are cancelled, running ones finish and free
+ * themselves. Never blocks. */
+void smtp_auth_dnsbl_end(struct smtp_sess *s);
 
 /* DKIM-sign a submitted message (spec/auth.md 4.3) with the selectors of
  * the From domain's DKIM.Sign: from_lp/from_dom are the From address,

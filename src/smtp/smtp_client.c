@@ -910,7 +910,7 @@ send_data(struct smtp_client *c, const struct smtp_client_tx *tx,
 
 	for (;;) {
 		const char *p;
-		size_t n;
+		size_t n, start;
 
 		if (src == 0) {
 			p = tx->prefix != NULL ? tx->prefix : "";
@@ -933,6 +933,9 @@ send_data(struct smtp_client *c, const struct smtp_client_tx *tx,
 			p = chunk;
 			n = (size_t)r;
 		}
+		/* Bytes are copied in runs; a run ends before a dot that
+		 * needs stuffing. */
+		start = 0;
 		for (size_t i = 0; i < n; i++) {
 			char ch = p[i];
 
@@ -946,12 +949,15 @@ send_data(struct smtp_client *c, const struct smtp_client_tx *tx,
 				    "message contains bare newline");
 				return 1;
 			}
-			if (bol && ch == '.')
+			if (bol && ch == '.') {
+				buf_add(&c->w, p + start, i - start);
 				buf_addc(&c->w, '.');
-			buf_addc(&c->w, ch);
+				start = i;
+			}
 			cr = ch == '\r';
 			bol = ch == '\n';
 		}
+		buf_add(&c->w, p + start, n - start);
 		if (c->w.len >= CLIENT_CHUNK && flush_out(c, res) == -1)
 			return -1;
 	}
@@ -975,16 +981,21 @@ transaction(struct smtp_client *c, const struct smtp_client_tx *tx,
 {
 	const struct smtp_client_ext *e = &c->ext;
 	size_t nok = 0, sent = 0;
-	bool stop = false;
+	bool stop = false, rset = false;
 	int r;
 
-	if (c->used) {
+	/* spec/queue.md 7: RSET before a follow-up transaction; RFC 2920
+	 * 3.1: with PIPELINING it goes in the same group as MAIL. */
+	if (c->used && !e->pipelining) {
 		if (command(c, res, "RSET") == -1)
 			return -1;
 		if (c->rp.code != 250) {
 			result_reply(res, &c->rp, "rset");
 			return -1;
 		}
+	} else if (c->used) {
+		buf_adds(&c->w, "RSET\r\n");
+		rset = true;
 	}
 	c->used = true;
 	buf_addf(&c->w, "MAIL FROM:<%s>", tx->mailfrom);
@@ -1005,6 +1016,16 @@ transaction(struct smtp_client *c, const struct smtp_client_tx *tx,
 	}
 	if (flush_out(c, res) == -1 || read_reply(c, res) == -1)
 		return -1;
+	if (rset) {
+		if (c->rp.code != 250) {
+			/* The replies to the rest of the group are unread. */
+			result_reply(res, &c->rp, "rset");
+			c->broken = true;
+			return -1;
+		}
+		if (read_reply(c, res) == -1)
+			return -1;
+	}
 	if (c->rp.code != 250) {
 		/* spec/queue.md 7: MAIL's error even if the server then
 		 * drops the connection. */

@@ -6,7 +6,10 @@
  * Authentication-Results, RFC 7208 9.1 Received-SPF, RFC 9228
  * Delivered-To, Return-Path), the DMARC evaluations kept for aggregate
  * reports (RFC 7489 7.2, spec/auth.md 9.2) and delivery into the store,
- * durable before the reply (DESIGN.md "Data directory").
+ * durable before the reply (DESIGN.md "Data directory"). Recipients go
+ * in the order account, alias (each member analysed on its own,
+ * spec/smtp.md 9 "Aliases"), unknown; when some fail and others not, a
+ * DSN is queued (smtp_dsn.c, spec/smtp.md 12.4).
  *
  * Trust: the message and envelope come from an unauthenticated peer;
  * header values written by us are our own text or validated addresses.
@@ -29,6 +32,7 @@
 #include "lib/timeutil.h"
 #include "lib/xmalloc.h"
 #include "maildir/store.h"
+#include "maildir/store_reputation.h"
 #include "message/message.h"
 #include "net/net.h"
 #include "reports/reports.h"
@@ -222,11 +226,62 @@ reject(struct smtp_decision *out, const char *reason)
 	out->reason = reason;
 }
 
+/* Step 10, 11: methods without sender-address history. */
+static bool
+weak_method(const char *m)
+{
+	return strcmp(m, "dkimspf") == 0 || strcmp(m, "ip1") == 0 ||
+	    strcmp(m, "ip2") == 0 || strcmp(m, "ip3") == 0 ||
+	    strcmp(m, "none") == 0;
+}
+
+/* Steps 8-11. Returns 1 when the decision is made (accepted or
+ * rejected), 0 to continue with the content checks, -1 on a reputation
+ * error. */
+static int
+decide_reputation(const struct smtp_decision_in *in,
+    struct smtp_decision *out)
+{
+	struct store_rep_result rep = { STORE_REP_UNKNOWN, false, "none" };
+
+	if (in->reputation != NULL &&
+	    in->reputation(in->reputation_arg, in, out->mailbox,
+		out->fwd_domain, &rep) == -1)
+		return -1;
+	out->method = rep.method;
+	out->rep_junk = rep.junk;
+	out->rep_conclusive = rep.conclusive;
+	if (rep.conclusive && rep.junk == STORE_REP_HAM) {
+		out->reason = rep.method; /* step 8 */
+		return 1;
+	}
+	if (rep.conclusive && rep.junk == STORE_REP_JUNK) {
+		reject(out, rep.method);
+		return 1;
+	}
+	if (in->report) {
+		out->reason = "reporting"; /* step 9 */
+		return 1;
+	}
+	if (!weak_method(rep.method))
+		return 0;
+	if (in->spf == SMTP_AUTH_FAIL || in->spf == SMTP_AUTH_SOFTFAIL) {
+		reject(out, "spf-policy"); /* step 10 */
+		return 1;
+	}
+	if (in->iprev != SMTP_AUTH_PASS && rep.junk == STORE_REP_JUNK) {
+		reject(out, "iprev"); /* step 11: suspicious iprev, junk signal */
+		return 1;
+	}
+	return 0;
+}
+
 void
 smtp_decide(const struct smtp_decision_in *in, struct smtp_decision *out)
 {
 	const struct config_ruleset *rs;
 	const char *rate;
+	int r;
 
 	memset(out, 0, sizeof(*out));
 	out->kind = SMTP_DECIDE_ACCEPT;
@@ -257,6 +312,8 @@ smtp_decide(const struct smtp_decision_in *in, struct smtp_decision *out)
 	}
 	/* Step 4: a forwarding ruleset disables DMARC rejection. */
 	out->forwarded = rs != NULL && rs->is_forward;
+	if (out->forwarded && rs->verified_domain != NULL)
+		out->fwd_domain = xstrdup(rs->verified_domain);
 	if (in->dmarc == SMTP_AUTH_FAIL && in->dmarc_reject_policy &&
 	    in->dmarc_use && !out->forwarded) {
 		/* Step 5: DMARC reject without an aligned pass. */
@@ -264,15 +321,26 @@ smtp_decide(const struct smtp_decision_in *in, struct smtp_decision *out)
 		out->code = 550;
 		out->ecode = "5.7.26";
 		out->text = "rejecting per dmarc policy";
-	} else if (in->spf == SMTP_AUTH_FAIL || in->spf == SMTP_AUTH_SOFTFAIL) {
-		/* Steps 8, 10: no sender history is kept yet, so the
-		 * reputation method is always "none". Step 11 needs a weak
-		 * junk signal from reputation, which "none" never gives. */
-		reject(out, "spf-policy");
-	} else if (in->junk_known && in->junk_prob > 0.95) {
-		reject(out, "junk-content"); /* step 13 */
-	} else if (in->dnsbl_listed != NULL && in->dnsbl_listed(in->dnsbl_arg)) {
-		reject(out, "dns-blocklisted"); /* step 14 */
+		goto rejected;
+	}
+	r = decide_reputation(in, out);
+	if (r == -1) {
+		/* Not kept: the account's index just failed. */
+		out->kind = SMTP_DECIDE_REJECT;
+		out->reason = "reputation-error";
+		out->code = 451;
+		out->ecode = "4.3.0";
+		out->text = "error processing";
+		return;
+	}
+	if (r == 1 && out->kind == SMTP_DECIDE_ACCEPT)
+		return;
+	if (r == 0) {
+		if (in->junk_known && in->junk_prob > 0.95)
+			reject(out, "junk-content"); /* step 13 */
+		else if (in->dnsbl_listed != NULL &&
+		    in->dnsbl_listed(in->dnsbl_arg))
+			reject(out, "dns-blocklisted"); /* step 14 */
 	}
 	if (out->kind == SMTP_DECIDE_REJECT_KEEP && out->code == 0) {
 		/* spec/smtp.md 12.2: deliberately temporary and vague. */
@@ -280,6 +348,7 @@ smtp_decide(const struct smtp_decision_in *in, struct smtp_decision *out)
 		out->ecode = "4.3.0";
 		out->text = "error processing";
 	}
+rejected:
 	if (out->kind != SMTP_DECIDE_ACCEPT && rs != NULL &&
 	    rs->accept_rejects_to_mailbox != NULL) {
 		free(out->mailbox);
@@ -296,6 +365,8 @@ smtp_decision_release(struct smtp_decision *d)
 		return;
 	free(d->mailbox);
 	d->mailbox = NULL;
+	free(d->fwd_domain);
+	d->fwd_domain = NULL;
 }
 
 /* ---- headers ---- */
@@ -567,6 +638,7 @@ struct rcpt_err {
 	int code;
 	const char *ecode;
 	const char *text;
+	const struct smtp_rcpt_ent *e; /* the failed recipient */
 };
 
 static size_t
@@ -796,35 +868,396 @@ map_data(struct smtp_sess *s, void **map_out, size_t *len_out)
 	return span_of(*map_out, *len_out);
 }
 
+/* What the recipients of one incoming message share. */
+struct incoming {
+	struct smtp_sess *s;
+	struct config *cfg;         /* reference; may be NULL */
+	struct smtp_auth_checks ac;
+	const char **dkim_pass;     /* passing DKIM d= domains */
+	size_t ndkim_pass;
+	struct buf header;          /* header section as received */
+	struct buf mailfrom;        /* MAIL FROM address, "" for <> */
+	struct buf msgfrom;         /* localpart@domain of From, or "" */
+	struct buf from_canon;      /* From in canonical form (smtp_alias.c) */
+	char **explicit_rcpts;      /* canonical account recipients */
+	size_t nexplicit;
+	size_t size;                /* message as received */
+	bool utf8msg;
+	struct reports *rep;
+	struct rcpt_err *errs;      /* at most one per recipient */
+	size_t nerr;
+};
+
+/* A place the message goes: an account recipient, or a member of an
+ * alias recipient. Strings borrowed. */
+struct target {
+	const struct smtp_rcpt_ent *e; /* the recipient as given */
+	const char *account;
+	const char *mailbox;        /* destination mailbox */
+	const char *dest_key;
+	const char *lp, *dom;       /* stored as the message's RCPT TO */
+	const char *delivered_to;   /* RFC 9228 */
+	bool evaluate;              /* keeps the DMARC evaluation */
+};
+
+static void
+add_err(struct incoming *in, const struct smtp_rcpt_ent *e, int code,
+    const char *ecode, const char *text)
+{
+	in->errs[in->nerr++] = (struct rcpt_err){ code, ecode, text, e };
+}
+
+/* spec/smtp.md 12.2 and 12.3 steps 1-2 for one target: the decision and
+ * the prefix stored with the message. -1 (logged) when the account's
+ * deliveries could not be counted; dec is then empty. */
+static int
+analyse(struct incoming *in, const struct target *t,
+    struct smtp_decision *dec, struct buf *prefix)
+{
+	struct smtp_sess *s = in->s;
+	const struct smtp_auth_checks *ac = &in->ac;
+	struct smtp_decision_in din = { 0 };
+	struct store_delivery_counts rate_minute, rate_day;
+	struct buf over, addr;
+	bool rate_check;
+
+	memset(dec, 0, sizeof(*dec));
+	if (rate_counts(s, t->account, &rate_minute, &rate_day, &rate_check) ==
+	    -1)
+		return -1;
+	if (rate_check) {
+		din.rate_minute = &rate_minute;
+		din.rate_day = &rate_day;
+		din.size = (int64_t)in->size;
+	}
+	din.account = in->cfg != NULL ? config_account_find(in->cfg, t->account)
+				      : NULL;
+	din.account_name = t->account;
+	din.dest_key = t->dest_key;
+	din.dest_mailbox = t->mailbox;
+	din.mailfrom = in->mailfrom.data;
+	din.msgfrom = in->msgfrom.data;
+	din.header = span_of_buf(&in->header);
+	din.tls = s->tls;
+	din.iprev = iprev_verdict(ac);
+	din.spf = spf_verdict(ac);
+	din.dmarc = dmarc_verdict(ac);
+	din.dmarc_reject_policy = ac->dmarc_done && ac->dmarc.reject;
+	din.dmarc_use = ac->dmarc_done && ac->dmarc.use;
+	if (ac->spf_done && ac->spf.status == SPF_PASS) {
+		if (ac->spf.identity == SPF_ID_MAILFROM)
+			din.spf_pass_domain = ac->spf.domain;
+		else if (ac->spf.identity == SPF_ID_HELO)
+			din.ehlo_pass_domain = ac->spf.domain;
+	}
+	din.dkim_pass_domains = in->dkim_pass;
+	din.ndkim_pass = in->ndkim_pass;
+	din.dnsbl_listed = dnsbl_cb;
+	din.dnsbl_arg = s;
+	smtp_decide(&din, dec);
+	/* spec/smtp.md 12.3 step 1: DMARC overrides. */
+	buf_init(&over, 256);
+	if (dec->mailing_list)
+		buf_adds(&over, "mailing_list");
+	if (dec->forwarded)
+		buf_adds(&over, "forwarded");
+	if (ac->dmarc_done && ac->dmarc.lookup.has_record && ac->dmarc.reject &&
+	    !ac->dmarc.use)
+		buf_addf(&over, "%ssampled_out", over.len > 0 ? "," : "");
+	if (t->evaluate)
+		store_evaluation(s, in->cfg, ac, t->e, dec, &in->rep);
+	/* spec/smtp.md 10: the Received for-clause has the RCPT TO as given,
+	 * Delivered-To the final address (for aliases the member). */
+	buf_init(&addr, 1024);
+	if (t->e->postmaster && t->e->addr.domain[0] == '\0')
+		buf_adds(&addr, "postmaster");
+	else
+		smtp_addr_format(&t->e->addr, &addr);
+	buf_reset(prefix);
+	buf_addf(prefix, "X-Mox-Reason: %s\r\n", dec->reason);
+	buf_addf(prefix, "Delivered-To: %s\r\n", t->delivered_to);
+	buf_addf(prefix, "Return-Path: <%s>\r\n", in->mailfrom.data);
+	smtp_auth_headers(ac, s->srv->hostname, in->utf8msg, over.data, prefix);
+	smtp_received(s, s->nrcpts == 1 ? addr.data : NULL, in->utf8msg,
+	    ac->iprev_done ? ac->iprev.name : NULL, prefix);
+	buf_release(&over);
+	buf_release(&addr);
+	return 0;
+}
+
+/* spec/smtp.md 12.3 step 3: a refused target, kept in the account's
+ * Rejects mailbox when the decision says so. */
+static void
+keep_reject(struct incoming *in, const struct target *t,
+    const struct smtp_decision *dec, const struct buf *prefix)
+{
+	struct smtp_sess *s = in->s;
+	const struct config_account *ca = in->cfg != NULL
+	    ? config_account_find(in->cfg, t->account)
+	    : NULL;
+	const char *why = NULL;
+
+	if (dec->kind == SMTP_DECIDE_REJECT_KEEP && ca != NULL &&
+	    ca->rejects_mailbox != NULL && ca->rejects_mailbox[0] != '\0')
+		smtp_store_deliver(s, t->account, ca->rejects_mailbox, prefix,
+		    true, STORE_F_SEEN, t->lp, t->dom, &why);
+	s->slow = true;
+	log_info(&s->log, "incoming message rejected",
+	    LF_STR("reason", dec->reason), LF_STR("rcpt", t->delivered_to));
+}
+
+/* spec/smtp.md 12.3 step 6: store an accepted message. 0, or -1 with
+ * *quota_out set when the account's quota was the reason. */
+static int
+store_target(struct incoming *in, const struct target *t,
+    const struct smtp_decision *dec, const struct buf *prefix,
+    bool *quota_out)
+{
+	const char *why = NULL;
+
+	*quota_out = false;
+	if (smtp_store_deliver(in->s, t->account, dec->mailbox, prefix,
+		dec->mark_reject, dec->mark_reject ? STORE_F_SEEN : 0, t->lp,
+		t->dom, &why) == 0)
+		return 0;
+	*quota_out = why != NULL && strcmp(why, "quota") == 0;
+	return -1;
+}
+
+/* An account recipient. true when delivered, else an error is added. */
+static bool
+deliver_account(struct incoming *in, const struct smtp_rcpt_ent *e)
+{
+	struct smtp_decision dec;
+	struct buf prefix, addr;
+	struct target t;
+	bool quota, ok = false;
+
+	buf_init(&prefix, SMTP_PREFIX_MAX);
+	buf_init(&addr, 1024);
+	if (e->postmaster && e->addr.domain[0] == '\0')
+		buf_adds(&addr, "postmaster");
+	else
+		smtp_addr_format(&e->addr, &addr);
+	t = (struct target){ e, e->account, e->mailbox, e->dest_key,
+		e->addr.localpart, e->addr.domain, addr.data, true };
+	if (analyse(in, &t, &dec, &prefix) == -1) {
+		add_err(in, e, 451, "4.3.0", "error processing");
+	} else if (dec.kind != SMTP_DECIDE_ACCEPT) {
+		keep_reject(in, &t, &dec, &prefix);
+		add_err(in, e, dec.code, dec.ecode, dec.text);
+	} else if (store_target(in, &t, &dec, &prefix, &quota) == 0) {
+		ok = true;
+	} else if (quota) {
+		add_err(in, e, 452, "4.2.2", "account storage full");
+	} else {
+		add_err(in, e, 451, "4.3.0", "error processing");
+	}
+	smtp_decision_release(&dec);
+	buf_release(&prefix);
+	buf_release(&addr);
+	return ok;
+}
+
+/* spec/smtp.md 9 "Aliases": an alias recipient. The From must be allowed
+ * to post; every member but the From and the explicit recipients is
+ * analysed on its own; when any accepts, all of them get the message.
+ * true when the recipient counts as delivered, else an error is added. */
+static bool
+deliver_alias(struct incoming *in, const struct smtp_rcpt_ent *e)
+{
+	const struct smtp_alias_info *al = e->alias;
+	size_t n = al->nmembers > 0 ? al->nmembers : 1;
+	struct target *t = xcalloc(n, sizeof(*t));
+	struct smtp_decision *dec = xcalloc(n, sizeof(*dec));
+	struct buf *prefix = xcalloc(n, sizeof(*prefix));
+	char **mlp = xcalloc(n, sizeof(*mlp));
+	bool *analysed = xcalloc(n, sizeof(*analysed));
+	size_t nanalysed = 0, nerrored = 0, ndelivered = 0, nfailed = 0;
+	size_t first_reject = SIZE_MAX;
+	bool accept = false, ok = false, quota;
+
+	for (size_t i = 0; i < n; i++)
+		buf_init(&prefix[i], SMTP_PREFIX_MAX);
+	if (in->cfg == NULL) {
+		add_err(in, e, 451, "4.3.0", "error processing");
+		goto out;
+	}
+	if (!smtp_alias_may_post(al, in->from_canon.data)) {
+		add_err(in, e, 550, "5.7.2", "not allowed to send to destination");
+		log_info(&in->s->log, "message refused for alias",
+		    LF_STR("alias", al->addr),
+		    LF_STR("msgfrom", in->msgfrom.data));
+		goto out;
+	}
+	for (size_t i = 0; i < al->nmembers; i++) {
+		const char *m = al->members[i], *at = strrchr(m, '@');
+		struct config_dest_ref ref;
+
+		if (at == NULL ||
+		    smtp_alias_member_skip(m, in->from_canon.data,
+			(const char *const *)in->explicit_rcpts, in->nexplicit))
+			continue;
+		mlp[i] = xstrndup(m, (size_t)(at - m));
+		if (config_lookup_address(in->cfg, mlp[i], at + 1, &ref) == -1) {
+			/* The config changed since RCPT. */
+			log_error(&in->s->log, "alias member has no account",
+			    LF_STR("alias", al->addr), LF_STR("member", m));
+			nerrored++;
+			continue;
+		}
+		t[i] = (struct target){ e, ref.account_name, ref.mailbox,
+			ref.dest_key, mlp[i], at + 1, m, nanalysed == 0 };
+		if (analyse(in, &t[i], &dec[i], &prefix[i]) == -1) {
+			nerrored++;
+			continue;
+		}
+		analysed[i] = true;
+		nanalysed++;
+		if (dec[i].kind == SMTP_DECIDE_ACCEPT)
+			accept = true;
+		else if (first_reject == SIZE_MAX)
+			first_reject = i;
+	}
+	if (!accept) {
+		for (size_t i = 0; i < n; i++)
+			if (analysed[i])
+				keep_reject(in, &t[i], &dec[i], &prefix[i]);
+		if (first_reject != SIZE_MAX)
+			add_err(in, e, dec[first_reject].code,
+			    dec[first_reject].ecode, dec[first_reject].text);
+		else if (nerrored > 0)
+			add_err(in, e, 451, "4.3.0", "error processing");
+		else
+			ok = true; /* every member excluded: nothing to do */
+		goto out;
+	}
+	/* Quota errors of one member do not stop the others. */
+	for (size_t i = 0; i < n; i++) {
+		if (!analysed[i])
+			continue;
+		if (store_target(in, &t[i], &dec[i], &prefix[i], &quota) == 0)
+			ndelivered++;
+		else if (!quota)
+			nfailed++;
+	}
+	if (ndelivered > 0)
+		ok = true;
+	else if (nfailed == 0 && nerrored == 0)
+		add_err(in, e, 452, "4.2.2", "account storage full");
+	else
+		add_err(in, e, 451, "4.3.0", "error processing");
+out:
+	for (size_t i = 0; i < n; i++) {
+		smtp_decision_release(&dec[i]);
+		buf_release(&prefix[i]);
+		free(mlp[i]);
+	}
+	free(t);
+	free(dec);
+	free(prefix);
+	free(mlp);
+	free(analysed);
+	return ok;
+}
+
+/* spec/smtp.md 12.4: some recipients failed, others got the message. */
+static void
+queue_partial_dsn(struct incoming *in)
+{
+	struct smtp_rcpt_fail *f = xcalloc(in->nerr, sizeof(*f));
+	struct buf *addr = xcalloc(in->nerr, sizeof(*addr));
+
+	for (size_t i = 0; i < in->nerr; i++) {
+		const struct smtp_rcpt_ent *e = in->errs[i].e;
+
+		buf_init(&addr[i], 1024);
+		if (e->postmaster && e->addr.domain[0] == '\0')
+			buf_adds(&addr[i], "postmaster");
+		else
+			smtp_addr_format(&e->addr, &addr[i]);
+		f[i] = (struct smtp_rcpt_fail){ addr[i].data, in->errs[i].code,
+			in->errs[i].ecode, in->errs[i].text };
+	}
+	smtp_dsn_queue(in->s, in->cfg, span_of_buf(&in->header), f, in->nerr);
+	for (size_t i = 0; i < in->nerr; i++)
+		buf_release(&addr[i]);
+	free(addr);
+	free(f);
+}
+
+/* The From address (exactly the first one) in plain and canonical form. */
+static void
+from_address(struct incoming *in)
+{
+	struct span v;
+	struct message_addr_list l = { 0 };
+	const char *why;
+
+	if (message_header_find(span_of_buf(&in->header), "From", &v) == 0 &&
+	    message_addr_parse(v, &l, &why) == 0) {
+		const struct message_address *a = message_addr_first(&l);
+
+		if (a != NULL && a->user != NULL && a->host != NULL) {
+			buf_addf(&in->msgfrom, "%s@%s", a->user, a->host);
+			if (in->cfg != NULL)
+				smtp_alias_canonical(in->cfg, a->user, a->host,
+				    &in->from_canon);
+		}
+	}
+	message_addr_list_release(&l);
+	if (buf_failed(&in->from_canon))
+		buf_truncate(&in->from_canon, 0);
+}
+
+/* Canonical addresses of the account recipients: alias members among
+ * them get no second copy. */
+static void
+explicit_rcpts(struct incoming *in)
+{
+	struct smtp_sess *s = in->s;
+
+	in->explicit_rcpts = xcalloc(s->nrcpts, sizeof(*in->explicit_rcpts));
+	for (size_t i = 0; i < s->nrcpts && in->cfg != NULL; i++) {
+		const struct smtp_rcpt_ent *e = &s->rcpts[i];
+		struct buf b;
+
+		if (e->unknown || e->alias != NULL || e->account == NULL)
+			continue;
+		buf_init(&b, 1024);
+		smtp_alias_canonical(in->cfg, e->addr.localpart, e->addr.domain,
+		    &b);
+		if (!buf_failed(&b))
+			in->explicit_rcpts[in->nexplicit++] = buf_take(&b);
+		buf_release(&b);
+	}
+}
+
 void
 smtp_deliver_incoming(struct smtp_sess *s)
 {
-	struct buf header, prefix, addr, mailfrom, msgfrom, over;
-	struct rcpt_err *errs = xcalloc(s->nrcpts, sizeof(*errs));
-	struct config *cfg = config_get();
-	struct smtp_auth_checks ac;
-	struct reports *rep = NULL;
-	const char **dkim_pass = NULL;
-	size_t nerr = 0, ndelivered = 0, nunknown = 0, ndkim_pass = 0;
-	bool utf8msg, timeout = false;
+	struct incoming in;
+	size_t nok = 0, nunknown = 0;
+	bool timeout = false;
 	void *map = MAP_FAILED;
 	size_t maplen = 0;
 
-	memset(&ac, 0, sizeof(ac));
-	buf_init(&header, SMTP_HEADER_MAX);
-	buf_init(&prefix, SMTP_PREFIX_MAX);
-	buf_init(&addr, 1024);
-	buf_init(&mailfrom, 1024);
-	buf_init(&msgfrom, 1024);
-	buf_init(&over, 256);
-	read_header(s, &header);
-	utf8msg = smtp_sess_needs_smtputf8(s, span_of_buf(&header));
-	if (s->srv->p.pedantic && utf8msg && !s->mail.smtputf8) {
+	memset(&in, 0, sizeof(in));
+	in.s = s;
+	in.cfg = config_get();
+	in.errs = xcalloc(s->nrcpts > 0 ? s->nrcpts : 1, sizeof(*in.errs));
+	buf_init(&in.header, SMTP_HEADER_MAX);
+	buf_init(&in.mailfrom, 1024);
+	buf_init(&in.msgfrom, 1024);
+	buf_init(&in.from_canon, 1024);
+	read_header(s, &in.header);
+	in.utf8msg = smtp_sess_needs_smtputf8(s, span_of_buf(&in.header));
+	if (s->srv->p.pedantic && in.utf8msg && !s->mail.smtputf8) {
 		smtp_reply(s, 550, "5.6.0", "smtputf8 extension is required but "
 					    "was not added to the MAIL command");
 		goto out;
 	}
-	if (count_received(span_of_buf(&header)) > SMTP_RECEIVED_MAX) {
+	if (count_received(span_of_buf(&in.header)) > SMTP_RECEIVED_MAX) {
 		smtp_reply(s, 550, "5.4.6",
 		    "loop detected, more than 100 Received headers");
 		goto out;
@@ -839,164 +1272,70 @@ smtp_deliver_incoming(struct smtp_sess *s)
 		goto out;
 	}
 	/* spec/smtp.md 12.1 steps 4, 5, 9. */
-	smtp_auth_iprev(s, &ac);
-	smtp_auth_verify(s, map_data(s, &map, &maplen), span_of_buf(&header),
-	    &ac);
-	dkim_pass = xcalloc(ac.ndkim + 1, sizeof(*dkim_pass));
-	for (size_t i = 0; i < ac.ndkim; i++)
-		if (ac.dkim[i].status == DKIM_PASS && ac.dkim[i].sig != NULL)
-			dkim_pass[ndkim_pass++] = ac.dkim[i].sig->domain;
+	smtp_auth_iprev(s, &in.ac);
+	smtp_auth_verify(s, map_data(s, &map, &maplen),
+	    span_of_buf(&in.header), &in.ac);
+	in.size = maplen;
+	in.dkim_pass = xcalloc(in.ac.ndkim + 1, sizeof(*in.dkim_pass));
+	for (size_t i = 0; i < in.ac.ndkim; i++)
+		if (in.ac.dkim[i].status == DKIM_PASS && in.ac.dkim[i].sig != NULL)
+			in.dkim_pass[in.ndkim_pass++] = in.ac.dkim[i].sig->domain;
 	if (!s->mail.null_path)
-		smtp_addr_format(&s->mail.from, &mailfrom);
-	{
-		struct span v;
-		struct message_addr_list l = { 0 };
-		const char *why;
+		smtp_addr_format(&s->mail.from, &in.mailfrom);
+	from_address(&in);
+	explicit_rcpts(&in);
+	/* spec/smtp.md 9: account recipients, then aliases, then unknown. */
+	for (int pass = 0; pass < 3; pass++) {
+		for (size_t i = 0; i < s->nrcpts; i++) {
+			struct smtp_rcpt_ent *e = &s->rcpts[i];
+			int kind = e->unknown ? 2 : e->alias != NULL ? 1 : 0;
+			int code;
+			const char *ecode, *text;
 
-		if (message_header_find(span_of_buf(&header), "From", &v) == 0 &&
-		    message_addr_parse(v, &l, &why) == 0) {
-			const struct message_address *a = message_addr_first(&l);
-
-			if (a != NULL && a->user != NULL && a->host != NULL)
-				buf_addf(&msgfrom, "%s@%s", a->user, a->host);
-		}
-		message_addr_list_release(&l);
-	}
-	for (size_t i = 0; i < s->nrcpts; i++) {
-		struct smtp_rcpt_ent *e = &s->rcpts[i];
-		struct smtp_decision_in din = { 0 };
-		struct smtp_decision dec;
-		struct store_delivery_counts rate_minute, rate_day;
-		bool rate_check;
-		const struct config_account *ca;
-		struct rcpt_err *er = &errs[nerr];
-		const char *why = NULL;
-		int code;
-		const char *ecode, *text;
-
-		if (e->unknown) {
-			*er = (struct rcpt_err){ 550, "5.1.1", "no such user" };
-			nerr++;
-			continue;
-		}
-		if (s->srv->p.localserve &&
-		    smtp_localserve_error(e->addr.localpart, 'd', &code, &ecode,
-			&text)) {
-			if (code == 0) {
-				timeout = true;
-				code = 451;
+			if (kind != pass)
+				continue;
+			if (e->unknown) {
+				add_err(&in, e, 550, "5.1.1", "no such user");
+				continue;
 			}
-			*er = (struct rcpt_err){ code, ecode, text };
-			nerr++;
-			continue;
-		}
-		if (rate_counts(s, e->account, &rate_minute, &rate_day,
-			&rate_check) == -1) {
-			*er = (struct rcpt_err){ 451, "4.3.0", "error processing" };
-			nerr++;
-			continue;
-		}
-		if (rate_check) {
-			din.rate_minute = &rate_minute;
-			din.rate_day = &rate_day;
-			din.size = (int64_t)maplen;
-		}
-		ca = cfg != NULL ? config_account_find(cfg, e->account) : NULL;
-		din.account = ca;
-		din.account_name = e->account;
-		din.dest_key = e->dest_key;
-		din.dest_mailbox = e->mailbox;
-		din.mailfrom = mailfrom.data;
-		din.msgfrom = msgfrom.data;
-		din.header = span_of_buf(&header);
-		din.tls = s->tls;
-		din.iprev = iprev_verdict(&ac);
-		din.spf = spf_verdict(&ac);
-		din.dmarc = dmarc_verdict(&ac);
-		din.dmarc_reject_policy = ac.dmarc_done && ac.dmarc.reject;
-		din.dmarc_use = ac.dmarc_done && ac.dmarc.use;
-		if (ac.spf_done && ac.spf.status == SPF_PASS) {
-			if (ac.spf.identity == SPF_ID_MAILFROM)
-				din.spf_pass_domain = ac.spf.domain;
-			else if (ac.spf.identity == SPF_ID_HELO)
-				din.ehlo_pass_domain = ac.spf.domain;
-		}
-		din.dkim_pass_domains = dkim_pass;
-		din.ndkim_pass = ndkim_pass;
-		din.dnsbl_listed = dnsbl_cb;
-		din.dnsbl_arg = s;
-		smtp_decide(&din, &dec);
-		/* spec/smtp.md 12.3 step 1: DMARC overrides. */
-		buf_reset(&over);
-		if (dec.mailing_list)
-			buf_adds(&over, "mailing_list");
-		if (dec.forwarded)
-			buf_adds(&over, "forwarded");
-		if (ac.dmarc_done && ac.dmarc.lookup.has_record &&
-		    ac.dmarc.reject && !ac.dmarc.use)
-			buf_addf(&over, "%ssampled_out", over.len > 0 ? "," : "");
-		store_evaluation(s, cfg, &ac, e, &dec, &rep);
-		buf_reset(&addr);
-		if (e->postmaster && e->addr.domain[0] == '\0')
-			buf_adds(&addr, "postmaster");
-		else
-			smtp_addr_format(&e->addr, &addr);
-		buf_reset(&prefix);
-		buf_addf(&prefix, "X-Mox-Reason: %s\r\n", dec.reason);
-		buf_addf(&prefix, "Delivered-To: %s\r\n", addr.data);
-		buf_addf(&prefix, "Return-Path: <%s>\r\n", mailfrom.data);
-		smtp_auth_headers(&ac, s->srv->hostname, utf8msg, over.data,
-		    &prefix);
-		smtp_received(s, s->nrcpts == 1 ? addr.data : NULL, utf8msg,
-		    ac.iprev_done ? ac.iprev.name : NULL, &prefix);
-		if (dec.kind == SMTP_DECIDE_ACCEPT) {
-			if (smtp_store_deliver(s, e->account, dec.mailbox, &prefix,
-				dec.mark_reject,
-				dec.mark_reject ? STORE_F_SEEN : 0,
-				e->addr.localpart, e->addr.domain, &why) == 0) {
-				ndelivered++;
-			} else {
-				*er = strcmp(why, "quota") == 0
-				    ? (struct rcpt_err){ 452, "4.2.2",
-					  "account storage full" }
-				    : (struct rcpt_err){ 451, "4.3.0",
-					  "error processing" };
-				nerr++;
+			if (s->srv->p.localserve &&
+			    smtp_localserve_error(e->addr.localpart, 'd', &code,
+				&ecode, &text)) {
+				if (code == 0) {
+					timeout = true;
+					code = 451;
+				}
+				add_err(&in, e, code, ecode, text);
+				continue;
 			}
-		} else {
-			if (dec.kind == SMTP_DECIDE_REJECT_KEEP && ca != NULL &&
-			    ca->rejects_mailbox != NULL &&
-			    ca->rejects_mailbox[0] != '\0')
-				smtp_store_deliver(s, e->account,
-				    ca->rejects_mailbox, &prefix, true,
-				    STORE_F_SEEN, e->addr.localpart,
-				    e->addr.domain, &why);
-			s->slow = true;
-			*er = (struct rcpt_err){ dec.code, dec.ecode, dec.text };
-			nerr++;
-			log_info(&s->log, "incoming message rejected",
-			    LF_STR("reason", dec.reason),
-			    LF_STR("rcpt", addr.data));
+			if (e->alias != NULL ? deliver_alias(&in, e)
+					     : deliver_account(&in, e))
+				nok++;
 		}
-		smtp_decision_release(&dec);
 	}
-	if (timeout && ndelivered == 0)
+	if (timeout && nok == 0) {
 		smtp_reply_later(s, 3600 * 1000, 451, "4.0.0", "timeout", false);
-	else
-		reply_result(s, errs, nerr, ndelivered);
+	} else {
+		/* spec/smtp.md 12.4, 18: no DSN to <> or in localserve. */
+		if (in.nerr > 0 && nok > 0 && !s->mail.null_path &&
+		    !s->srv->p.localserve && in.cfg != NULL)
+			queue_partial_dsn(&in);
+		reply_result(s, in.errs, in.nerr, nok);
+	}
 out:
 	if (map != MAP_FAILED)
 		munmap(map, maplen);
 	smtp_tx_reset(s);
-	smtp_auth_checks_release(&ac);
-	reports_close(rep);
-	free(dkim_pass);
-	free(errs);
-	config_put(cfg);
-	buf_release(&header);
-	buf_release(&prefix);
-	buf_release(&addr);
-	buf_release(&mailfrom);
-	buf_release(&msgfrom);
-	buf_release(&over);
+	smtp_auth_checks_release(&in.ac);
+	reports_close(in.rep);
+	free(in.dkim_pass);
+	for (size_t i = 0; i < in.nexplicit; i++)
+		free(in.explicit_rcpts[i]);
+	free(in.explicit_rcpts);
+	free(in.errs);
+	config_put(in.cfg);
+	buf_release(&in.header);
+	buf_release(&in.mailfrom);
+	buf_release(&in.msgfrom);
+	buf_release(&in.from_canon);
 }

@@ -22,7 +22,12 @@ struct dns_resolver;
 struct net_conn;
 struct queue;
 struct sasl_server;
+struct smtp_dnsbl;
 struct store_delivery_counts;
+struct store_rep_result;
+struct smtp_rep_facts;
+struct smtp_delay;
+struct spf_result;
 
 #define SMTP_IDLE_MS 30000        /* spec/smtp.md 2: 30 s per read */
 #define SMTP_RID_MAX 24           /* received-id text */
@@ -47,6 +52,18 @@ struct smtp_server {
 	struct dns_resolver *localserve_keys; /* localserve DKIM keys */
 };
 
+/* spec/smtp.md 9 "Aliases": an alias recipient as resolved at RCPT from
+ * that moment's config snapshot. Addresses are canonical (smtp_alias.c):
+ * catchall separator and case rules of the domain applied, lower-case
+ * configured domain. */
+struct smtp_alias_info {
+	char *addr;       /* owned; the alias address */
+	char **members;   /* owned; member addresses in config order */
+	size_t nmembers;
+	bool post_public;    /* PostPublic: anyone may send */
+	bool allow_msg_from; /* AllowMsgFrom: the alias may be the From */
+};
+
 /* One accepted recipient. */
 struct smtp_rcpt_ent {
 	struct smtp_addr addr;     /* as given */
@@ -57,6 +74,8 @@ struct smtp_rcpt_ent {
 	char *dest_key;            /* owned; configured destination key */
 	bool unknown;              /* hosted domain, no such user (port 25) */
 	bool accept_all;           /* localserve: unknown delivered to mox */
+	struct smtp_alias_info *alias; /* owned; an alias recipient (no
+					* account), else NULL */
 };
 
 enum smtp_state {
@@ -90,8 +109,8 @@ struct smtp_sess {
 	bool slow;
 	bool slow_waited;
 	unsigned good_tx, bad_tx;
-	bool dnsbl_checked;   /* SMTP.DNSBLs looked up for this peer */
-	bool dnsbl_listed;
+	struct smtp_dnsbl *dnsbl; /* owned; SMTP.DNSBLs lookups started at
+				   * accept (smtp_auth_checks.c), or NULL */
 	/* transaction */
 	bool have_mail;
 	struct smtp_mail mail;
@@ -109,6 +128,13 @@ struct smtp_sess {
 	/* delayed reply */
 	struct buf delayed;
 	bool close_after_delay;
+	/* Reputation and first-time-sender delay of the transaction;
+	 * owned, freed by smtp_tx_reset(). */
+	struct spf_result *spf_early; /* MAIL FROM SPF taken at the 2nd RCPT
+				       * (spec/smtp.md 7 step 4), reused
+				       * after DATA (smtp_mailfrom.c) */
+	struct smtp_rep_facts *rep;   /* record facts (smtp_reputation.c) */
+	struct smtp_delay *delay;     /* deliveries waiting (smtp_delay.c) */
 	struct buf out;       /* reply being built */
 };
 
@@ -174,6 +200,19 @@ struct smtp_decision_in {
 	 * decision gets there. NULL: not listed. */
 	bool (*dnsbl_listed)(void *arg);
 	void *dnsbl_arg;
+	/* Step 8 (spec/junk.md 7): the sender's reputation in the account
+	 * for the message going to mailbox. fwd_domain is set for an
+	 * IsForward ruleset: the record is then analysed as it is stored
+	 * (no IP, EHLO or MAIL FROM domain, without the DKIM domain
+	 * fwd_domain). Returns 0 with *out, or -1 on an error. Called only
+	 * when the decision gets there. NULL: no history (method none). */
+	int (*reputation)(void *arg, const struct smtp_decision_in *in,
+	    const char *mailbox, const char *fwd_domain,
+	    struct store_rep_result *out);
+	void *reputation_arg;
+	/* Step 9: the message is a valid DMARC or TLS report to one of our
+	 * reporting addresses (spec/auth.md 9, 10). */
+	bool report;
 };
 
 enum smtp_decision_kind {
@@ -192,6 +231,12 @@ struct smtp_decision {
 	bool mark_reject;     /* AcceptRejectsToMailbox */
 	bool mailing_list;    /* DMARC override "mailing_list" (step 3) */
 	bool forwarded;       /* DMARC override "forwarded" (step 4) */
+	char *fwd_domain;     /* owned; IsForward: the ruleset's
+			       * VerifiedDomain, else NULL */
+	const char *method;   /* reputation method (static), NULL when the
+			       * decision ended before step 8 */
+	int rep_junk;         /* enum store_rep_junk of step 8 */
+	bool rep_conclusive;
 };
 
 /* spec/smtp.md 12.2: the per-recipient analysis. Pure apart from regexp
@@ -226,6 +271,75 @@ void smtp_submit(struct smtp_sess *s);
  * and text and return true. "timeout" returns code 0. */
 bool smtp_localserve_error(const char *lp, char stage, int *code,
     const char **ecode, const char **text);
+
+/* ---- aliases (smtp_alias.c), spec/smtp.md 9 "Aliases", 11 step 2 ---- */
+
+/* The canonical form of lp@dom into out: for a hosted domain the
+ * localpart up to its catchall separator, lower-cased unless the domain
+ * is case sensitive, and the configured domain name in lower case; for
+ * another domain the lower-cased address. Borrows cfg. */
+void smtp_alias_canonical(const struct config *cfg, const char *lp,
+    const char *dom, struct buf *out);
+/* The alias lp@dom (catchall separator and case rules applied), or NULL.
+ * Release with smtp_alias_info_free(). */
+struct smtp_alias_info *smtp_alias_lookup(const struct config *cfg,
+    const char *lp, const char *dom);
+void smtp_alias_info_free(struct smtp_alias_info *a); /* NULL-safe */
+/* Whether a message with the canonical From address from ("" without
+ * one) may go to the alias: from is a member, or from is the alias
+ * itself and AllowMsgFrom is set, or PostPublic. Pure. */
+bool smtp_alias_may_post(const struct smtp_alias_info *a, const char *from);
+/* Whether member (canonical) gets no copy of the alias's message: it is
+ * the From address or one of the n explicit account recipients of the
+ * transaction (canonical). Pure. */
+bool smtp_alias_member_skip(const char *member, const char *from,
+    const char *const *explicit_rcpts, size_t n);
+/* Submission From check for an alias address: lp@dom is an alias with
+ * AllowMsgFrom and account owns one of its members. Borrows cfg. */
+bool smtp_alias_may_send_as(const struct config *cfg, const char *account,
+    const char *lp, const char *dom);
+
+/* ---- DSN for partly failed incoming mail (smtp_dsn.c), spec/smtp.md
+ * 12.4 ---- */
+
+/* A recipient that failed while others were delivered. */
+struct smtp_rcpt_fail {
+	const char *rcpt;  /* address as given in RCPT TO */
+	int code;
+	const char *ecode; /* "5.7.2" */
+	const char *text;
+};
+
+/* The facts of the DSN; strings borrowed. */
+struct smtp_dsn_in {
+	const char *hostname;     /* Reporting-MTA */
+	const char *from_domain;  /* From: postmaster@<from_domain> */
+	const char *to;           /* the MAIL FROM address */
+	const char *ehlo;         /* EHLO/HELO name of the peer */
+	const char *remote_ip;
+	const char *message_id;   /* of the original, with <>; or "" */
+	const char *msgid_out;    /* Message-Id of the DSN, with <> */
+	const char *boundary;     /* NULL: random */
+	int64_t now_ns;           /* arrival and last attempt */
+	struct span orig_header;  /* header section of the original */
+	const struct smtp_rcpt_fail *fails;
+	size_t nfails;
+	bool utf8;                /* the RFC 6533 variant */
+};
+
+/* Compose the DSN (RFC 3464 through queue_dsn_compose()) into out. 0, or
+ * -1 when out's maximum was reached. Pure but for randomness without a
+ * boundary. */
+int smtp_dsn_compose(const struct smtp_dsn_in *in, struct buf *out);
+/* Queue the DSN for the session's transaction (non-null MAIL FROM) to
+ * the MAIL FROM address: DKIM-signed for the From domain or its nearest
+ * hosted parent, null reverse path, sender account the postmaster's,
+ * REQUIRETLS when the transaction used it, the UTF-8 variant kept when
+ * SMTPUTF8 was used. header is the original's header section. Errors are
+ * logged; the transaction's reply does not depend on them. Blocks on
+ * disk. */
+void smtp_dsn_queue(struct smtp_sess *s, const struct config *cfg,
+    struct span header, const struct smtp_rcpt_fail *fails, size_t n);
 
 /* ---- per-IP limits (smtp_limit.c), spec/smtp.md 13 ---- */
 

@@ -104,6 +104,7 @@ smtp_tx_reset(struct smtp_sess *s)
 		free(s->rcpts[i].account);
 		free(s->rcpts[i].mailbox);
 		free(s->rcpts[i].dest_key);
+		smtp_alias_info_free(s->rcpts[i].alias);
 	}
 	free(s->rcpts);
 	s->rcpts = NULL;
@@ -198,6 +199,8 @@ smtp_start(struct net_conn *c, void *arg)
 		net_conn_close(c);
 		return s;
 	}
+	/* spec/smtp.md 12.2 step 14 uses them; they run while we talk. */
+	smtp_auth_dnsbl_start(s);
 	net_conn_printf(c, "220 %s ESMTP mox %s\r\n", srv->hostname,
 	    PACKAGE_VERSION);
 	net_conn_set_idle_timeout(c, SMTP_IDLE_MS);
@@ -211,6 +214,7 @@ smtp_end(struct net_conn *c, void *arg)
 
 	(void)c;
 	smtp_tx_reset(s);
+	smtp_auth_dnsbl_end(s);
 	if (s->limit_counted)
 		smtp_limit_conn_end(s->remote_ip);
 	sasl_server_free(s->sasl);
@@ -906,7 +910,8 @@ is_postmaster_host(const struct smtp_sess *s, const struct config *cfg,
 }
 
 /* spec/smtp.md 9: destination lookup for a recipient. Returns 1 local
- * (fills e), 0 unknown address in a hosted domain, -1 domain not hosted. */
+ * (fills e: an account destination, or e->alias), 0 unknown address in a
+ * hosted domain, -1 domain not hosted. */
 static int
 resolve_rcpt(struct smtp_sess *s, const struct config *cfg,
     struct smtp_rcpt_ent *e)
@@ -929,6 +934,10 @@ resolve_rcpt(struct smtp_sess *s, const struct config *cfg,
 	d = config_domain_find(cfg, dom);
 	if (d == NULL || d->eff.reports_only)
 		return -1;
+	/* spec/smtp.md 9 step 4: an alias before the domain's catchall. */
+	e->alias = smtp_alias_lookup(cfg, lp, dom);
+	if (e->alias != NULL)
+		return 1;
 	if (config_lookup_address(cfg, lp, dom, &ref) == 0) {
 		e->account = xstrdup(ref.account_name);
 		e->mailbox = xstrdup(ref.mailbox);
@@ -1038,6 +1047,7 @@ out:
 	free(e.account);
 	free(e.mailbox);
 	free(e.dest_key);
+	smtp_alias_info_free(e.alias);
 	smtp_rcpt_release(&r);
 }
 

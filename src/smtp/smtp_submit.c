@@ -273,33 +273,20 @@ out:
 
 /* ---- From ownership (spec/smtp.md 11 step 2) ---- */
 
+/* The From address resolves (aliases allowed, no postmaster special
+ * case) to the account, or is an alias with AllowMsgFrom of which the
+ * account owns a member. spec/smtp.md 9 step 4: an alias is found before
+ * the domain's catchall. */
 static bool
 from_allowed(const struct smtp_sess *s, const struct config *cfg,
     const char *lp, const char *dom)
 {
 	struct config_dest_ref ref;
-	const struct config_alias *al;
 
-	if (config_lookup_address(cfg, lp, dom, &ref) == 0)
-		return strcmp(ref.account_name, s->account) == 0;
-	al = config_alias_find(cfg, lp, dom);
-	if (al == NULL || !al->allow_msg_from)
-		return false;
-	for (size_t i = 0; i < al->addresses.n; i++) {
-		const char *m = al->addresses.v[i], *at = strrchr(m, '@');
-		char *mlp;
-		bool own;
-
-		if (at == NULL)
-			continue;
-		mlp = xstrndup(m, (size_t)(at - m));
-		own = config_lookup_address(cfg, mlp, at + 1, &ref) == 0 &&
-		    strcmp(ref.account_name, s->account) == 0;
-		free(mlp);
-		if (own)
-			return true;
-	}
-	return false;
+	if (config_alias_find(cfg, lp, dom) != NULL)
+		return smtp_alias_may_send_as(cfg, s->account, lp, dom);
+	return config_lookup_address(cfg, lp, dom, &ref) == 0 &&
+	    strcmp(ref.account_name, s->account) == 0;
 }
 
 /* ---- the submission ---- */

@@ -16,6 +16,7 @@
 #include "dns/dns.h"
 #include "lib/buf.h"
 #include "lib/span.h"
+#include "lib/timeutil.h"
 #include "mailauth/dkim.h"
 #include "lib/banned.h"
 
@@ -225,6 +226,23 @@ roundtrip(enum dkim_keytype kt, bool relaxed)
 		    dkim_status_name(res[0].status), res[0].why);
 	assert_true(res[0].record_authentic);
 	dkim_results_free(res, n);
+
+	/* past the time limit: no key lookup, temperror (the d= and
+	 * selector stay known for the results header) */
+	o.deadline_ns = 1;
+	assert_int_equal(dkim_verify(r, &o, span_of_buf(&signedmsg), &res, &n,
+	    &why), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(res[0].status, DKIM_TEMPERROR);
+	assert_non_null(res[0].sig);
+	assert_string_equal(res[0].sig->domain, "example.org");
+	dkim_results_free(res, n);
+	o.deadline_ns = time_mono_ns() + 60 * NS_PER_SEC;
+	assert_int_equal(dkim_verify(r, &o, span_of_buf(&signedmsg), &res, &n,
+	    &why), 0);
+	assert_int_equal(res[0].status, DKIM_PASS);
+	dkim_results_free(res, n);
+	o.deadline_ns = 0;
 
 	/* expired */
 	o.now = 1700000000 + 3601;
