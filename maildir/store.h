@@ -239,14 +239,19 @@ struct store_msg_fields {
 	int64_t rcpt_sent_ns; /* the Date header; 0: the received time */
 };
 
-/* One message to add. Exactly one of path or data is set: path names a
- * complete message file on the data directory's file system (typically in
- * <datadir>/tmp/; it is hard-linked, fsynced, never modified, and remains
- * the caller's to remove); data/len are written to a temp file here. */
+/* One message to add. Exactly one of path, data or has_fd is set: path
+ * names a complete message file on the data directory's file system
+ * (typically in <datadir>/tmp/; it is hard-linked, fsynced, never
+ * modified, and remains the caller's to remove); data/len are written to
+ * a temp file here; fd is a complete message file from store_tmpfile()
+ * (fsynced, hard-linked through /proc/self/fd, or through path when
+ * store_tmpfile() gave the file a name; the caller closes it). */
 struct store_add {
 	const char *path;
 	const void *data;
 	size_t len;
+	bool has_fd;
+	int fd;
 	uint32_t flags;         /* STORE_F_* */
 	const char *keywords;   /* space separated; validated, lower-cased */
 	int64_t received_ns;    /* 0: now */
@@ -262,6 +267,14 @@ struct store_added {
 	uint32_t uidvalidity;
 	int64_t modseq;
 };
+
+/* A new empty file for a message, for store_add.fd: an unnamed file
+ * (O_TMPFILE) in <datadir>/tmp, so creating it takes no directory lock
+ * and a crash leaves nothing behind; path is then empty. Where the file
+ * system (or /proc) does not allow that, a named file there whose name is
+ * put in path, for the caller to unlink. Returns the descriptor (read and
+ * write, close-on-exec), or -1 with errno set. Any thread. */
+int store_tmpfile(struct store *s, struct buf *path);
 
 /* Deliver one message into each of N mailboxes (one row and one link
  * each). All or nothing. Durable on return: tmp -> fsync -> row -> link ->

@@ -164,19 +164,77 @@ out:
 	return rc;
 }
 
+int
+store_tmpfile(struct store *s, struct buf *path)
+{
+	char proc[64];
+	unsigned long seq;
+	int fd;
+
+	buf_reset(path);
+	buf_addf(path, "%s/tmp", s->datadir);
+	if (buf_failed(path)) {
+		buf_reset(path);
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	fd = open(path->data, O_TMPFILE | O_RDWR | O_CLOEXEC, 0640);
+	if (fd >= 0) {
+		/* Linked later through /proc (link_or_copy()). */
+		if (snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd) > 0 &&
+		    access(proc, F_OK) == 0) {
+			buf_reset(path);
+			return fd;
+		}
+		(void)close(fd);
+	} else if (errno != EOPNOTSUPP && errno != EISDIR &&
+	    errno != EINVAL) {
+		buf_reset(path);
+		return -1;
+	}
+	seq = atomic_fetch_add(&s->tmpseq, 1) + 1;
+	buf_addf(path, "/store-%ld-%lu", (long)getpid(), seq);
+	fd = open(path->data,
+	    O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0640);
+	if (fd == -1)
+		buf_reset(path);
+	return fd;
+}
+
+/* A descriptor's file as a path link() can use (AT_SYMLINK_FOLLOW). */
+#define PROC_FD_PREFIX "/proc/self/fd/"
+
 /* Make the input durable and learn its size: fsync a given file, or
- * write data into a temp file (path gets its name; caller unlinks). */
+ * write data into a temp file (tmp gets its name; caller unlinks). An
+ * unnamed file given by descriptor is linked from its /proc path, put in
+ * proc. */
 static int
 input_prepare(struct store_account *a, const struct store_add *in, bool sync,
-    struct buf *tmp, const char **src_out, int64_t *size_out,
-    struct store_err *err)
+    struct buf *tmp, struct buf *proc, const char **src_out,
+    int64_t *size_out, struct store_err *err)
 {
 	struct stat sb;
 	int fd;
 
-	if ((in->path != NULL) == (in->data != NULL)) {
-		store_errf(err, STORE_EINVAL, "need exactly one of path, data");
+	if (in->has_fd ? in->data != NULL :
+	    (in->path != NULL) == (in->data != NULL)) {
+		store_errf(err, STORE_EINVAL,
+		    "need exactly one of path, data, fd");
 		return -1;
+	}
+	if (in->has_fd) {
+		if (fstat(in->fd, &sb) == -1 || !S_ISREG(sb.st_mode) ||
+		    (sync && fsync(in->fd) == -1)) {
+			store_errf(err, STORE_EINVAL,
+			    "message file not usable: %s",
+			    log_strerror(errno));
+			return -1;
+		}
+		buf_reset(proc);
+		buf_addf(proc, PROC_FD_PREFIX "%d", in->fd);
+		*src_out = in->path != NULL ? in->path : proc->data;
+		*size_out = (int64_t)sb.st_size;
+		return 0;
 	}
 	if (in->path == NULL) {
 		if (tmp_write(a, in->data, in->len, sync, tmp, err) == -1)
@@ -206,19 +264,23 @@ input_prepare(struct store_account *a, const struct store_add *in, bool sync,
 	return 0;
 }
 
-/* Link (or, across file systems, copy) src to dst; never overwrite. */
+/* Link (or, across file systems, copy) src to dst; never overwrite. A
+ * src under PROC_FD_PREFIX is an open file (input_prepare()), followed. */
 static int
 link_or_copy(const char *src, const char *dst, bool sync)
 {
+	bool proc = strncmp(src, PROC_FD_PREFIX,
+	    sizeof(PROC_FD_PREFIX) - 1) == 0;
 	int in = -1, out = -1, rc = -1;
 	char block[65536];
 	ssize_t r;
 
-	if (link(src, dst) == 0)
+	if (linkat(AT_FDCWD, src, AT_FDCWD, dst,
+		proc ? AT_SYMLINK_FOLLOW : 0) == 0)
 		return 0;
 	if (errno != EXDEV && errno != EPERM && errno != EMLINK)
 		return -1;
-	in = open(src, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	in = open(src, O_RDONLY | O_CLOEXEC | (proc ? 0 : O_NOFOLLOW));
 	if (in == -1)
 		return -1;
 	out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
@@ -781,16 +843,18 @@ store_deliver(struct store_account *a, const struct store_add *in,
     struct store_err *err)
 {
 	struct store_deliv d;
-	struct buf tmp;
+	struct buf tmp, proc;
 	int rc = -1;
 
 	buf_init(&tmp, STORE_PATH_MAX);
+	buf_init(&proc, 64);
 	memset(&d, 0, sizeof(d));
 	if (n == 0) {
 		store_errf(err, STORE_EINVAL, "no mailbox");
 		goto out;
 	}
-	if (input_prepare(a, in, true, &tmp, &d.src, &d.size, err) == -1)
+	if (input_prepare(a, in, true, &tmp, &proc, &d.src, &d.size, err) ==
+	    -1)
 		goto out;
 	d.in = in;
 	d.mailboxes = mailboxes;
@@ -823,6 +887,7 @@ out:
 	if (tmp.len > 0)
 		(void)unlink(tmp.data);
 	buf_release(&tmp);
+	buf_release(&proc);
 	return rc;
 }
 
@@ -874,6 +939,7 @@ store_import_add(struct store_import *im, const struct store_add *in,
     struct store_added *out, struct store_err *err)
 {
 	const char *why = NULL, *src;
+	struct buf proc;
 	int64_t size;
 	int rc = -1;
 
@@ -882,13 +948,16 @@ store_import_add(struct store_import *im, const struct store_add *in,
 		return -1;
 	}
 	buf_reset(&im->tmp);
+	buf_init(&proc, 64);
 	/* Linked into cur/ right away; the temp file is not needed after. */
-	if (input_prepare(im->a, in, false, &im->tmp, &src, &size, err) == 0 &&
+	if (input_prepare(im->a, in, false, &im->tmp, &proc, &src, &size,
+		err) == 0 &&
 	    add_one(&im->t, in, NULL, im->mbid, src, size, im->kw.data, NULL,
 		out, err) == 0)
 		rc = 0;
 	if (im->tmp.len > 0)
 		(void)unlink(im->tmp.data);
+	buf_release(&proc);
 	return rc;
 }
 

@@ -174,6 +174,41 @@ imap_map_remove(struct imap_session *s, uint32_t uid)
 	return msn;
 }
 
+static int
+cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+size_t
+imap_map_remove_many(struct imap_session *s, uint32_t *uids, size_t n,
+    uint32_t *gone, size_t *msns)
+{
+	size_t w = 0, k = 0, removed = 0;
+
+	if (n > 1)
+		qsort(uids, n, sizeof(*uids), cmp_u32);
+	/* One pass over the map: a large expunge stays linear. */
+	for (size_t r = 0; r < s->nuids; r++) {
+		uint32_t u = s->uids[r];
+
+		while (k < n && uids[k] < u)
+			k++;
+		if (k < n && uids[k] == u) {
+			gone[removed] = u;
+			msns[removed] = r + 1 - removed;
+			removed++;
+			k++;
+			continue;
+		}
+		s->uids[w++] = u;
+	}
+	s->nuids = w;
+	return removed;
+}
+
 void
 imap_flags_out(struct buf *out, uint32_t flags, const char *keywords)
 {
@@ -214,6 +249,17 @@ void
 imap_expunged_out(struct imap_session *s, const uint32_t *uids, size_t n)
 {
 	struct buf b;
+
+	buf_init(&b, BUF_NOMAX);
+	imap_expunged_buf(s, uids, n, &b);
+	imap_write_buf(s, &b);
+	buf_release(&b);
+}
+
+void
+imap_expunged_buf(struct imap_session *s, const uint32_t *uids, size_t n,
+    struct buf *out)
+{
 	size_t i = 0;
 
 	if (!s->qresync) {
@@ -222,31 +268,27 @@ imap_expunged_out(struct imap_session *s, const uint32_t *uids, size_t n)
 		 * with the numbers computed before each removal. */
 		return;
 	}
-	buf_init(&b, BUF_NOMAX);
 	/* RFC 7162 3.2.10: VANISHED instead of EXPUNGE, lines < 4 KiB. */
 	while (i < n) {
-		size_t j = i;
+		size_t j = i, start = out->len;
 
-		buf_reset(&b);
-		buf_adds(&b, "* VANISHED ");
-		while (j < n && b.len < IMAP_VANISHED_LINE) {
+		buf_adds(out, "* VANISHED ");
+		while (j < n && out->len - start < IMAP_VANISHED_LINE) {
 			size_t k = j;
 
 			while (k + 1 < n && uids[k + 1] == uids[k] + 1)
 				k++;
 			if (j > i)
-				buf_addc(&b, ',');
+				buf_addc(out, ',');
 			if (k == j)
-				buf_addf(&b, "%u", uids[j]);
+				buf_addf(out, "%u", uids[j]);
 			else
-				buf_addf(&b, "%u:%u", uids[j], uids[k]);
+				buf_addf(out, "%u:%u", uids[j], uids[k]);
 			j = k + 1;
 		}
-		buf_adds(&b, "\r\n");
-		imap_write_buf(s, &b);
+		buf_adds(out, "\r\n");
 		i = j;
 	}
-	buf_release(&b);
 }
 
 static void
@@ -339,23 +381,26 @@ apply_one(struct imap_session *s, struct imap_change *v, size_t n,
 	}
 	case STORE_CHANGE_REMOVE_UIDS: {
 		uint32_t *gone;
-		size_t ngone = 0;
+		size_t *msns, ngone;
 
 		if (!sel)
 			return 1;
 		gone = xreallocarray(NULL, c->n_uids + 1, sizeof(uint32_t));
-		for (size_t i = 0; i < c->n_uids; i++) {
-			size_t msn = imap_map_remove(s, c->uids[i]);
+		msns = xreallocarray(NULL, c->n_uids + 1, sizeof(size_t));
+		ngone = imap_map_remove_many(s, c->uids, c->n_uids, gone, msns);
+		if (output && !s->qresync) {
+			struct buf b;
 
-			if (msn == 0)
-				continue;
-			gone[ngone++] = c->uids[i];
-			if (output && !s->qresync)
-				imap_reply(s, "* %zu EXPUNGE", msn);
+			buf_init(&b, BUF_NOMAX);
+			for (size_t i = 0; i < ngone; i++)
+				buf_addf(&b, "* %zu EXPUNGE\r\n", msns[i]);
+			imap_write_buf(s, &b);
+			buf_release(&b);
 		}
 		if (output)
 			imap_expunged_out(s, gone, ngone);
 		free(gone);
+		free(msns);
 		return 1;
 	}
 	case STORE_CHANGE_FLAGS: {
@@ -475,14 +520,6 @@ imap_changes_apply(struct imap_session *s, bool output, bool expunges)
 		return;
 	}
 	free(v);
-}
-
-static int
-cmp_u32(const void *a, const void *b)
-{
-	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-
-	return x < y ? -1 : x > y;
 }
 
 static size_t

@@ -15,6 +15,7 @@
 
 #include "config/config.h"
 #include "imap/imap_int.h"
+#include "imap/imap_sent_rcpts.h"
 #include "lib/io.h"
 #include "lib/xmalloc.h"
 #include "maildir/store.h"
@@ -29,6 +30,7 @@ struct one {
 	int64_t received_ns;
 	size_t file;            /* index in s->files */
 	struct buf parsed;      /* serialised MIME tree */
+	struct imap_sent_rcpts rcpts; /* for a Sent mailbox */
 };
 
 static int64_t
@@ -46,9 +48,11 @@ account_quota(struct imap_session *s)
 	return q;
 }
 
-/* Parse the stored file for the MIME structure blob. */
+/* Parse the stored file for the MIME structure blob, and with rcpts
+ * for its addressees (spec/store.md 3.3 "Recipient"). */
 static void
-parse_file(struct imap_session *s, const char *path, struct buf *parsed)
+parse_file(struct imap_session *s, const char *path, struct buf *parsed,
+    struct imap_sent_rcpts *rcpts)
 {
 	struct buf data, err;
 	struct message_part *root = NULL;
@@ -57,9 +61,11 @@ parse_file(struct imap_session *s, const char *path, struct buf *parsed)
 	buf_init(&data, IMAP_MESSAGE_MAX);
 	buf_init(&err, 1024);
 	if (io_read_file(path, &data, &err) == 0 && !buf_failed(&data) &&
-	    message_parse(data.data, data.len, &root, &why) == 0)
+	    message_parse(data.data, data.len, &root, &why) == 0) {
 		(void)message_serialise(root, parsed);
-	else
+		if (rcpts != NULL)
+			imap_sent_rcpts_get(root, rcpts);
+	} else
 		log_debug(&s->log, "no mime structure for appended message");
 	message_part_free(root);
 	buf_release(&data);
@@ -117,6 +123,7 @@ parse_msgs(struct imap_session *s, struct imap_cmd *x, size_t max,
 		m->received_ns = t * 1000000000LL;
 		m->file = n;
 		buf_init(&m->parsed, MESSAGE_SERIAL_MAX);
+		memset(&m->rcpts, 0, sizeof(m->rcpts));
 		n++;
 	}
 	if (n == 0) {
@@ -135,8 +142,10 @@ bad:
 static void
 msgs_free(struct one *msgs, size_t n)
 {
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		buf_release(&msgs[i].parsed);
+		imap_sent_rcpts_release(&msgs[i].rcpts);
+	}
 	free(msgs);
 }
 
@@ -152,21 +161,29 @@ store_msgs(struct imap_session *s, const char *name, struct one *msgs,
 	struct store_mailbox mb;
 	struct store_err e;
 	int64_t quota;
+	bool sent;
 	int rc = -1;
 
 	if (store_mailbox_get(s->acct, name, &mb, &e) == -1) {
 		imap_store_no(s, &e, "TRYCREATE");
 		return -1;
 	}
+	sent = (mb.special & STORE_SU_SENT) != 0;
 	store_mailbox_release(&mb);
 	ins = xcalloc(n, sizeof(*ins));
 	fields = xcalloc(n, sizeof(*fields));
 	quota = account_quota(s);
 	for (size_t i = 0; i < n; i++) {
-		parse_file(s, s->files[msgs[i].file].path, &msgs[i].parsed);
+		parse_file(s, s->files[msgs[i].file].path, &msgs[i].parsed,
+		    sent ? &msgs[i].rcpts : NULL);
 		fields[i].parsed = msgs[i].parsed.len > 0 ? msgs[i].parsed.data :
 							     NULL;
 		fields[i].parsed_len = msgs[i].parsed.len;
+		fields[i].rcpt_localparts =
+		    (const char *const *)msgs[i].rcpts.lp;
+		fields[i].rcpt_domains = (const char *const *)msgs[i].rcpts.dom;
+		fields[i].n_rcpts = msgs[i].rcpts.n;
+		fields[i].rcpt_sent_ns = msgs[i].rcpts.sent_ns;
 		ins[i].path = s->files[msgs[i].file].path;
 		ins[i].flags = msgs[i].flags;
 		ins[i].keywords = msgs[i].keywords;

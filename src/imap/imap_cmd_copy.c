@@ -8,6 +8,7 @@
  * Thread rule: the session's thread; blocks on disk and SQLite.
  */
 #include <regex.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -175,28 +176,37 @@ imap_cmd_copy(struct imap_session *s, struct imap_cmd *x)
 			imap_tagged(s, "OK", "copied");
 	} else {
 		uint32_t *gone = xreallocarray(NULL, map.n + 1, sizeof(uint32_t));
-		size_t ngone = 0;
+		uint32_t *moved = xreallocarray(NULL, map.n + 1,
+		    sizeof(uint32_t));
+		size_t *msns = xreallocarray(NULL, map.n + 1, sizeof(size_t));
+		size_t ngone;
+		struct buf lines;
 
 		if (map.n > 0)
 			imap_reply(s, "* OK [COPYUID %u %s %s] moved",
 			    map.dst_uidvalidity, src.data, dst.data);
 		imap_changes_apply(s, true, true);
-		for (size_t i = 0; i < map.n; i++) {
-			size_t msn = imap_map_remove(s, map.src[i]);
-
-			if (msn == 0)
-				continue;
-			gone[ngone++] = map.src[i];
-			if (!s->qresync)
-				imap_reply(s, "* %zu EXPUNGE", msn);
-		}
-		imap_expunged_out(s, gone, ngone);
+		memcpy(moved, map.src, map.n * sizeof(uint32_t));
+		ngone = imap_map_remove_many(s, moved, map.n, gone, msns);
+		/* Many messages: written as the peer reads them. */
+		buf_init(&lines, BUF_NOMAX);
+		if (!s->qresync)
+			for (size_t i = 0; i < ngone; i++)
+				buf_addf(&lines, "* %zu EXPUNGE\r\n", msns[i]);
+		imap_expunged_buf(s, gone, ngone, &lines);
 		free(gone);
-		if (s->qresync)
-			imap_tagged(s, "OK", "[HIGHESTMODSEQ %lld] move",
+		free(moved);
+		free(msns);
+		if (s->qresync) {
+			char text[64];
+
+			snprintf(text, sizeof(text), "[HIGHESTMODSEQ %lld] move",
 			    (long long)imap_modseq(map.modseq));
-		else
-			imap_tagged(s, "OK", "move");
+			imap_finish_paced(s, &lines, false, "OK", text);
+		} else {
+			imap_finish_paced(s, &lines, false, "OK", "move");
+		}
+		buf_release(&lines);
 	}
 	buf_release(&src);
 	buf_release(&dst);

@@ -7,6 +7,7 @@
  *
  * Thread rule: the session's thread; store calls block on SQLite.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -81,6 +82,7 @@ imap_cmd_expunge(struct imap_session *s, struct imap_cmd *x)
 	struct store_uids removed = { 0 };
 	struct store_err e;
 	uint32_t *uids = NULL;
+	struct buf lines;
 	size_t n = 0;
 	int rc;
 
@@ -124,25 +126,26 @@ imap_cmd_expunge(struct imap_session *s, struct imap_cmd *x)
 	}
 	/* Changes of others committed before ours come first. */
 	imap_changes_apply(s, true, true);
+	/* Many messages: the responses are written as the peer reads. */
+	buf_init(&lines, BUF_NOMAX);
 	{
 		uint32_t *gone = xreallocarray(NULL, removed.n + 1,
 		    sizeof(uint32_t));
-		size_t ngone = 0;
+		size_t *msns = xreallocarray(NULL, removed.n + 1,
+		    sizeof(size_t));
+		size_t ngone = imap_map_remove_many(s, removed.v, removed.n,
+		    gone, msns);
 
-		for (size_t i = 0; i < removed.n; i++) {
-			size_t msn = imap_map_remove(s, removed.v[i]);
-
-			if (msn == 0)
-				continue;
-			gone[ngone++] = removed.v[i];
-			if (!s->qresync)
-				imap_reply(s, "* %zu EXPUNGE", msn);
-		}
-		imap_expunged_out(s, gone, ngone);
+		if (!s->qresync)
+			for (size_t i = 0; i < ngone; i++)
+				buf_addf(&lines, "* %zu EXPUNGE\r\n", msns[i]);
+		imap_expunged_buf(s, gone, ngone, &lines);
 		free(gone);
+		free(msns);
 	}
 	if (s->condstore) {
 		int64_t m = removed.modseq;
+		char text[64];
 
 		if (m == 0) {
 			struct store_mailbox mb;
@@ -152,11 +155,13 @@ imap_cmd_expunge(struct imap_session *s, struct imap_cmd *x)
 				store_mailbox_release(&mb);
 			}
 		}
-		imap_tagged(s, "OK", "[HIGHESTMODSEQ %lld] expunged",
+		snprintf(text, sizeof(text), "[HIGHESTMODSEQ %lld] expunged",
 		    (long long)imap_modseq(m));
+		imap_finish_paced(s, &lines, false, "OK", text);
 	} else {
-		imap_tagged(s, "OK", "expunged");
+		imap_finish_paced(s, &lines, false, "OK", "expunged");
 	}
+	buf_release(&lines);
 	store_uids_release(&removed);
 	return 0;
 }

@@ -28,6 +28,8 @@
 #include "lib/banned.h"
 
 #define FETCH_ITEMS_MAX 100
+#define FETCH_SNAP_MIN 64 /* messages from which index rows are read in
+			   * one query */
 
 enum item_kind {
 	IT_UID,
@@ -440,7 +442,31 @@ struct fetch_run {
 	int fd;
 	bool streaming;          /* in a streamed literal */
 	uint64_t off, left;
+	/* Index rows read at once for many messages (index items only),
+	 * ascending by UID; with snap_changes only the rows changed since
+	 * CHANGEDSINCE (the others are not reported anyway). */
+	struct store_msg_list snap;
+	bool have_snap, snap_changes;
 };
+
+/* The row of uid in the snapshot, or NULL. */
+static const struct store_msg *
+snap_find(const struct store_msg_list *l, uint32_t uid)
+{
+	size_t lo = 0, hi = l->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (l->v[mid].uid < uid)
+			lo = mid + 1;
+		else if (l->v[mid].uid > uid)
+			hi = mid;
+		else
+			return &l->v[mid];
+	}
+	return NULL;
+}
 
 /* Start the streamed item it (BODY[]<partial> or RFC822) of the open
  * message file: its name and literal size. */
@@ -571,8 +597,22 @@ fetch_one(struct imap_session *s, struct fetch_run *r, size_t msn,
 	int rc = -1;
 
 	buf_init(&parsed, MESSAGE_SERIAL_MAX);
-	if (store_msg_get(s->acct, s->mb_id, uid, &m,
-		f->need_tree ? &parsed : NULL, &e) == -1) {
+	if (r->have_snap) {
+		const struct store_msg *sm = snap_find(&r->snap, uid);
+
+		if (sm == NULL && r->snap_changes) {
+			buf_release(&parsed);
+			return 0; /* unchanged since CHANGEDSINCE */
+		}
+		if (sm == NULL || sm->expunged) {
+			*why = "expunged";
+			buf_release(&parsed);
+			return -1;
+		}
+		m = *sm;
+		m.keywords = sm->keywords != NULL ? xstrdup(sm->keywords) : NULL;
+	} else if (store_msg_get(s->acct, s->mb_id, uid, &m,
+		       f->need_tree ? &parsed : NULL, &e) == -1) {
 		*why = e.code == STORE_ENOMSG ? "expunged" : "internal";
 		buf_release(&parsed);
 		return -1;
@@ -793,6 +833,51 @@ vanished_earlier(struct imap_session *s, const struct imap_seqset *set,
 	free(v);
 }
 
+/* Whether every item comes from the index row (the common "FETCH 1:*
+ * (UID FLAGS)" of a client synchronising). */
+static bool
+index_only(const struct fetch *f)
+{
+	for (size_t i = 0; i < f->n; i++)
+		switch (f->v[i].kind) {
+		case IT_UID:
+		case IT_FLAGS:
+		case IT_INTERNALDATE:
+		case IT_SIZE:
+		case IT_MODSEQ:
+		case IT_SAVEDATE:
+			break;
+		default:
+			return false;
+		}
+	return true;
+}
+
+/* One query for the rows of many messages instead of one per message,
+ * after \Seen was set. On failure the rows are read one by one. */
+static void
+take_snapshot(struct imap_session *s, struct fetch_run *r)
+{
+	struct store_err e;
+	int rc;
+
+	if (r->f->changedsince_set) {
+		/* Stored modseq 0 is 1 for the client (RFC 7162 3.1.1). */
+		int64_t since = r->f->changedsince == 0 ? -1 :
+		    (int64_t)r->f->changedsince;
+
+		rc = store_changes_since(s->acct, s->mb_id, since, &r->snap, &e);
+		r->snap_changes = true;
+	} else {
+		rc = store_list(s->acct, s->mb_id, &r->snap, &e);
+	}
+	r->have_snap = rc == 0;
+	if (rc == -1) {
+		store_msg_list_release(&r->snap);
+		r->snap_changes = false;
+	}
+}
+
 static void
 run_free(void *arg)
 {
@@ -800,6 +885,7 @@ run_free(void *arg)
 
 	msg_end(r);
 	buf_release(&r->out);
+	store_msg_list_release(&r->snap);
 	for (size_t i = 0; i < r->f->n; i++)
 		if (r->f->v[i].has_sec)
 			imap_section_release(&r->f->v[i].sec);
@@ -914,6 +1000,9 @@ imap_cmd_fetch(struct imap_session *s, struct imap_cmd *x)
 	r->uid = x->uid;
 	r->fd = -1;
 	buf_init(&r->out, BUF_NOMAX);
+	if (index_only(f) && (f->changedsince_set ||
+		(n >= FETCH_SNAP_MIN && n >= s->nuids / 4)))
+		take_snapshot(s, r);
 	imap_cont_start(s, run_step, run_free, r);
 	return 0;
 bad:

@@ -225,37 +225,33 @@ u32s_add(struct u32s *l, uint32_t x)
 	l->v[l->n++] = x;
 }
 
-/* "* VANISHED (EARLIER) set" lines of < 4 KiB for the sorted, unique v. */
+/* "* VANISHED (EARLIER) set" lines of < 4 KiB for the sorted, unique v,
+ * appended to out. */
 static void
-vanished_earlier_out(struct imap_session *s, const uint32_t *van, size_t nvan)
+vanished_earlier_out(struct buf *out, const uint32_t *van, size_t nvan)
 {
-	struct buf b;
 	size_t i = 0;
 
-	buf_init(&b, BUF_NOMAX);
 	while (i < nvan) {
-		size_t j = i;
+		size_t j = i, start = out->len;
 
-		buf_reset(&b);
-		buf_adds(&b, "* VANISHED (EARLIER) ");
-		while (j < nvan && b.len < IMAP_VANISHED_LINE) {
+		buf_adds(out, "* VANISHED (EARLIER) ");
+		while (j < nvan && out->len - start < IMAP_VANISHED_LINE) {
 			size_t k = j;
 
 			while (k + 1 < nvan && van[k + 1] == van[k] + 1)
 				k++;
 			if (j > i)
-				buf_addc(&b, ',');
+				buf_addc(out, ',');
 			if (k == j)
-				buf_addf(&b, "%u", van[j]);
+				buf_addf(out, "%u", van[j]);
 			else
-				buf_addf(&b, "%u:%u", van[j], van[k]);
+				buf_addf(out, "%u:%u", van[j], van[k]);
 			j = k + 1;
 		}
-		buf_adds(&b, "\r\n");
-		imap_write_buf(s, &b);
+		buf_adds(out, "\r\n");
 		i = j;
 	}
-	buf_release(&b);
 }
 
 /* RFC 7162 3.2.5.2 with the sequence match data: the highest UID up to
@@ -266,7 +262,7 @@ vanished_earlier_out(struct imap_session *s, const uint32_t *van, size_t nvan)
  * every removal is reported (spec/imap.md 6 step 5). */
 static uint32_t
 match_floor(struct imap_session *s, const struct store_mailbox *mb,
-    const struct qresync *q, int64_t *since)
+    const struct qresync *q, int64_t *since, struct buf *out)
 {
 	struct set_iter is = { &q->mseq, (uint32_t)s->nuids, 0, 0 };
 	struct set_iter iu = { &q->muid, UINT32_MAX, 0, 0 };
@@ -294,10 +290,10 @@ match_floor(struct imap_session *s, const struct store_mailbox *mb,
 		if (m->uid != uid || !m->expunged ||
 		    imap_modseq(m->modseq) > (int64_t)q->modseq)
 			continue;
-		imap_reply(s, "* OK [ALERT] Synchronization inconsistency in "
+		buf_adds(out, "* OK [ALERT] Synchronization inconsistency in "
 			      "client detected. Client tried to sync with a "
 			      "UID that was removed at or after its MODSEQ. "
-			      "The server will send all removals.");
+			      "The server will send all removals.\r\n");
 		*since = m->modseq > 0 ? m->modseq - 1 : 0;
 		floor = 0;
 		break;
@@ -306,9 +302,10 @@ match_floor(struct imap_session *s, const struct store_mailbox *mb,
 	return floor;
 }
 
+/* The QRESYNC responses, appended to out. */
 static void
 qresync_out(struct imap_session *s, const struct store_mailbox *mb,
-    const struct qresync *q)
+    const struct qresync *q, struct buf *out)
 {
 	struct store_msg_list ch = { 0 };
 	struct store_err e;
@@ -322,7 +319,7 @@ qresync_out(struct imap_session *s, const struct store_mailbox *mb,
 	if (since <= 1)
 		since = 0;
 	if (q->match)
-		floor = match_floor(s, mb, q, &since);
+		floor = match_floor(s, mb, q, &since, out);
 	if (store_changes_since(s->acct, mb->id, since, &ch, &e) == -1)
 		return;
 	for (size_t i = 0; i < ch.n; i++) {
@@ -336,17 +333,13 @@ qresync_out(struct imap_session *s, const struct store_mailbox *mb,
 				u32s_add(&van, m->uid);
 		} else {
 			size_t msn = imap_msn_of(s, m->uid);
-			struct buf b;
 
 			if (msn == 0)
 				continue;
-			buf_init(&b, BUF_NOMAX);
-			buf_addf(&b, "* %zu FETCH (UID %u ", msn, m->uid);
-			imap_flags_out(&b, m->flags, m->keywords);
-			buf_addf(&b, " MODSEQ (%lld))\r\n",
+			buf_addf(out, "* %zu FETCH (UID %u ", msn, m->uid);
+			imap_flags_out(out, m->flags, m->keywords);
+			buf_addf(out, " MODSEQ (%lld))\r\n",
 			    (long long)imap_modseq(m->modseq));
-			imap_write_buf(s, &b);
-			buf_release(&b);
 		}
 	}
 	store_msg_list_release(&ch);
@@ -392,7 +385,7 @@ qresync_out(struct imap_session *s, const struct store_mailbox *mb,
 		for (size_t i = 0; i < van.n; i++)
 			if (w == 0 || van.v[w - 1] != van.v[i])
 				van.v[w++] = van.v[i];
-		vanished_earlier_out(s, van.v, w);
+		vanished_earlier_out(out, van.v, w);
 	}
 	free(van.v);
 }
@@ -479,12 +472,13 @@ imap_cmd_select(struct imap_session *s, struct imap_cmd *x)
 	if (s->condstore)
 		buf_addf(&b, "* OK [HIGHESTMODSEQ %lld] x\r\n",
 		    (long long)imap_modseq(mb.highestmodseq));
-	imap_write_buf(s, &b);
-	buf_release(&b);
 	if (qr)
-		qresync_out(s, &mb, &q);
+		qresync_out(s, &mb, &q, &b);
 	store_mailbox_release(&mb);
-	imap_tagged(s, "OK", "[%s] x", examine ? "READ-ONLY" : "READ-WRITE");
+	/* A long resynchronisation is written as the peer reads it. */
+	imap_finish_paced(s, &b, false, "OK",
+	    examine ? "[READ-ONLY] x" : "[READ-WRITE] x");
+	buf_release(&b);
 out:
 	qresync_release(&q);
 	return 0;

@@ -31,17 +31,49 @@ in_list(const uint32_t *v, size_t n, uint32_t x)
 	return n > 0 && bsearch(&x, v, n, sizeof(*v), cmp_u32) != NULL;
 }
 
-/* Append the FETCH response of uid to b. */
+#define STORE_SNAP_MIN 64 /* messages from which rows are read at once */
+
+/* The row of uid in the ascending l, or NULL. */
+static const struct store_msg *
+snap_find(const struct store_msg_list *l, uint32_t uid)
+{
+	size_t lo = 0, hi = l->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (l->v[mid].uid < uid)
+			lo = mid + 1;
+		else if (l->v[mid].uid > uid)
+			hi = mid;
+		else
+			return &l->v[mid];
+	}
+	return NULL;
+}
+
+/* Append the FETCH response of uid to b, from the rows in snap when
+ * not NULL (one query for many messages), else from the store. */
 static void
-fetch_line(struct imap_session *s, struct buf *b, uint32_t uid, bool flags,
-    bool modseq)
+fetch_line(struct imap_session *s, const struct store_msg_list *snap,
+    struct buf *b, uint32_t uid, bool flags, bool modseq)
 {
 	struct store_msg m;
 	struct store_err e;
 	size_t msn = imap_msn_of(s, uid);
 
-	if (msn == 0 || store_msg_get(s->acct, s->mb_id, uid, &m, NULL, &e) == -1)
+	if (msn == 0)
 		return;
+	if (snap != NULL) {
+		const struct store_msg *sm = snap_find(snap, uid);
+
+		if (sm == NULL)
+			return;
+		m = *sm;
+		m.keywords = sm->keywords != NULL ? xstrdup(sm->keywords) : NULL;
+	} else if (store_msg_get(s->acct, s->mb_id, uid, &m, NULL, &e) == -1) {
+		return;
+	}
 	buf_addf(b, "* %zu FETCH (UID %u", msn, uid);
 	if (flags) {
 		buf_addc(b, ' ');
@@ -67,6 +99,8 @@ imap_cmd_store(struct imap_session *s, struct imap_cmd *x)
 	size_t n = 0;
 	const char *why = NULL;
 	struct buf lines;
+	struct store_msg_list rows = { 0 };
+	const struct store_msg_list *snap = NULL;
 	int rc = -1;
 
 	if (imap_parse_sp(&x->p) == -1 || imap_parse_seqset(&x->p, &set) == -1 ||
@@ -127,7 +161,11 @@ imap_cmd_store(struct imap_session *s, struct imap_cmd *x)
 		qsort(res.changed, res.n_changed, sizeof(uint32_t), cmp_u32);
 	if (res.n_modified > 1)
 		qsort(res.modified, res.n_modified, sizeof(uint32_t), cmp_u32);
-	/* Many messages: the responses are written as the peer reads. */
+	/* Many messages: their rows in one query, and the responses are
+	 * written as the peer reads. */
+	if (n >= STORE_SNAP_MIN && n >= s->nuids / 4 &&
+	    store_list(s->acct, s->mb_id, &rows, &e) == 0)
+		snap = &rows;
 	buf_init(&lines, BUF_NOMAX);
 	for (size_t i = 0; i < n; i++) {
 		bool modified = in_list(res.modified, res.n_modified, uids[i]);
@@ -136,9 +174,9 @@ imap_cmd_store(struct imap_session *s, struct imap_cmd *x)
 		if (modified)
 			continue;
 		if (!silent)
-			fetch_line(s, &lines, uids[i], true, s->condstore);
+			fetch_line(s, snap, &lines, uids[i], true, s->condstore);
 		else if (s->condstore && changed)
-			fetch_line(s, &lines, uids[i], false, true);
+			fetch_line(s, snap, &lines, uids[i], false, true);
 	}
 	if (res.n_modified > 0) {
 		/* RFC 7162 3.1.3: report the ones not stored. */
@@ -150,7 +188,7 @@ imap_cmd_store(struct imap_session *s, struct imap_cmd *x)
 		for (size_t i = 0; i < res.n_modified; i++) {
 			size_t msn = imap_msn_of(s, res.modified[i]);
 
-			fetch_line(s, &lines, res.modified[i], true, true);
+			fetch_line(s, snap, &lines, res.modified[i], true, true);
 			if (x->uid)
 				set_out[k++] = res.modified[i];
 			else if (msn > 0)
@@ -168,6 +206,7 @@ imap_cmd_store(struct imap_session *s, struct imap_cmd *x)
 	}
 	buf_release(&lines);
 out:
+	store_msg_list_release(&rows);
 	store_flags_result_release(&res);
 	free(uids);
 	imap_seqset_release(&set);

@@ -245,6 +245,12 @@ size_t imap_msn_of(const struct imap_session *s, uint32_t uid);
 bool imap_map_add(struct imap_session *s, uint32_t uid);
 /* Remove uid from the map; returns its former MSN or 0. */
 size_t imap_map_remove(struct imap_session *s, uint32_t uid);
+/* Remove the uids (sorted here, in place) from the map in one pass. For
+ * each that was there, in ascending order: its UID in gone[] and in
+ * msns[] its MSN once the earlier ones were removed (what "* n EXPUNGE"
+ * reports, RFC 9051 7.4.1). Both arrays hold n. Returns how many. */
+size_t imap_map_remove_many(struct imap_session *s, uint32_t *uids, size_t n,
+    uint32_t *gone, size_t *msns);
 /* Append "FLAGS (...)" for flags/keywords. */
 void imap_flags_out(struct buf *out, uint32_t flags, const char *keywords);
 /* Client-visible modseq (RFC 7162: stored 0 is 1). */
@@ -252,6 +258,10 @@ int64_t imap_modseq(int64_t m);
 /* Emit removals as EXPUNGE or VANISHED lines for uids (ascending). */
 void imap_expunged_out(struct imap_session *s, const uint32_t *uids,
     size_t n);
+/* The same VANISHED lines appended to out (nothing without QRESYNC: the
+ * caller writes "* n EXPUNGE" as it removes each from the map). */
+void imap_expunged_buf(struct imap_session *s, const uint32_t *uids,
+    size_t n, struct buf *out);
 
 /* Resolve a sequence set to UIDs (ascending, unique; malloc'd). For MSN
  * sets, an MSN beyond the map or "*" on an empty mailbox fails with

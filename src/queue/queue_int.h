@@ -32,9 +32,29 @@ enum queue_outcome {
 	QUEUE_OUT_CANCELED,   /* admin drop */
 };
 
+/* Prepared statements of one SQLite connection, kept by a delivery job
+ * for the statements it runs for every record (preparing one costs more
+ * than running it). One thread, like its connection. */
+struct queue_stmts;
+
+struct queue_stmts *queue_stmts_new(sqlite3 *db);
+/* Finalize the statements; before sqlite3_close(db). NULL-safe. */
+void queue_stmts_free(struct queue_stmts *c);
+/* The statement for sql on db: from c, prepared on first use (sql must
+ * be a string constant: statements are found by its address), or, when
+ * c is NULL, freshly prepared. Give it back with queue_stmts_put()
+ * before the next use of the same sql. NULL on error (sqlite3_errmsg). */
+sqlite3_stmt *queue_stmts_get(struct queue_stmts *c, sqlite3 *db,
+    const char *sql);
+/* Reset and unbind a cached statement, finalize another. NULL-safe. */
+void queue_stmts_put(struct queue_stmts *c, sqlite3_stmt *st);
+
 /* Load records matching the SQL condition where (on table msg, one
  * optional int64 parameter ?1 = arg). */
 int queue_int_load(sqlite3 *db, const char *where, int64_t arg,
+    struct queue_msg **out, size_t *n_out);
+/* Load record id (none or one) with statements from c (may be NULL). */
+int queue_int_load_id(struct queue_stmts *c, sqlite3 *db, int64_t id,
     struct queue_msg **out, size_t *n_out);
 
 /* Finish an attempt of m (already counted in the database): complete the
@@ -54,10 +74,11 @@ int queue_int_finish(struct queue *q, const struct config *cfg,
  * transaction (so that several delivered records share one commit):
  * complete the last result, record the webhook event, retire the
  * record. The caller removes its file (queue_msg_path()) after the
- * commit. 0, or -1 (sqlite3_errmsg(db)). */
-int queue_int_retire_delivered(sqlite3 *db, const struct config *cfg,
-    const struct queue_msg *m, const struct queue_attempt_result *r,
-    int64_t now);
+ * commit. c (may be NULL) keeps the statements. 0, or -1
+ * (sqlite3_errmsg(db)). */
+int queue_int_retire_delivered(struct queue_stmts *c, sqlite3 *db,
+    const struct config *cfg, const struct queue_msg *m,
+    const struct queue_attempt_result *r, int64_t now);
 
 /* One delivery attempt for records of one recipient domain. */
 struct queue_job {

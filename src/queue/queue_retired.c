@@ -151,21 +151,24 @@ out:
 	return rc;
 }
 
+static const char complete_sql[] =
+    "UPDATE msg SET results = json_set(CASE WHEN results = ''"
+    " THEN '[{}]' ELSE results END,"
+    " '$[#-1].Duration', ?2 - ifnull(json_extract(results,"
+    " '$[#-1].Start'), ?2), '$[#-1].Success', json(?3),"
+    " '$[#-1].Code', ?4, '$[#-1].Secode', ?5, '$[#-1].Error', ?6)"
+    " WHERE id = ?1";
+
+/* Complete the last attempt result of m; c (may be NULL) keeps the
+ * statement. */
 static int
-complete_result(sqlite3 *db, const struct queue_msg *m,
+complete_result(struct queue_stmts *c, sqlite3 *db, const struct queue_msg *m,
     const struct queue_attempt_result *r, int64_t now)
 {
-	sqlite3_stmt *st = NULL;
+	sqlite3_stmt *st = queue_stmts_get(c, db, complete_sql);
 	int rc = -1;
 
-	if (sqlite3_prepare_v2(db,
-		"UPDATE msg SET results = json_set(CASE WHEN results = ''"
-		" THEN '[{}]' ELSE results END,"
-		" '$[#-1].Duration', ?2 - ifnull(json_extract(results,"
-		" '$[#-1].Start'), ?2), '$[#-1].Success', json(?3),"
-		" '$[#-1].Code', ?4, '$[#-1].Secode', ?5, '$[#-1].Error', ?6)"
-		" WHERE id = ?1",
-		-1, &st, NULL) != SQLITE_OK)
+	if (st == NULL)
 		return -1;
 	sqlite3_bind_int64(st, 1, m->id);
 	sqlite3_bind_int64(st, 2, now);
@@ -177,15 +180,38 @@ complete_result(sqlite3 *db, const struct queue_msg *m,
 	    SQLITE_STATIC);
 	if (sqlite3_step(st) == SQLITE_DONE)
 		rc = 0;
-	sqlite3_finalize(st);
+	queue_stmts_put(c, st);
 	return rc;
 }
 
+static const char retire_copy_sql[] =
+    "INSERT OR REPLACE INTO retired (id, base_id, queued,"
+    " sender_account, sender_localpart, sender_domain,"
+    " from_id, recipient_localpart, recipient_domain,"
+    " recipient_address, attempts, max_attempts, dialed_ips,"
+    " last_attempt, results, has8bit, smtputf8,"
+    " is_dmarc_report, is_tls_report, size, message_id,"
+    " subject, transport, requiretls, future_release_request,"
+    " extra, success, last_activity, keep_until)"
+    " SELECT id, base_id, queued, sender_account,"
+    " sender_localpart, sender_domain, from_id,"
+    " recipient_localpart, recipient_domain,"
+    " recipient_localpart || '@' || recipient_domain_str,"
+    " attempts, max_attempts, dialed_ips, last_attempt,"
+    " results, has8bit, smtputf8, is_dmarc_report,"
+    " is_tls_report, size, message_id, subject, transport,"
+    " requiretls, future_release_request,"
+    " ifnull((SELECT json_group_object(key, value) FROM"
+    " msg_extra WHERE msg_id = msg.id), '{}'), ?2, ?3, ?4"
+    " FROM msg WHERE id = ?1";
+static const char retire_delete_sql[] = "DELETE FROM msg WHERE id = ?1";
+
 /* spec/queue.md 9: copy m into retired (when the account keeps
- * history) and delete its row, in the caller's transaction. */
+ * history) and delete its row, in the caller's transaction; c (may be
+ * NULL) keeps the statements. */
 static int
-retire_rows(sqlite3 *db, const struct config *cfg, const struct queue_msg *m,
-    bool success, int64_t now)
+retire_rows(struct queue_stmts *c, sqlite3 *db, const struct config *cfg,
+    const struct queue_msg *m, bool success, int64_t now)
 {
 	const struct config_account *ca = cfg != NULL ?
 	    config_account_find(cfg, m->sender_account) : NULL;
@@ -197,27 +223,8 @@ retire_rows(sqlite3 *db, const struct config *cfg, const struct queue_msg *m,
 	int rc = -1;
 
 	if (keep > 0) {
-		if (sqlite3_prepare_v2(db,
-			"INSERT OR REPLACE INTO retired (id, base_id, queued,"
-			" sender_account, sender_localpart, sender_domain,"
-			" from_id, recipient_localpart, recipient_domain,"
-			" recipient_address, attempts, max_attempts, dialed_ips,"
-			" last_attempt, results, has8bit, smtputf8,"
-			" is_dmarc_report, is_tls_report, size, message_id,"
-			" subject, transport, requiretls, future_release_request,"
-			" extra, success, last_activity, keep_until)"
-			" SELECT id, base_id, queued, sender_account,"
-			" sender_localpart, sender_domain, from_id,"
-			" recipient_localpart, recipient_domain,"
-			" recipient_localpart || '@' || recipient_domain_str,"
-			" attempts, max_attempts, dialed_ips, last_attempt,"
-			" results, has8bit, smtputf8, is_dmarc_report,"
-			" is_tls_report, size, message_id, subject, transport,"
-			" requiretls, future_release_request,"
-			" ifnull((SELECT json_group_object(key, value) FROM"
-			" msg_extra WHERE msg_id = msg.id), '{}'), ?2, ?3, ?4"
-			" FROM msg WHERE id = ?1",
-			-1, &st, NULL) != SQLITE_OK)
+		st = queue_stmts_get(c, db, retire_copy_sql);
+		if (st == NULL)
 			goto out;
 		sqlite3_bind_int64(st, 1, m->id);
 		sqlite3_bind_int(st, 2, success);
@@ -225,18 +232,17 @@ retire_rows(sqlite3 *db, const struct config *cfg, const struct queue_msg *m,
 		sqlite3_bind_int64(st, 4, now + keep);
 		if (sqlite3_step(st) != SQLITE_DONE)
 			goto out;
-		sqlite3_finalize(st);
-		st = NULL;
+		queue_stmts_put(c, st);
 	}
-	if (sqlite3_prepare_v2(db, "DELETE FROM msg WHERE id = ?1", -1, &st,
-		NULL) != SQLITE_OK)
+	st = queue_stmts_get(c, db, retire_delete_sql);
+	if (st == NULL)
 		goto out;
 	sqlite3_bind_int64(st, 1, m->id);
 	if (sqlite3_step(st) != SQLITE_DONE)
 		goto out;
 	rc = 0;
 out:
-	sqlite3_finalize(st);
+	queue_stmts_put(c, st);
 	return rc;
 }
 
@@ -249,7 +255,7 @@ retire(struct queue *q, sqlite3 *db, const struct config *cfg,
 
 	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
 		return -1;
-	if (retire_rows(db, cfg, m, success, now) == -1 ||
+	if (retire_rows(NULL, db, cfg, m, success, now) == -1 ||
 	    sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
 		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 		return -1;
@@ -262,15 +268,15 @@ retire(struct queue *q, sqlite3 *db, const struct config *cfg,
 }
 
 int
-queue_int_retire_delivered(sqlite3 *db, const struct config *cfg,
-    const struct queue_msg *m, const struct queue_attempt_result *r,
-    int64_t now)
+queue_int_retire_delivered(struct queue_stmts *c, sqlite3 *db,
+    const struct config *cfg, const struct queue_msg *m,
+    const struct queue_attempt_result *r, int64_t now)
 {
-	if (complete_result(db, m, r, now) == -1)
+	if (complete_result(c, db, m, r, now) == -1)
 		return -1;
 	if (cfg != NULL)
 		(void)queue_int_webhook_event(db, cfg, m, "delivered", r, false);
-	return retire_rows(db, cfg, m, true, now);
+	return retire_rows(c, db, cfg, m, true, now);
 }
 
 int
@@ -292,7 +298,7 @@ queue_int_finish(struct queue *q, const struct config *cfg,
 		buf_adds(err, "no configuration");
 		return -1;
 	}
-	if (complete_result(db, m, r, now) == -1) {
+	if (complete_result(NULL, db, m, r, now) == -1) {
 		buf_addf(err, "recording result: %s", sqlite3_errmsg(db));
 		goto out;
 	}

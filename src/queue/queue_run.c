@@ -60,26 +60,6 @@ struct delivery {
 /* ---- one attempt ---- */
 
 static int
-exec1(sqlite3 *db, const char *sql, int64_t a, int64_t b, int64_t c)
-{
-	sqlite3_stmt *st = NULL;
-	int rc = -1;
-
-	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
-		return -1;
-	if (sqlite3_bind_parameter_count(st) >= 1)
-		sqlite3_bind_int64(st, 1, a);
-	if (sqlite3_bind_parameter_count(st) >= 2)
-		sqlite3_bind_int64(st, 2, b);
-	if (sqlite3_bind_parameter_count(st) >= 3)
-		sqlite3_bind_int64(st, 3, c);
-	if (sqlite3_step(st) == SQLITE_DONE)
-		rc = 0;
-	sqlite3_finalize(st);
-	return rc;
-}
-
-static int
 jitter_s(void)
 {
 	unsigned char b = 0;
@@ -88,34 +68,65 @@ jitter_s(void)
 	return (int)(b % 10) - 5; /* spec/queue.md 4.1: -5..+4 s */
 }
 
+static const char register_sql[] =
+    "UPDATE msg SET attempts = attempts + 1, last_attempt = ?2,"
+    " next_attempt = ?3, results = json_insert(CASE WHEN results = ''"
+    " THEN '[]' ELSE results END, '$[#]', json_object('Start', ?2,"
+    " 'Duration', 0, 'Success', json('false'), 'Code', 0, 'Secode', '',"
+    " 'Error', 'delivering...')) WHERE id = ?1";
+
 /* spec/queue.md 4.1 step 2: count the attempt, set the next one and
  * append "delivering..." in the caller's transaction. */
 static int
-register_attempt(sqlite3 *db, int64_t id, int64_t now, int64_t next)
+register_attempt(struct queue_stmts *c, sqlite3 *db, int64_t id, int64_t now,
+    int64_t next)
 {
-	return exec1(db,
-	    "UPDATE msg SET attempts = attempts + 1, last_attempt = ?2,"
-	    " next_attempt = ?3, results = json_insert(CASE WHEN results = ''"
-	    " THEN '[]' ELSE results END, '$[#]', json_object('Start', ?2,"
-	    " 'Duration', 0, 'Success', json('false'), 'Code', 0, 'Secode', '',"
-	    " 'Error', 'delivering...')) WHERE id = ?1",
-	    id, now, next);
+	sqlite3_stmt *st = queue_stmts_get(c, db, register_sql);
+	int rc = -1;
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, now);
+	sqlite3_bind_int64(st, 3, next);
+	if (sqlite3_step(st) == SQLITE_DONE)
+		rc = 0;
+	queue_stmts_put(c, st);
+	return rc;
 }
 
-static char *
-col_text(sqlite3 *db, const char *sql, int64_t id)
-{
-	sqlite3_stmt *st = NULL;
-	char *s = NULL;
+static const char dest_sql[] =
+    "SELECT dialed_ips, recipient_domain_str FROM msg WHERE id = ?1";
 
-	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
+static char *
+col_dup(sqlite3_stmt *st, int i)
+{
+	const unsigned char *t = sqlite3_column_text(st, i);
+
+	return xstrdup(t != NULL ? (const char *)t : "");
+}
+
+/* The earlier dialed IPs and the recipient domain string of record id;
+ * "" when unknown. */
+static void
+dest_of(struct queue_stmts *c, sqlite3 *db, int64_t id, char **dialed_out,
+    char **domain_out)
+{
+	sqlite3_stmt *st = queue_stmts_get(c, db, dest_sql);
+
+	*dialed_out = *domain_out = NULL;
+	if (st != NULL) {
 		sqlite3_bind_int64(st, 1, id);
-		if (sqlite3_step(st) == SQLITE_ROW &&
-		    sqlite3_column_text(st, 0) != NULL)
-			s = xstrdup((const char *)sqlite3_column_text(st, 0));
+		if (sqlite3_step(st) == SQLITE_ROW) {
+			*dialed_out = col_dup(st, 0);
+			*domain_out = col_dup(st, 1);
+		}
 	}
-	sqlite3_finalize(st);
-	return s != NULL ? s : xstrdup("");
+	queue_stmts_put(c, st);
+	if (*dialed_out == NULL)
+		*dialed_out = xstrdup("");
+	if (*domain_out == NULL)
+		*domain_out = xstrdup("");
 }
 
 static void
@@ -183,6 +194,7 @@ struct job_ctx {
 	struct queue_runner *r;
 	const struct config *cfg;
 	sqlite3 *db;
+	struct queue_stmts *stmts; /* of db */
 	struct batch cur;
 	char *transport;     /* of the job (j->transport points here) */
 	char *domain;        /* recipient_domain_str of the job */
@@ -226,7 +238,7 @@ claim_tx(struct job_ctx *x, int64_t id, const char *want_transport,
 
 	memset(b, 0, sizeof(*b));
 	buf_init(&b->path, 4096);
-	if (queue_int_load(db, "id = ?1", id, &first, &nfirst) == -1)
+	if (queue_int_load_id(x->stmts, db, id, &first, &nfirst) == -1)
 		goto out;
 	rc = 0;
 	if (nfirst == 0 || first[0].hold || first[0].next_attempt_ns > now)
@@ -279,16 +291,14 @@ claim_tx(struct job_ctx *x, int64_t id, const char *want_transport,
 	next = now + queue_backoff_ns(b->sel[0].attempts, jitter_s());
 	b->prev_last = xcalloc(b->nsel, sizeof(*b->prev_last));
 	for (size_t i = 0; i < b->nsel; i++) {
-		if (register_attempt(db, b->sel[i].id, now, next) == -1)
+		if (register_attempt(x->stmts, db, b->sel[i].id, now, next) ==
+		    -1)
 			goto out;
 		b->prev_last[i] = b->sel[i].last_attempt_ns;
 		b->sel[i].attempts++;
 		b->sel[i].last_attempt_ns = now;
 	}
-	b->dialed = col_text(db, "SELECT dialed_ips FROM msg WHERE id = ?1",
-	    b->sel[0].id);
-	b->domain = col_text(db,
-	    "SELECT recipient_domain_str FROM msg WHERE id = ?1", b->sel[0].id);
+	dest_of(x->stmts, db, b->sel[0].id, &b->dialed, &b->domain);
 	rc = 1;
 out:
 	if (rc != 1)
@@ -380,6 +390,26 @@ dberr:
 	return -1;
 }
 
+static const char dialed_sql[] =
+    "UPDATE msg SET dialed_ips = dialed_ips || ?2 WHERE id = ?1";
+
+static int
+append_dialed(struct queue_stmts *c, sqlite3 *db, int64_t id,
+    const char *lines)
+{
+	sqlite3_stmt *st = queue_stmts_get(c, db, dialed_sql);
+	int rc = -1;
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_text(st, 2, lines, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_DONE)
+		rc = 0;
+	queue_stmts_put(c, st);
+	return rc;
+}
+
 /* Record the attempt's outcome for every record of b (spec/queue.md
  * 4.1, 5.5): retire, DSNs, webhooks, or the next attempt. */
 static void
@@ -390,20 +420,9 @@ finish_batch(struct job_ctx *x, struct batch *b, struct queue_job *j)
 
 	buf_init(&err, 4096);
 	if (j->dialed_out.len > 0) {
-		for (size_t i = 0; i < b->nsel; i++) {
-			sqlite3_stmt *st = NULL;
-
-			if (sqlite3_prepare_v2(x->db,
-				"UPDATE msg SET dialed_ips = dialed_ips || ?2"
-				" WHERE id = ?1",
-				-1, &st, NULL) == SQLITE_OK) {
-				sqlite3_bind_int64(st, 1, b->sel[i].id);
-				sqlite3_bind_text(st, 2, j->dialed_out.data, -1,
-				    SQLITE_STATIC);
-				(void)sqlite3_step(st);
-			}
-			sqlite3_finalize(st);
-		}
+		for (size_t i = 0; i < b->nsel; i++)
+			(void)append_dialed(x->stmts, x->db, b->sel[i].id,
+			    j->dialed_out.data);
 		buf_reset(&j->dialed_out);
 	}
 	for (size_t i = 0; i < b->nsel; i++) {
@@ -464,24 +483,6 @@ park(struct job_ctx *x, struct queue_job *j)
 	memset(b, 0, sizeof(*b));
 }
 
-static int
-append_dialed(sqlite3 *db, int64_t id, const char *lines)
-{
-	sqlite3_stmt *st = NULL;
-	int rc = -1;
-
-	if (sqlite3_prepare_v2(db,
-		"UPDATE msg SET dialed_ips = dialed_ips || ?2 WHERE id = ?1",
-		-1, &st, NULL) != SQLITE_OK)
-		return -1;
-	sqlite3_bind_int64(st, 1, id);
-	sqlite3_bind_text(st, 2, lines, -1, SQLITE_STATIC);
-	if (sqlite3_step(st) == SQLITE_DONE)
-		rc = 0;
-	sqlite3_finalize(st);
-	return rc;
-}
-
 /* Retire the records of x->done (spec/queue.md 4.1, 9) in the caller's
  * write transaction. -1 on a database error. */
 static int
@@ -494,13 +495,13 @@ retire_done_tx(struct job_ctx *x, int64_t now)
 			struct queue_attempt_result ar;
 
 			if (b->dialed_out != NULL &&
-			    append_dialed(x->db, b->sel[i].id, b->dialed_out) ==
-				-1)
+			    append_dialed(x->stmts, x->db, b->sel[i].id,
+				b->dialed_out) == -1)
 				return -1;
 			attempt_result_of(&b->res[i], b->remote_host,
 			    b->remote_ip, &ar);
-			if (queue_int_retire_delivered(x->db, x->cfg, &b->sel[i],
-				&ar, now) == -1)
+			if (queue_int_retire_delivered(x->stmts, x->db, x->cfg,
+				&b->sel[i], &ar, now) == -1)
 				return -1;
 		}
 	}
@@ -593,6 +594,11 @@ ahead_release(struct job_ctx *x)
 	x->iahead = x->nahead = 0;
 }
 
+static const char due_sql[] =
+    "SELECT id FROM msg WHERE recipient_domain_str = ?1 AND hold = 0"
+    " AND next_attempt <= ?2 AND requiretls IS ?3"
+    " ORDER BY next_attempt, id LIMIT ?4";
+
 /* Retire x->done and claim the next due records of the job's
  * destination (recipient domain, transport, RequireTLS setting: the
  * connection's TLS was set up for it) into x->ahead, in one write
@@ -616,12 +622,8 @@ refill(struct job_ctx *x)
 	if (retire_done_tx(x, now) == -1)
 		goto rollback;
 	if (want > 0) {
-		if (sqlite3_prepare_v2(db,
-			"SELECT id FROM msg WHERE recipient_domain_str = ?1"
-			" AND hold = 0 AND next_attempt <= ?2"
-			" AND requiretls IS ?3 ORDER BY next_attempt, id"
-			" LIMIT ?4",
-			-1, &st, NULL) != SQLITE_OK)
+		st = queue_stmts_get(x->stmts, db, due_sql);
+		if (st == NULL)
 			goto rollback;
 		sqlite3_bind_text(st, 1, x->domain, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 2, now);
@@ -631,7 +633,7 @@ refill(struct job_ctx *x)
 		sqlite3_bind_int64(st, 4, (int64_t)want);
 		while (nids < want && sqlite3_step(st) == SQLITE_ROW)
 			ids[nids++] = sqlite3_column_int64(st, 0);
-		sqlite3_finalize(st);
+		queue_stmts_put(x->stmts, st);
 		st = NULL;
 	}
 	for (size_t k = 0; k < nids; k++) {
@@ -659,7 +661,7 @@ refill(struct job_ctx *x)
 	x->nahead = n;
 	return n > 0;
 rollback:
-	sqlite3_finalize(st);
+	queue_stmts_put(x->stmts, st);
 	log_error(&x->r->log, "queue database", LF_ERR(sqlite3_errmsg(db)),
 	    LF_STR("domain", x->domain));
 	sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
@@ -785,6 +787,7 @@ deliver_id(struct queue_runner *r, int64_t id)
 	    SQLITE_OK)
 		log_error(&r->log, "queue database", LF_ERR(sqlite3_errmsg(x.db)));
 	sqlite3_busy_handler(x.db, busy_short, NULL);
+	x.stmts = queue_stmts_new(x.db);
 	if (claim(&x, id, &x.cur) != 1)
 		goto out;
 	x.ntx = 1;
@@ -815,6 +818,7 @@ deliver_id(struct queue_runner *r, int64_t id)
 	buf_release(&j.dialed_out);
 out:
 	job_ctx_release(&x);
+	queue_stmts_free(x.stmts);
 	sqlite3_close(x.db);
 	config_put(cfg);
 	buf_release(&err);

@@ -9,6 +9,7 @@
  * Threads: any but the reactor; each call opens its own SQLite
  * connection (STYLE.md 8: a sqlite3 handle stays in one thread).
  */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -170,6 +171,75 @@ queue_db_open(const struct queue *q, sqlite3 **out, struct buf *err)
 	}
 	*out = db;
 	return 0;
+}
+
+#define QUEUE_STMTS_MAX 16
+
+struct queue_stmts {
+	sqlite3 *db;
+	struct {
+		const char *sql; /* the caller's constant; the key */
+		sqlite3_stmt *st;
+	} v[QUEUE_STMTS_MAX];
+	size_t n;
+};
+
+struct queue_stmts *
+queue_stmts_new(sqlite3 *db)
+{
+	struct queue_stmts *c = xcalloc(1, sizeof(*c));
+
+	c->db = db;
+	return c;
+}
+
+void
+queue_stmts_free(struct queue_stmts *c)
+{
+	if (c == NULL)
+		return;
+	for (size_t i = 0; i < c->n; i++)
+		sqlite3_finalize(c->v[i].st);
+	free(c);
+}
+
+sqlite3_stmt *
+queue_stmts_get(struct queue_stmts *c, sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt *st = NULL;
+
+	if (c != NULL) {
+		assert(c->db == db);
+		for (size_t i = 0; i < c->n; i++)
+			if (c->v[i].sql == sql)
+				return c->v[i].st;
+	}
+	if (sqlite3_prepare_v3(db, sql, -1,
+		c != NULL ? SQLITE_PREPARE_PERSISTENT : 0, &st,
+		NULL) != SQLITE_OK) {
+		sqlite3_finalize(st);
+		return NULL;
+	}
+	if (c != NULL && c->n < QUEUE_STMTS_MAX) {
+		c->v[c->n].sql = sql;
+		c->v[c->n].st = st;
+		c->n++;
+	}
+	return st;
+}
+
+void
+queue_stmts_put(struct queue_stmts *c, sqlite3_stmt *st)
+{
+	if (st == NULL)
+		return;
+	for (size_t i = 0; c != NULL && i < c->n; i++)
+		if (c->v[i].st == st) {
+			sqlite3_reset(st);
+			sqlite3_clear_bindings(st);
+			return;
+		}
+	sqlite3_finalize(st);
 }
 
 const char *
@@ -552,33 +622,27 @@ col_str(sqlite3_stmt *st, int i)
 	return xstrdup(t != NULL ? (const char *)t : "");
 }
 
-int
-queue_int_load(sqlite3 *db, const char *where, int64_t arg,
-    struct queue_msg **out, size_t *n_out)
-{
-	sqlite3_stmt *st = NULL, *ex = NULL;
-	struct queue_msg *v = NULL;
-	struct buf sql;
-	size_t n = 0;
-	int rc = -1, r;
+#define LOAD_SQL \
+	"SELECT id, base_id, queued, hold, sender_account," \
+	" sender_localpart, sender_domain, from_id, recipient_localpart," \
+	" recipient_domain, attempts, max_attempts, next_attempt," \
+	" last_attempt, has8bit, smtputf8, is_dmarc_report," \
+	" is_tls_report, size, message_id, msg_prefix, subject," \
+	" transport, requiretls, future_release_request FROM msg"
 
-	buf_init(&sql, 4096);
-	buf_addf(&sql,
-	    "SELECT id, base_id, queued, hold, sender_account,"
-	    " sender_localpart, sender_domain, from_id, recipient_localpart,"
-	    " recipient_domain, attempts, max_attempts, next_attempt,"
-	    " last_attempt, has8bit, smtputf8, is_dmarc_report,"
-	    " is_tls_report, size, message_id, msg_prefix, subject,"
-	    " transport, requiretls, future_release_request"
-	    " FROM msg WHERE %s ORDER BY id", where);
-	if (sqlite3_prepare_v2(db, sql.data, -1, &st, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(db,
-		"SELECT key, value FROM msg_extra WHERE msg_id = ?1"
-		" ORDER BY key",
-		-1, &ex, NULL) != SQLITE_OK)
-		goto out;
-	if (sqlite3_bind_parameter_count(st) >= 1)
-		sqlite3_bind_int64(st, 1, arg);
+static const char load_id_sql[] = LOAD_SQL " WHERE id = ?1";
+static const char load_extra_sql[] =
+    "SELECT key, value FROM msg_extra WHERE msg_id = ?1 ORDER BY key";
+
+/* Read the rows of st (LOAD_SQL, bound) with their extra (ex). */
+static int
+load_rows(sqlite3_stmt *st, sqlite3_stmt *ex, struct queue_msg **out,
+    size_t *n_out)
+{
+	struct queue_msg *v = NULL;
+	size_t n = 0;
+	int r;
+
 	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
 		struct queue_msg *m;
 		const void *pfx;
@@ -627,18 +691,53 @@ queue_int_load(sqlite3 *db, const char *where, int64_t arg,
 			m->nextra++;
 		}
 	}
-	if (r != SQLITE_DONE)
-		goto out;
+	sqlite3_reset(ex);
+	if (r != SQLITE_DONE) {
+		queue_msg_list_free(v, n);
+		return -1;
+	}
 	*out = v;
 	*n_out = n;
-	v = NULL;
-	n = 0;
-	rc = 0;
+	return 0;
+}
+
+int
+queue_int_load(sqlite3 *db, const char *where, int64_t arg,
+    struct queue_msg **out, size_t *n_out)
+{
+	sqlite3_stmt *st = NULL, *ex = NULL;
+	struct buf sql;
+	int rc = -1;
+
+	buf_init(&sql, 4096);
+	buf_addf(&sql, LOAD_SQL " WHERE %s ORDER BY id", where);
+	if (sqlite3_prepare_v2(db, sql.data, -1, &st, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(db, load_extra_sql, -1, &ex, NULL) != SQLITE_OK)
+		goto out;
+	if (sqlite3_bind_parameter_count(st) >= 1)
+		sqlite3_bind_int64(st, 1, arg);
+	rc = load_rows(st, ex, out, n_out);
 out:
-	queue_msg_list_free(v, n);
 	sqlite3_finalize(st);
 	sqlite3_finalize(ex);
 	buf_release(&sql);
+	return rc;
+}
+
+int
+queue_int_load_id(struct queue_stmts *c, sqlite3 *db, int64_t id,
+    struct queue_msg **out, size_t *n_out)
+{
+	sqlite3_stmt *st = queue_stmts_get(c, db, load_id_sql);
+	sqlite3_stmt *ex = queue_stmts_get(c, db, load_extra_sql);
+	int rc = -1;
+
+	if (st != NULL && ex != NULL) {
+		sqlite3_bind_int64(st, 1, id);
+		rc = load_rows(st, ex, out, n_out);
+	}
+	queue_stmts_put(c, st);
+	queue_stmts_put(c, ex);
 	return rc;
 }
 

@@ -37,7 +37,10 @@
 #include "net/net.h"
 #include "reports/reports.h"
 #include "smtp/smtp_auth_checks.h"
+#include "smtp/smtp_delay.h"
 #include "smtp/smtp_int.h"
+#include "smtp/smtp_mailfrom.h"
+#include "smtp/smtp_reputation.h"
 #include "tls/tls.h"
 #include "lib/banned.h"
 
@@ -516,13 +519,14 @@ int
 smtp_store_deliver(struct smtp_sess *s, const char *account,
     const char *mailbox, const struct buf *prefix, bool is_reject,
     uint32_t flags, const char *rcpt_lp, const char *rcpt_dom,
-    const char **why)
+    const struct smtp_decision *dec, const char **why)
 {
 	struct store_account *a = NULL;
 	struct store_err serr;
 	struct store_add add = { 0 };
 	struct store_msg_fields mf = { 0 };
 	struct store_added added;
+	struct smtp_rep_tmp rtmp;
 	struct msg_facts facts;
 	struct buf path, mailfrom;
 	struct config *cfg = config_get();
@@ -534,10 +538,11 @@ smtp_store_deliver(struct smtp_sess *s, const char *account,
 	int fd = -1, rc = -1;
 
 	memset(&facts, 0, sizeof(facts));
+	memset(&rtmp, 0, sizeof(rtmp));
 	buf_init(&path, 4096);
 	buf_init(&mailfrom, 1024);
-	buf_addf(&path, "%s/tmp/smtp-deliver-XXXXXX", s->srv->datadir);
-	fd = mkostemp(path.data, O_CLOEXEC);
+	/* Unnamed where possible: no directory lock, nothing to unlink. */
+	fd = store_tmpfile(s->srv->p.store, &path);
 	if (fd == -1) {
 		*why = "creating delivery file";
 		goto out;
@@ -566,11 +571,15 @@ smtp_store_deliver(struct smtp_sess *s, const char *account,
 	mf.subject_base = facts.subject.data;
 	mf.is_reject = is_reject;
 	mf.requiretls = s->mail.requiretls;
+	/* spec/store.md 3.1 reputation fields (smtp_reputation.c). */
+	smtp_rep_fields(s, account, dec, is_reject, &rtmp, &mf);
 	if (facts.parsed.len > 0 && !buf_failed(&facts.parsed)) {
 		mf.parsed = facts.parsed.data;
 		mf.parsed_len = facts.parsed.len;
 	}
-	add.path = path.data;
+	add.has_fd = true;
+	add.fd = fd;
+	add.path = path.len > 0 ? path.data : NULL;
 	add.flags = flags;
 	add.create_mailbox = true;
 	add.quota = ca != NULL ? ca->eff.quota_message_size : 0;
@@ -590,10 +599,12 @@ out:
 	if (map != MAP_FAILED)
 		munmap(map, (size_t)st.st_size);
 	facts_release(&facts);
+	smtp_rep_tmp_release(&rtmp);
 	store_account_put(a);
 	if (fd != -1) {
 		close(fd);
-		unlink(path.data);
+		if (path.len > 0)
+			unlink(path.data);
 	}
 	buf_release(&path);
 	buf_release(&mailfrom);
@@ -954,6 +965,8 @@ analyse(struct incoming *in, const struct target *t,
 	din.ndkim_pass = in->ndkim_pass;
 	din.dnsbl_listed = dnsbl_cb;
 	din.dnsbl_arg = s;
+	din.reputation = smtp_rep_lookup;
+	din.reputation_arg = s;
 	smtp_decide(&din, dec);
 	/* spec/smtp.md 12.3 step 1: DMARC overrides. */
 	buf_init(&over, 256);
@@ -1000,7 +1013,7 @@ keep_reject(struct incoming *in, const struct target *t,
 	if (dec->kind == SMTP_DECIDE_REJECT_KEEP && ca != NULL &&
 	    ca->rejects_mailbox != NULL && ca->rejects_mailbox[0] != '\0')
 		smtp_store_deliver(s, t->account, ca->rejects_mailbox, prefix,
-		    true, STORE_F_SEEN, t->lp, t->dom, &why);
+		    true, STORE_F_SEEN, t->lp, t->dom, dec, &why);
 	s->slow = true;
 	log_info(&s->log, "incoming message rejected",
 	    LF_STR("reason", dec->reason), LF_STR("rcpt", t->delivered_to));
@@ -1016,10 +1029,18 @@ store_target(struct incoming *in, const struct target *t,
 	const char *why = NULL;
 
 	*quota_out = false;
+	/* spec/smtp.md 12.3 step 5: first-time senders wait (unstored). */
+	if (smtp_delay_wanted(in->s, in->cfg, t->account, dec)) {
+		smtp_delay_add(in->s, t->e, t->account, dec, prefix, t->lp,
+		    t->dom);
+		return 0;
+	}
 	if (smtp_store_deliver(in->s, t->account, dec->mailbox, prefix,
 		dec->mark_reject, dec->mark_reject ? STORE_F_SEEN : 0, t->lp,
-		t->dom, &why) == 0)
+		t->dom, dec, &why) == 0) {
+		smtp_delay_stored(in->s, t->e);
 		return 0;
+	}
 	*quota_out = why != NULL && strcmp(why, "quota") == 0;
 	return -1;
 }
@@ -1233,6 +1254,67 @@ explicit_rcpts(struct incoming *in)
 	}
 }
 
+/* spec/smtp.md 12.4: the transaction's reply, and the DSN for a
+ * partial failure. */
+static void
+incoming_finish(struct incoming *in, size_t nok, bool timeout)
+{
+	struct smtp_sess *s = in->s;
+
+	if (timeout && nok == 0) {
+		smtp_reply_later(s, 3600 * 1000, 451, "4.0.0", "timeout", false);
+	} else {
+		/* spec/smtp.md 12.4, 18: no DSN to <> or in localserve. */
+		if (in->nerr > 0 && nok > 0 && !s->mail.null_path &&
+		    !s->srv->p.localserve && in->cfg != NULL)
+			queue_partial_dsn(in);
+		reply_result(s, in->errs, in->nerr, nok);
+	}
+}
+
+static void
+incoming_release(struct incoming *in)
+{
+	smtp_auth_checks_release(&in->ac);
+	reports_close(in->rep);
+	free(in->dkim_pass);
+	for (size_t i = 0; i < in->nexplicit; i++)
+		free(in->explicit_rcpts[i]);
+	free(in->explicit_rcpts);
+	free(in->errs);
+	config_put(in->cfg);
+	buf_release(&in->header);
+	buf_release(&in->mailfrom);
+	buf_release(&in->msgfrom);
+	buf_release(&in->from_canon);
+}
+
+/* After the first-time-sender delay (smtp_delay.c): recipients none of
+ * whose copies could be stored fail as in deliver_alias(). */
+static void
+incoming_resume(struct smtp_sess *s, void *arg, size_t nok,
+    const struct smtp_delay_fail *fails, size_t nfails)
+{
+	struct incoming *in = arg;
+
+	for (size_t i = 0; i < nfails; i++) {
+		if (fails[i].quota)
+			add_err(in, fails[i].e, 452, "4.2.2",
+			    "account storage full");
+		else
+			add_err(in, fails[i].e, 451, "4.3.0", "error processing");
+	}
+	incoming_finish(in, nok, false);
+	smtp_tx_reset(s);
+}
+
+static void
+incoming_free(void *arg)
+{
+	incoming_release(arg);
+	free(arg);
+}
+
 void
 smtp_deliver_incoming(struct smtp_sess *s)
 {
@@ -1271,10 +1353,13 @@ smtp_deliver_incoming(struct smtp_sess *s)
 		    "no such user(s)", false);
 		goto out;
 	}
-	/* spec/smtp.md 12.1 steps 4, 5, 9. */
+	/* spec/smtp.md 12.1 steps 4, 5, 9; SPF once per transaction (an
+	 * earlier result from the 2nd RCPT is reused). */
 	smtp_auth_iprev(s, &in.ac);
+	smtp_mailfrom_spf_take(s, &in.ac);
 	smtp_auth_verify(s, map_data(s, &map, &maplen),
 	    span_of_buf(&in.header), &in.ac);
+	smtp_rep_begin(s, &in.ac, span_of_buf(&in.header));
 	in.size = maplen;
 	in.dkim_pass = xcalloc(in.ac.ndkim + 1, sizeof(*in.dkim_pass));
 	for (size_t i = 0; i < in.ac.ndkim; i++)
@@ -1313,29 +1398,21 @@ smtp_deliver_incoming(struct smtp_sess *s)
 				nok++;
 		}
 	}
-	if (timeout && nok == 0) {
-		smtp_reply_later(s, 3600 * 1000, 451, "4.0.0", "timeout", false);
-	} else {
-		/* spec/smtp.md 12.4, 18: no DSN to <> or in localserve. */
-		if (in.nerr > 0 && nok > 0 && !s->mail.null_path &&
-		    !s->srv->p.localserve && in.cfg != NULL)
-			queue_partial_dsn(&in);
-		reply_result(s, in.errs, in.nerr, nok);
+	if (smtp_delay_pending(s)) {
+		/* spec/junk.md 10: the copies and the reply wait for the
+		 * timer; the transaction stays open until then. */
+		struct incoming *p = xmalloc(sizeof(*p));
+
+		if (map != MAP_FAILED)
+			munmap(map, maplen);
+		*p = in;
+		smtp_delay_start(s, nok, incoming_resume, incoming_free, p);
+		return;
 	}
+	incoming_finish(&in, nok, timeout);
 out:
 	if (map != MAP_FAILED)
 		munmap(map, maplen);
 	smtp_tx_reset(s);
-	smtp_auth_checks_release(&in.ac);
-	reports_close(in.rep);
-	free(in.dkim_pass);
-	for (size_t i = 0; i < in.nexplicit; i++)
-		free(in.explicit_rcpts[i]);
-	free(in.explicit_rcpts);
-	free(in.errs);
-	config_put(in.cfg);
-	buf_release(&in.header);
-	buf_release(&in.mailfrom);
-	buf_release(&in.msgfrom);
-	buf_release(&in.from_canon);
+	incoming_release(&in);
 }

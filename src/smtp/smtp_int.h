@@ -85,6 +85,8 @@ enum smtp_state {
 	SMTP_ST_DATA,
 	SMTP_ST_TLS,      /* STARTTLS handshake running */
 	SMTP_ST_WAIT,     /* paused until the protocol timer fires */
+	SMTP_ST_DELAY,    /* first-time-sender delay: copies wait for the
+			   * protocol timer, input watched (smtp_delay.c) */
 };
 
 struct smtp_sess {
@@ -257,11 +259,13 @@ void smtp_header_fold(struct buf *out, const char *name, const char *value);
  * and reply. Runs on the session's worker; blocks on disk. */
 void smtp_deliver_incoming(struct smtp_sess *s);
 /* Deliver the message file data_path with prefix to account/mailbox in
- * the store (durable on 0). */
+ * the store (durable on 0). dec (may be NULL) is the decision the copy
+ * was made under, for the reputation fields of the record (for a copy
+ * in Rejects: is_reject, dec->mailbox the intended mailbox). */
 int smtp_store_deliver(struct smtp_sess *s, const char *account,
     const char *mailbox, const struct buf *prefix, bool is_reject,
     uint32_t flags, const char *rcpt_lp, const char *rcpt_dom,
-    const char **why);
+    const struct smtp_decision *dec, const char **why);
 
 /* After DATA on submission (spec/smtp.md 11). */
 void smtp_submit(struct smtp_sess *s);

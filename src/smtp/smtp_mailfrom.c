@@ -88,6 +88,48 @@ out:
 	return v;
 }
 
+bool
+smtp_mailfrom_domain_ok(struct smtp_sess *s)
+{
+	const char *why = NULL;
+	enum smtp_mx_verdict v;
+
+	if (s->mail.null_path || s->srv->p.resolver == NULL ||
+	    (s->srv->p.localserve && net_conn_is_loopback(s->c)))
+		return true;
+	v = smtp_mailfrom_mx(s->srv->p.resolver, s->mail.from.domain,
+	    time_mono_ns() + (int64_t)SMTP_MAILFROM_DNS_MS * NS_PER_MS, &why);
+	switch (v) {
+	case SMTP_MX_OK:
+		return true;
+	case SMTP_MX_NONE:
+		log_info(&s->log, "mailfrom domain does not accept mail",
+		    LF_STR("domain", s->mail.from.domain), LF_STR("why", why));
+		smtp_reply(s, 550, "5.7.27", "mailfrom domain not configured for "
+					     "mail");
+		return false;
+	case SMTP_MX_TEMP:
+		log_info(&s->log, "mx check of mailfrom domain failed",
+		    LF_STR("domain", s->mail.from.domain), LF_ERR(why));
+		smtp_reply(s, 451, "4.4.0", "cannot verify mx records for "
+					    "mailfrom domain");
+		return false;
+	}
+	return false;
+}
+
+bool
+smtp_mailfrom_rcpt_ok(struct smtp_sess *s)
+{
+	if (s->nrcpts != 1 || s->srv->p.localserve)
+		return true;
+	if (smtp_mailfrom_spf_pass(s))
+		return true;
+	smtp_reply(s, 452, "4.5.3", "only one recipient allowed without spf "
+				    "pass");
+	return false;
+}
+
 /* ---- SPF for the 2nd recipient ---- */
 
 /* The evaluation as a pool job: copies of the session's facts. */

@@ -37,6 +37,17 @@ enum smtp_mx_verdict {
 enum smtp_mx_verdict smtp_mailfrom_mx(struct dns_resolver *r,
     const char *domain, int64_t deadline_ns, const char **why);
 
+/* cmd_mail on port 25 after the IP-literal check: the MX check of the
+ * MAIL FROM domain; on failure replies 550 5.7.27 or 451 4.4.0 and
+ * returns false. Skipped for the null reverse path, without a resolver,
+ * and for loopback peers in localserve (development tools send from any
+ * domain, spec/smtp.md 18, DESIGN.md). */
+bool smtp_mailfrom_domain_ok(struct smtp_sess *s);
+/* cmd_rcpt on port 25 before a 2nd recipient is added (spec/smtp.md 7
+ * step 4): the MAIL FROM domain must pass SPF, else replies 452 4.5.3
+ * and returns false. Not in localserve (spec/smtp.md 18). */
+bool smtp_mailfrom_rcpt_ok(struct smtp_sess *s);
+
 /* spec/smtp.md 7 step 4: whether the MAIL FROM domain passes SPF
  * (identity mailfrom), evaluated once per transaction with a minute's
  * bound and kept in s->spf_early. Blocks on DNS. */

@@ -34,7 +34,10 @@
 #include "queue/queue.h"
 #include "sasl/sasl.h"
 #include "smtp/smtp_auth_checks.h"
+#include "smtp/smtp_delay.h"
 #include "smtp/smtp_int.h"
+#include "smtp/smtp_mailfrom.h"
+#include "smtp/smtp_reputation.h"
 #include "smtp/smtp_reply.h"
 #include "tls/tls.h"
 #include "lib/banned.h"
@@ -97,6 +100,12 @@ smtp_reply_later(struct smtp_sess *s, unsigned ms, int code,
 void
 smtp_tx_reset(struct smtp_sess *s)
 {
+	/* Copies still waiting for the first-time-sender delay are
+	 * dropped unstored (spec/junk.md 10). */
+	smtp_delay_free(s);
+	smtp_rep_facts_free(s->rep);
+	s->rep = NULL;
+	smtp_mailfrom_reset(s);
 	smtp_mail_release(&s->mail);
 	s->have_mail = false;
 	for (size_t i = 0; i < s->nrcpts; i++) {
@@ -870,6 +879,9 @@ cmd_mail(struct smtp_sess *s, struct span args)
 		smtp_reply(s, 550, "5.7.0", "domain name required");
 		goto fail;
 	}
+	/* spec/smtp.md 6: the domain must be able to receive mail. */
+	if (!is_submission(s) && !smtp_mailfrom_domain_ok(s))
+		goto fail;
 	if (!s->mail.null_path && is_submission(s)) {
 		/* spec/smtp.md 6: the address must be the account's. */
 		struct config *cfg = config_get();
@@ -1002,6 +1014,9 @@ cmd_rcpt(struct smtp_sess *s, struct span args)
 		    "only one recipient allowed with null reverse address");
 		goto out;
 	}
+	/* spec/smtp.md 7 step 4: a 2nd recipient needs SPF pass. */
+	if (!is_submission(s) && !smtp_mailfrom_rcpt_ok(s))
+		goto out;
 	if (localserve_fail(s, e.addr.localpart, 'r'))
 		goto out;
 	if (e.addr.ip_literal) {
@@ -1365,6 +1380,25 @@ command(struct smtp_sess *s, struct span line)
 	}
 }
 
+/* During the first-time-sender delay: input is watched, not read. A
+ * peer that went away ends the session (the waiting copies are dropped
+ * unstored); one that sends anyway is paused until the delay is over
+ * (its bytes stay buffered for the next command). */
+static void
+delay_watch(struct smtp_sess *s)
+{
+	struct span d;
+	int r = net_conn_read(s->c, &d);
+
+	if (r == NET_EOF || r == NET_ERROR) {
+		log_info(&s->log, "peer left during first-time sender delay",
+		    LF_STR("remote", s->remote_ip));
+		net_conn_close(s->c);
+	} else if (r == NET_OK) {
+		net_conn_pause_input(s->c, true);
+	}
+}
+
 static void
 run(struct smtp_sess *s)
 {
@@ -1377,6 +1411,9 @@ run(struct smtp_sess *s)
 		switch (s->state) {
 		case SMTP_ST_WAIT:
 		case SMTP_ST_TLS:
+			return;
+		case SMTP_ST_DELAY:
+			delay_watch(s);
 			return;
 		case SMTP_ST_DATA:
 			r = net_conn_stream(s->c, data_stream, s);
@@ -1452,7 +1489,14 @@ smtp_event(struct net_conn *c, void *arg, unsigned ev)
 		smtp_tx_reset(s);
 		s->state = SMTP_ST_CMD;
 	}
-	if ((ev & NET_EV_IDLE) && s->state != SMTP_ST_WAIT) {
+	if ((ev & NET_EV_TIMER) && s->state == SMTP_ST_DELAY) {
+		/* spec/junk.md 10: the delay is over: store and answer. */
+		s->state = SMTP_ST_CMD;
+		net_conn_pause_input(c, false);
+		smtp_delay_fire(s);
+	}
+	if ((ev & NET_EV_IDLE) && s->state != SMTP_ST_WAIT &&
+	    s->state != SMTP_ST_DELAY) {
 		smtp_reply(s, 421, "4.4.2", "timeout, closing connection");
 		net_conn_close(c);
 		return;

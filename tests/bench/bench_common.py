@@ -78,9 +78,10 @@ def wait_port(host, port, seconds):
 
 class Mox:
     """A private mox localserve on ip, in a fresh temp dir, LogLevel info.
+    edit, when given, gets the text of mox.conf and returns it changed.
     The process inherits this process's limits (RLIMIT_NOFILE)."""
 
-    def __init__(self, binary, ip, loglevel="info"):
+    def __init__(self, binary, ip, loglevel="info", edit=None):
         self.binary = binary
         self.ip = ip
         self.dir = tempfile.mkdtemp(prefix="mox-bench-")
@@ -95,8 +96,11 @@ class Mox:
             text = f.read()
         lines = [("LogLevel: " + loglevel) if ln.startswith("LogLevel:")
                  else ln for ln in text.split("\n")]
+        text = "\n".join(lines)
+        if edit is not None:
+            text = edit(text)
         with open(conf, "w") as f:
-            f.write("\n".join(lines))
+            f.write(text)
 
     def start(self):
         self.log = open(os.path.join(self.dir, "..", "mox.log"), "wb")
@@ -181,6 +185,50 @@ def fsync_limit(directory, seconds=2.0, threads=8):
     el = time.monotonic() - start
     shutil.rmtree(d, ignore_errors=True)
     return sum(counts) / el
+
+
+DNSLAB = os.environ.get("DNSLAB", os.path.normpath(
+    os.path.join(ANCHORS, "..", "dnslab", "dnslab")))
+
+
+class DnsLab:
+    """A private DNS lab (../shared/tools/dnslab: NSD + Unbound on
+    loopback) serving only the given zone files besides its test root:
+    every other name gets a signed NXDOMAIN with an SOA, which resolvers
+    may cache (RFC 2308 5). start() returns the resolver's ip:port, or
+    None when dnslab is missing or fails (reason in self.why)."""
+
+    def __init__(self, zones):
+        self.dir = tempfile.mkdtemp(prefix="mox-bench-dns-")
+        self.zones = zones
+        self.why = None
+        self.started = False
+
+    def start(self):
+        if not os.access(DNSLAB, os.X_OK):
+            self.why = "%s not found" % DNSLAB
+            return None
+        zdir = os.path.join(self.dir, "src")
+        os.mkdir(zdir)
+        for name, text in self.zones.items():
+            with open(os.path.join(zdir, name + ".zone"), "w") as f:
+                f.write(text)
+        p = subprocess.run([DNSLAB, "start", os.path.join(self.dir, "lab"),
+                            zdir], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                           timeout=300)
+        if p.returncode != 0:
+            self.why = p.stderr.decode(errors="replace").strip()[-500:]
+            return None
+        self.started = True
+        return p.stdout.decode().strip().split("\n")[-1]
+
+    def stop(self):
+        if self.started:
+            subprocess.run([DNSLAB, "stop", os.path.join(self.dir, "lab")],
+                           stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, timeout=60)
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def anchor(script, action, env=None):

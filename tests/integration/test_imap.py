@@ -727,6 +727,126 @@ def test_big_fetch():
     m.logout()
 
 
+def test_compliance():
+    """RFC 9051, 5258, 6154, 3501 LSUB, 5182 and 7162 details: INBOX in
+    LIST patterns, CHILDINFO, \\Noselect parents in LSUB, the SPECIAL-USE
+    selection option, SAVE with MIN/MAX, tagged BAD, CHANGEDSINCE 0 in
+    pedantic mode, EXPUNGE numbering, CLOSE and UNSELECT."""
+    r = Raw()
+    r.line()
+    r.cmd("c1", b"LOGIN mox@localhost moxmoxmox")
+    r.cmd("c2", b"CREATE Inbox/Cmp")
+    # RFC 9051 6.3.9: INBOX matches when "INBOX" matches the pattern.
+    u, t = r.cmd("c3", b'LIST "" INBOX*')
+    check(b'* LIST (\\HasChildren) "/" Inbox' in u and
+          b'* LIST (\\HasNoChildren) "/" Inbox/Cmp' in u,
+          "LIST INBOX* lists Inbox: %r" % u)
+    u, t = r.cmd("c4", b'LIST "" IN%')
+    check(u == [b'* LIST (\\HasChildren) "/" Inbox'], "LIST IN%%: %r" % u)
+    # RFC 5258 3.5: CHILDINFO also for a subscribed parent; a parent
+    # that is neither a mailbox nor subscribed is listed \NonExistent.
+    r.cmd("c5", b"CREATE Rm/a/b")
+    r.cmd("c6", b"UNSUBSCRIBE Rm/a")
+    r.cmd("c7", b"SUBSCRIBE Ghost/x")
+    u, t = r.cmd("c8", b'LIST (SUBSCRIBED RECURSIVEMATCH) "" %')
+    check(b'* LIST (\\Subscribed) "/" Rm ("CHILDINFO" ("SUBSCRIBED"))'
+          in u and b'* LIST (\\NonExistent) "/" Ghost ("CHILDINFO" '
+          b'("SUBSCRIBED"))' in u, "RECURSIVEMATCH CHILDINFO: %r" % u)
+    u, t = r.cmd("c9", b'LIST (SUBSCRIBED RECURSIVEMATCH) "" Rm/%')
+    check(u == [b'* LIST () "/" Rm/a ("CHILDINFO" ("SUBSCRIBED"))'],
+          "RECURSIVEMATCH lists an unsubscribed parent: %r" % u)
+    # RFC 3501 6.3.9: LSUB "%" lists such parents as \Noselect.
+    u, t = r.cmd("c10", b'LSUB "" Rm/%')
+    check(u == [b'* LSUB (\\Noselect) "/" Rm/a'], "LSUB %%: %r" % u)
+    u, t = r.cmd("c11", b'LSUB "" Ghost')
+    check(u == [b'* LSUB (\\Noselect) "/" Ghost'] or u == [],
+          "LSUB without %%: %r" % u)
+    u, t = r.cmd("c12", b'LSUB "" Gh%')
+    check(u == [b'* LSUB (\\Noselect) "/" Ghost'], "LSUB Gh%%: %r" % u)
+    # RFC 6154 3: the SPECIAL-USE selection option.
+    u, t = r.cmd("c13", b'LIST (SPECIAL-USE) "" *')
+    check(len(u) >= 5 and all(re.search(rb"\\(Archive|Drafts|Junk|Sent|"
+                                        rb"Trash)", ln) for ln in u),
+          "LIST (SPECIAL-USE) lists special-use mailboxes only: %r" % u)
+    u, t = r.cmd("c14", b'LIST (SPECIAL-USE RECURSIVEMATCH) "" *')
+    check(t.startswith(b"c14 BAD"), "SPECIAL-USE is no base for "
+          "RECURSIVEMATCH")
+    # RFC 5182 2.4: SAVE with MIN/MAX alone saves those.
+    r.cmd("c15", b"CREATE Cmp")
+    for i in range(8):
+        r.send(b"c16 APPEND Cmp {%d+}\r\n" % len(MSG) + MSG + b"\r\n")
+        r.until("c16")
+    r.cmd("c17", b"SELECT Cmp")
+    u, t = r.cmd("c18", b"SEARCH RETURN (SAVE MIN) 3:6")
+    check(u == [b'* ESEARCH (TAG "c18") MIN 3'], "SAVE MIN: %r" % u)
+    u, t = r.cmd("c19", b"FETCH $ (UID)")
+    check(u == [b"* 3 FETCH (UID 3)"], "$ after SAVE MIN: %r" % u)
+    r.cmd("c20", b"SEARCH RETURN (SAVE MIN MAX) 3:6")
+    u, t = r.cmd("c21", b"FETCH $ (UID)")
+    check(u == [b"* 3 FETCH (UID 3)", b"* 6 FETCH (UID 6)"],
+          "$ after SAVE MIN MAX: %r" % u)
+    r.cmd("c22", b"SEARCH RETURN (SAVE MIN COUNT) 3:6")
+    u, t = r.cmd("c23", b"FETCH $ (UID)")
+    check(len(u) == 4, "$ after SAVE MIN COUNT: %r" % u)
+    # RFC 9051 7.1.5: BAD is tagged when the tag can be read.
+    r.send(b"c24  NOOP\r\n")
+    check(r.line().startswith(b"c24 BAD"), "tagged BAD for a bad command")
+    r.send(b"c25\r\n")
+    check(r.line().startswith(b"c25 BAD"), "tagged BAD without command")
+    # Pedantic (localserve): RFC 7162 mod-sequence-value is at least 1.
+    u, t = r.cmd("c26", b"FETCH 1 (FLAGS) (CHANGEDSINCE 0)")
+    check(t.startswith(b"c26 BAD"), "CHANGEDSINCE 0 in pedantic mode")
+    # RFC 9051 7.4.1: each EXPUNGE renumbers; another session sees the
+    # same numbers.
+    o = Raw()
+    o.line()
+    o.cmd("o1", b"LOGIN mox@localhost moxmoxmox")
+    o.cmd("o2", b"SELECT Cmp")
+    r.cmd("c27", b"STORE 2,4,5,7 +FLAGS.SILENT (\\Deleted)")
+    u, t = r.cmd("c28", b"EXPUNGE")
+    check(u == [b"* 2 EXPUNGE", b"* 3 EXPUNGE", b"* 3 EXPUNGE",
+                b"* 4 EXPUNGE"], "EXPUNGE numbering: %r" % u)
+    u, t = o.cmd("o3", b"NOOP")
+    check([ln for ln in u if ln.endswith(b"EXPUNGE")] ==
+          [b"* 2 EXPUNGE", b"* 3 EXPUNGE", b"* 3 EXPUNGE", b"* 4 EXPUNGE"],
+          "unsolicited EXPUNGE numbering: %r" % u)
+    u, t = r.cmd("c29", b"MOVE 1,3 Inbox/Cmp")
+    check(u[1:] == [b"* 1 EXPUNGE", b"* 2 EXPUNGE"], "MOVE EXPUNGE "
+          "numbering: %r" % u)
+    # CLOSE expunges silently; UNSELECT does not expunge.
+    r.cmd("c30", b"STORE 1 +FLAGS.SILENT (\\Deleted)")
+    u, t = r.cmd("c31", b"UNSELECT")
+    check(u == [] and t.startswith(b"c31 OK"), "UNSELECT")
+    u, t = r.cmd("c32", b"STATUS Cmp (MESSAGES DELETED)")
+    check(u == [b"* STATUS Cmp (MESSAGES 2 DELETED 1)"],
+          "UNSELECT leaves \\Deleted: %r" % u)
+    r.cmd("c33", b"SELECT Cmp")
+    u, t = r.cmd("c34", b"CLOSE")
+    check(u == [] and t.startswith(b"c34 OK"), "CLOSE without EXPUNGE "
+          "responses: %r" % u)
+    u, t = r.cmd("c35", b"STATUS Cmp (MESSAGES DELETED)")
+    check(u == [b"* STATUS Cmp (MESSAGES 1 DELETED 0)"],
+          "CLOSE expunged: %r" % u)
+    u, t = o.cmd("o4", b"NOOP")
+    check(b"* 1 EXPUNGE" in u, "CLOSE expunge seen by the other session")
+    # RFC 9051 9: "*" and "1:*" in an empty mailbox are BAD for message
+    # numbers, match nothing for UIDs.
+    r.cmd("c36", b"CREATE Empty")
+    r.cmd("c37", b"SELECT Empty")
+    for i, cmd in enumerate((b"FETCH * (FLAGS)", b"FETCH 1:* (FLAGS)",
+                             b"STORE * +FLAGS (\\Seen)", b"COPY 1:* Cmp")):
+        u, t = r.cmd("e%d" % i, cmd)
+        check(t.startswith(b"e%d BAD" % i), "empty mailbox: %r BAD" % cmd)
+    for i, cmd in enumerate((b"UID FETCH * (FLAGS)", b"UID FETCH 1:* (FLAGS)",
+                             b"UID STORE 1:* +FLAGS (\\Seen)",
+                             b"UID EXPUNGE 1:*")):
+        u, t = r.cmd("f%d" % i, cmd)
+        check(u == [] and t.startswith(b"f%d OK" % i),
+              "empty mailbox: %r OK" % cmd)
+    r.close()
+    o.close()
+
+
 SERVE_PORT = 2143
 
 
@@ -845,7 +965,8 @@ def main():
         for t in (test_greeting, test_tls, test_starttls_pipelined,
                   test_sasl, test_session,
                   test_two_sessions, test_multiappend_binary,
-                  test_extensions, test_qresync, test_big_fetch):
+                  test_extensions, test_qresync, test_big_fetch,
+                  test_compliance):
             try:
                 t()
             except Exception as e:  # report and continue

@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 
 SRC = os.environ.get("MOX_SRCDIR",
                      os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -530,6 +531,9 @@ def main():
         test_requiretls_dsn(d, conf)
         test_null_sender_no_dsn(d, conf)
         test_submission(d)
+    except Exception:  # a crash of the server shows as a failure with logs
+        traceback.print_exc()
+        check(False, "test ran without an exception")
     finally:
         if server is not None:
             server.send_signal(signal.SIGTERM)

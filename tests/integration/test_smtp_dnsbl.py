@@ -165,6 +165,7 @@ def check_sanitizers(log):
     text = log_text(log)
     check("ERROR: AddressSanitizer" not in text and
           "ERROR: LeakSanitizer" not in text and
+          "WARNING: ThreadSanitizer" not in text and
           "runtime error:" not in text, "no sanitizer reports in " +
           os.path.basename(log))
 
