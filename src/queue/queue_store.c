@@ -12,6 +12,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -570,11 +571,16 @@ queue_add(struct queue *q, const char *path, struct queue_msg *msgs,
 		if (group && i == 0) {
 			/* spec/queue.md 1.1: the first record carries its own
 			 * id as BaseID too. */
+			char sql[96];
+
+			/* By id: insert_msg() also inserted extra-data rows,
+			 * so last_insert_rowid() is not this record. */
 			m->base_id = m->id;
-			if (sqlite3_exec(db,
-				"UPDATE msg SET base_id = id WHERE id ="
-				" last_insert_rowid()",
-				NULL, NULL, NULL) != SQLITE_OK) {
+			snprintf(sql, sizeof(sql),
+			    "UPDATE msg SET base_id = id WHERE id = %" PRId64,
+			    m->id);
+			if (sqlite3_exec(db, sql, NULL, NULL, NULL) !=
+			    SQLITE_OK) {
 				buf_addf(err, "queue update: %s",
 				    sqlite3_errmsg(db));
 				goto out;

@@ -67,6 +67,12 @@ test_queue(void **state)
 	msgs[1].extra[0].key = xstrdup("Order-Id");
 	msgs[1].extra[0].value = xstrdup("123");
 	msgs[1].nextra = 1;
+	/* Extra data on the first record too: its extra rows are inserted
+	 * before its BaseID is set. */
+	msgs[0].extra = xcalloc(1, sizeof(*msgs[0].extra));
+	msgs[0].extra[0].key = xstrdup("Batch");
+	msgs[0].extra[0].value = xstrdup("7");
+	msgs[0].nextra = 1;
 	msgs[2].requiretls = QUEUE_REQUIRETLS_NO;
 	assert_int_equal(queue_add(q, path.data, msgs, 3, &err), 0);
 	assert_true(msgs[0].id > 0 && msgs[1].id == msgs[0].id + 1);
@@ -106,6 +112,9 @@ test_queue(void **state)
 	assert_int_equal(n, 5);
 	assert_string_equal(list[0].recipient_localpart, "a");
 	assert_int_equal(list[1].nextra, 1);
+	/* As stored, not only as returned by queue_add(). */
+	assert_int_equal(list[0].base_id, list[0].id);
+	assert_int_equal(list[1].base_id, list[0].id);
 	assert_string_equal(list[1].extra[0].key, "Order-Id");
 	assert_string_equal(list[1].extra[0].value, "123");
 	assert_int_equal(list[2].requiretls, QUEUE_REQUIRETLS_NO);
