@@ -215,12 +215,26 @@ dial_socks(struct queue_job *j, const struct conn_plan *pl, const char *ip,
 	return fd;
 }
 
+/* spec/queue.md 5.5: on the first attempt to a host with addresses of
+ * both families, a 5xx with a policy code (5.7.x) may only mean that our
+ * address of this family is blocklisted: make it transient so the next
+ * attempt goes out over the other family. */
+void
+queue_deliver_policy_downgrade(const struct queue_job *j, bool dual,
+    struct smtp_client_result *r)
+{
+	if (dual && j->n > 0 && j->msgs[0].attempts == 1 && !r->ok &&
+	    r->permanent && strncmp(r->ecode, "5.7.", 4) == 0)
+		r->permanent = false;
+}
+
 /* Try one IP: connect, session, transaction. Returns 0 when the
  * transaction ran (results per recipient in j->res), -1 when the
  * connection failed (res_conn). */
 static int
 try_ip(struct queue_job *j, const struct conn_plan *pl, const char *ip,
-    int dial_ms, enum smtp_client_tls tls, struct smtp_client_result *rc)
+    int dial_ms, enum smtp_client_tls tls, bool dual,
+    struct smtp_client_result *rc)
 {
 	struct smtp_client_params p = { 0 };
 	struct smtp_client_tx tx = { 0 };
@@ -327,6 +341,9 @@ try_ip(struct queue_job *j, const struct conn_plan *pl, const char *ip,
 		tx.smtputf8 = j->msgs[0].smtputf8;
 		tx.requiretls = pl->requiretls;
 		dr = smtp_client_deliver(c, &tx, rc, j->res);
+		for (size_t i = 0; i < j->n; i++)
+			queue_deliver_policy_downgrade(j, dual, &j->res[i]);
+		queue_deliver_policy_downgrade(j, dual, rc);
 		for (size_t i = 0; i < nrcpts; i++)
 			free(rcpts[i]);
 		free(rcpts);
@@ -348,6 +365,7 @@ try_ip(struct queue_job *j, const struct conn_plan *pl, const char *ip,
 	}
 	ret = 0;
 out:
+	queue_deliver_policy_downgrade(j, dual, rc);
 	smtp_client_close(c);
 	if (msgfd != -1)
 		close(msgfd);
@@ -494,15 +512,25 @@ static int
 dial_host(struct queue_job *j, const struct conn_plan *pl,
     struct queue_host_ips *h, struct smtp_client_result *rc)
 {
+	bool v4 = false, v6 = false, dual;
+
+	for (size_t i = 0; i < h->n; i++) {
+		if (strchr(h->ips[i], ':') != NULL)
+			v6 = true;
+		else
+			v4 = true;
+	}
+	dual = v4 && v6;
 	order_ips(j->dialed, pl->host, h->ips, h->n);
 	for (size_t i = 0; i < h->n; i++) {
 		int ms = SMTP_CLIENT_DIAL_MS / (int)h->n;
 
-		if (try_ip(j, pl, h->ips[i], ms, pl->tls, rc) == 0)
+		if (try_ip(j, pl, h->ips[i], ms, pl->tls, dual, rc) == 0)
 			return 0;
 		/* spec/queue.md 5.4: plaintext fallback after TLS errors. */
 		if (rc->tls_error && pl->fallback_plain &&
-		    try_ip(j, pl, h->ips[i], ms, SMTP_CLIENT_TLS_NONE, rc) == 0)
+		    try_ip(j, pl, h->ips[i], ms, SMTP_CLIENT_TLS_NONE, dual,
+			rc) == 0)
 			return 0;
 		if (rc->permanent)
 			break;
@@ -912,6 +940,13 @@ deliver_local(struct queue_job *j)
 	pl.ehlo = "localhost";
 	pl.tls = SMTP_CLIENT_TLS_OPPORTUNISTIC;
 	pl.fallback_plain = true;
+	/* REQUIRETLS is passed on to the local server over STARTTLS (its
+	 * certificate is self-signed: nothing to verify against). */
+	pl.requiretls = requiretls(j);
+	if (pl.requiretls) {
+		pl.tls = SMTP_CLIENT_TLS_STARTTLS;
+		pl.fallback_plain = false;
+	}
 	if (try_host(j, &pl, &rc) == -1)
 		conn_failed(j, &rc);
 out:

@@ -109,6 +109,12 @@ struct queue_job {
 	char remote_ip[64];
 };
 
+/* spec/queue.md 5.5: on the first attempt (msgs[0].attempts == 1) to a
+ * host with IPv4 and IPv6 addresses (dual), a permanent 5.7.x result
+ * becomes transient, so the next attempt can use the other family. */
+void queue_deliver_policy_downgrade(const struct queue_job *j, bool dual,
+    struct smtp_client_result *r);
+
 /* Run the attempt: direct delivery, a transport, or localserve. Fills
  * j->res for every record. Blocks up to the delivery timeouts. */
 void queue_deliver(struct queue_job *j);

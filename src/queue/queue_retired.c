@@ -162,8 +162,9 @@ static const char complete_sql[] =
 /* Complete the last attempt result of m; c (may be NULL) keeps the
  * statement. */
 static int
-complete_result(struct queue_stmts *c, sqlite3 *db, const struct queue_msg *m,
-    const struct queue_attempt_result *r, int64_t now)
+complete_result(struct queue_stmts *c, sqlite3 *db,
+    const struct queue_msg *m, const struct queue_attempt_result *r,
+    int64_t now)
 {
 	sqlite3_stmt *st = queue_stmts_get(c, db, complete_sql);
 	int rc = -1;
@@ -275,7 +276,8 @@ queue_int_retire_delivered(struct queue_stmts *c, sqlite3 *db,
 	if (complete_result(c, db, m, r, now) == -1)
 		return -1;
 	if (cfg != NULL)
-		(void)queue_int_webhook_event(db, cfg, m, "delivered", r, false);
+		(void)queue_int_webhook_event(db, cfg, m, "delivered", r,
+		    false);
 	return retire_rows(c, db, cfg, m, true, now);
 }
 
@@ -306,9 +308,11 @@ queue_int_finish(struct queue *q, const struct config *cfg,
 		o = QUEUE_OUT_FAILED; /* spec/queue.md 4.1: final attempt */
 	switch (o) {
 	case QUEUE_OUT_TEMP:
-		/* spec/queue.md 4.1: delayed DSN after the 5th attempt. */
+		/* spec/queue.md 4.1: delayed DSN after the 5th attempt when
+		 * more follow (records that end at the 5th, as reports,
+		 * get none). */
 		if (m->attempts == QUEUE_DELAYED_DSN_ATTEMPT &&
-		    max == QUEUE_MAX_ATTEMPTS_DEFAULT && !m->is_dmarc_report &&
+		    max > QUEUE_DELAYED_DSN_ATTEMPT && !m->is_dmarc_report &&
 		    !null_sender && send_dsn(q, store, cfg, m, true, r, err) == -1)
 			log_error(log, "delivering delayed dsn", LF_ERR(err->data),
 			    LF_I64("queueid", m->id));

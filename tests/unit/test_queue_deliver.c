@@ -364,6 +364,44 @@ test_sending_ip_stored(void **state)
 	(void)state;
 }
 
+/* spec/queue.md 5.5: 5.7.x on the first attempt to a dual-stack host is
+ * retried (over the other family); not on later attempts, not for other
+ * codes, not for single-family hosts. */
+static void
+test_policy_downgrade(void **state)
+{
+	struct queue_msg m;
+	struct queue_job j;
+	struct smtp_client_result r;
+
+	(void)state;
+	memset(&m, 0, sizeof(m));
+	memset(&j, 0, sizeof(j));
+	j.msgs = &m;
+	j.n = 1;
+	m.attempts = 1;
+
+	smtp_client_result_init(&r);
+	smtp_client_result_fail(&r, true, 550, "5.7.1", "blocked");
+	queue_deliver_policy_downgrade(&j, true, &r);
+	assert_false(r.permanent);
+	assert_int_equal(r.code, 550);
+
+	smtp_client_result_fail(&r, true, 550, "5.7.1", "blocked");
+	queue_deliver_policy_downgrade(&j, false, &r);
+	assert_true(r.permanent);
+
+	smtp_client_result_fail(&r, true, 550, "5.1.1", "no such user");
+	queue_deliver_policy_downgrade(&j, true, &r);
+	assert_true(r.permanent);
+
+	m.attempts = 2;
+	smtp_client_result_fail(&r, true, 554, "5.7.1", "blocked");
+	queue_deliver_policy_downgrade(&j, true, &r);
+	assert_true(r.permanent);
+	smtp_client_result_release(&r);
+}
+
 int
 main(void)
 {
@@ -372,6 +410,7 @@ main(void)
 		cmocka_unit_test(test_host_ips),
 		cmocka_unit_test(test_tlsa_at_cname),
 		cmocka_unit_test(test_sending_ip_stored),
+		cmocka_unit_test(test_policy_downgrade),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
