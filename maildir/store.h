@@ -269,9 +269,10 @@ struct store_added {
 };
 
 /* A new empty file for a message, for store_add.fd: an unnamed file
- * (O_TMPFILE) in <datadir>/tmp, so creating it takes no directory lock
- * and a crash leaves nothing behind; path is then empty. Where the file
- * system (or /proc) does not allow that, a named file there whose name is
+ * (O_TMPFILE) in <datadir>/tmp/msg (made by store_open(); its own block
+ * groups on ext4), so creating it takes no directory lock and a crash
+ * leaves nothing behind; path is then empty. Where the file system (or
+ * /proc) does not allow that, a named file in <datadir>/tmp whose name is
  * put in path, for the caller to unlink. Returns the descriptor (read and
  * write, close-on-exec), or -1 with errno set. Any thread. */
 int store_tmpfile(struct store *s, struct buf *path);

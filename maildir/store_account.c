@@ -19,6 +19,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -229,18 +231,16 @@ store_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st,
 	return 0;
 }
 
-int
-store_stmt_get(struct store_txn *t, const char *sql, sqlite3_stmt **st,
-    struct store_err *err)
+/* A statement for sql from cache c of connection db (see
+ * store_stmt_get()). */
+static int
+stmts_get(struct store_stmts *c, sqlite3 *db, const char *sql,
+    sqlite3_stmt **st, struct store_err *err)
 {
-	struct store_account *a = t->a;
 	struct store_stmt *free_slot = NULL;
 
-	if (t->db != a->wdb)
-		return store_prepare(t->db, sql, st, err);
-	LOCK_ASSERT_HELD(&a->wlock);
-	for (size_t i = 0; i < a->nwstmt; i++) {
-		struct store_stmt *e = &a->wstmt[i];
+	for (size_t i = 0; i < c->n; i++) {
+		struct store_stmt *e = &c->v[i];
 
 		if (strcmp(sqlite3_sql(e->st), sql) != 0)
 			continue;
@@ -250,34 +250,58 @@ store_stmt_get(struct store_txn *t, const char *sql, sqlite3_stmt **st,
 		*st = e->st;
 		return 0;
 	}
-	if (a->nwstmt < STORE_STMT_MAX)
-		free_slot = &a->wstmt[a->nwstmt];
-	if (store_prepare(t->db, sql, st, err) == -1)
+	if (c->n < STORE_STMT_MAX)
+		free_slot = &c->v[c->n];
+	if (store_prepare(db, sql, st, err) == -1)
 		return -1;
 	if (free_slot != NULL) {
 		free_slot->st = *st;
 		free_slot->busy = true;
-		a->nwstmt++;
+		c->n++;
 	}
 	return 0;
+}
+
+static void
+stmts_put(struct store_stmts *c, sqlite3_stmt *st)
+{
+	if (st == NULL)
+		return;
+	for (size_t i = 0; c != NULL && i < c->n; i++)
+		if (c->v[i].st == st) {
+			/* The step's outcome was read already. */
+			(void)sqlite3_reset(st);
+			(void)sqlite3_clear_bindings(st);
+			c->v[i].busy = false;
+			return;
+		}
+	sqlite3_finalize(st);
+}
+
+static void
+stmts_clear(struct store_stmts *c)
+{
+	for (size_t i = 0; i < c->n; i++) {
+		assert(!c->v[i].busy);
+		sqlite3_finalize(c->v[i].st);
+	}
+	c->n = 0;
+}
+
+int
+store_stmt_get(struct store_txn *t, const char *sql, sqlite3_stmt **st,
+    struct store_err *err)
+{
+	if (t->db != t->a->wdb)
+		return store_prepare(t->db, sql, st, err);
+	LOCK_ASSERT_HELD(&t->a->wlock);
+	return stmts_get(&t->a->wstmts, t->db, sql, st, err);
 }
 
 void
 store_stmt_put(struct store_txn *t, sqlite3_stmt *st)
 {
-	struct store_account *a = t->a;
-
-	if (st == NULL)
-		return;
-	for (size_t i = 0; i < a->nwstmt; i++)
-		if (a->wstmt[i].st == st) {
-			/* The step's outcome was read already. */
-			(void)sqlite3_reset(st);
-			(void)sqlite3_clear_bindings(st);
-			a->wstmt[i].busy = false;
-			return;
-		}
-	sqlite3_finalize(st);
+	stmts_put(t->db == t->a->wdb ? &t->a->wstmts : NULL, st);
 }
 
 int
@@ -300,11 +324,43 @@ store_stmt_exec(struct store_txn *t, const char *sql, struct store_err *err)
 void
 store_stmts_clear(struct store_account *a)
 {
-	for (size_t i = 0; i < a->nwstmt; i++) {
-		assert(!a->wstmt[i].busy);
-		sqlite3_finalize(a->wstmt[i].st);
-	}
-	a->nwstmt = 0;
+	stmts_clear(&a->wstmts);
+}
+
+/* The pool's record of db, or NULL. */
+static struct store_rconn *
+rconn_find(struct store_account *a, sqlite3 *db)
+{
+	struct store_rconn *rc;
+
+	lock_take(&a->plock);
+	for (rc = a->rconns; rc != NULL; rc = rc->next)
+		if (rc->db == db)
+			break;
+	lock_release(&a->plock);
+	return rc;
+}
+
+int
+store_db_stmt(struct store_account *a, sqlite3 *db, const char *sql,
+    sqlite3_stmt **st, struct store_err *err)
+{
+	struct store_rconn *rc = rconn_find(a, db);
+
+	if (rc == NULL)
+		return store_prepare(db, sql, st, err);
+	return stmts_get(&rc->stmts, db, sql, st, err);
+}
+
+void
+store_db_stmt_put(struct store_account *a, sqlite3 *db, sqlite3_stmt *st)
+{
+	struct store_rconn *rc;
+
+	if (st == NULL)
+		return;
+	rc = rconn_find(a, db);
+	stmts_put(rc != NULL ? &rc->stmts : NULL, st);
 }
 
 bool
@@ -337,6 +393,42 @@ store_new(const char *datadir, struct store_err *err)
 	return store_open(datadir, 0, err);
 }
 
+/*
+ * The directory for the files of messages being received
+ * (store_tmpfile()): <datadir>/tmp/msg, made with FS_TOPDIR_FL set on
+ * tmp/ so that ext4's Orlov allocator places it in a block group of its
+ * own instead of next to its parent, and the inodes of message files come
+ * from there. Without a journal, ext4 passes over every inode freed in
+ * the last minute (or longer, while its table block is unwritten) when it
+ * allocates one, checking them one by one, so in a group where others
+ * create and delete many files each create cost milliseconds of CPU
+ * (tests/bench/README.md). Best effort: <datadir>/tmp when msg cannot be
+ * made, and on other file systems the flag is refused and nothing else
+ * changes. Returns the path (owned).
+ */
+static char *
+msgtmp_dir(const char *datadir)
+{
+	struct buf p;
+	int fd, fl;
+
+	buf_init(&p, STORE_PATH_MAX);
+	buf_addf(&p, "%s/tmp", datadir);
+	fd = open(p.data, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd != -1) {
+		if (ioctl(fd, FS_IOC_GETFLAGS, &fl) == 0 &&
+		    (fl & FS_TOPDIR_FL) == 0) {
+			fl |= FS_TOPDIR_FL;
+			(void)ioctl(fd, FS_IOC_SETFLAGS, &fl); /* a hint */
+		}
+		(void)close(fd);
+	}
+	buf_adds(&p, "/msg");
+	if (buf_failed(&p) || (mkdir(p.data, 0750) == -1 && errno != EEXIST))
+		buf_truncate(&p, p.len - 4);
+	return buf_take(&p);
+}
+
 struct store *
 store_open(const char *datadir, unsigned flags, struct store_err *err)
 {
@@ -365,6 +457,10 @@ store_open(const char *datadir, unsigned flags, struct store_err *err)
 	s = xcalloc(1, sizeof(*s));
 	s->datadir = xstrdup(datadir);
 	s->readonly = (flags & STORE_OPEN_READONLY) != 0;
+	if ((flags & (STORE_OPEN_READONLY | STORE_OPEN_NOMKDIR)) == 0)
+		s->msgtmp = msgtmp_dir(datadir);
+	else
+		s->msgtmp = xstrdup(datadir); /* unused: no temp files */
 	lock_init(&s->lock, LOCK_ORDER_ACCOUNTS, "store.accounts");
 	lock_cond_init(&s->cond);
 	lock_init(&s->hclock, LOCK_ORDER_CHANGES, "store.hdrcache");
@@ -432,6 +528,7 @@ store_free(struct store *s)
 	free(s->hcache);
 	lock_destroy(&s->hclock);
 	free(s->datadir);
+	free(s->msgtmp);
 	free(s);
 }
 
@@ -472,32 +569,107 @@ out:
 	return db;
 }
 
+/* Run one statement without result rows on read connection db. */
+static int
+db_stmt_exec(struct store_account *a, sqlite3 *db, const char *sql,
+    struct store_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int r;
+
+	if (store_db_stmt(a, db, sql, &st, err) == -1)
+		return -1;
+	while ((r = sqlite3_step(st)) == SQLITE_ROW)
+		;
+	if (r != SQLITE_DONE)
+		store_errf(err, STORE_EINTERNAL, "sql: %s", sqlite3_errmsg(db));
+	store_db_stmt_put(a, db, st);
+	return r == SQLITE_DONE ? 0 : -1;
+}
+
+int
+store_db_read_begin(struct store_account *a, sqlite3 *db,
+    struct store_err *err)
+{
+	return db_stmt_exec(a, db, "BEGIN", err);
+}
+
+void
+store_db_read_end(struct store_account *a, sqlite3 *db)
+{
+	struct store_err ignored;
+
+	if (sqlite3_get_autocommit(db))
+		return;
+	if (db_stmt_exec(a, db, "COMMIT", &ignored) == -1 &&
+	    !sqlite3_get_autocommit(db))
+		(void)store_exec(db, "ROLLBACK", &ignored);
+}
+
 sqlite3 *
 store_db_get(struct store_account *a, struct store_err *err)
 {
-	sqlite3 *db = NULL;
+	struct store_rconn *rc;
+	sqlite3 *db;
 
 	lock_take(&a->plock);
-	if (a->npool > 0)
-		db = a->pool[--a->npool];
+	for (rc = a->rconns; rc != NULL; rc = rc->next)
+		if (rc->idle) {
+			rc->idle = false;
+			a->nidle--;
+			break;
+		}
 	lock_release(&a->plock);
+	if (rc != NULL)
+		return rc->db;
+	db = db_open(a, err);
 	if (db == NULL)
-		db = db_open(a, err);
+		return NULL;
+	rc = xcalloc(1, sizeof(*rc));
+	rc->db = db;
+	lock_take(&a->plock);
+	rc->next = a->rconns;
+	a->rconns = rc;
+	lock_release(&a->plock);
 	return db;
+}
+
+/* Close a read connection (its statements first). NULL-safe. */
+static void
+rconn_close(struct store_rconn *rc)
+{
+	if (rc == NULL)
+		return;
+	stmts_clear(&rc->stmts);
+	sqlite3_close(rc->db);
+	free(rc);
 }
 
 void
 store_db_put(struct store_account *a, sqlite3 *db)
 {
+	struct store_rconn **pp, *drop = NULL;
+
 	if (db == NULL)
 		return;
 	lock_take(&a->plock);
-	if (a->npool < STORE_POOL_MAX) {
-		a->pool[a->npool++] = db;
-		db = NULL;
+	for (pp = &a->rconns; *pp != NULL; pp = &(*pp)->next)
+		if ((*pp)->db == db)
+			break;
+	if (*pp == NULL) {
+		lock_release(&a->plock);
+		sqlite3_close(db); /* not one of the pool's */
+		return;
+	}
+	if (a->nidle < STORE_POOL_MAX) {
+		(*pp)->idle = true;
+		a->nidle++;
+	} else {
+		drop = *pp;
+		*pp = drop->next;
 	}
 	lock_release(&a->plock);
-	sqlite3_close(db);
+	rconn_close(drop);
 }
 
 void
@@ -888,8 +1060,12 @@ account_free(struct store_account *a)
 {
 	if (a == NULL)
 		return;
-	for (size_t i = 0; i < a->npool; i++)
-		sqlite3_close(a->pool[i]);
+	while (a->rconns != NULL) {
+		struct store_rconn *rc = a->rconns;
+
+		a->rconns = rc->next;
+		rconn_close(rc);
+	}
 	store_stmts_clear(a);
 	sqlite3_close(a->wdb);
 	assert(a->subs == NULL);

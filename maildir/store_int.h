@@ -30,6 +30,9 @@
 
 struct store {
 	char *datadir;          /* absolute or as given; immutable */
+	char *msgtmp;           /* where store_tmpfile() makes files:
+				 * <datadir>/tmp/msg or <datadir>/tmp;
+				 * immutable */
 	bool readonly;          /* STORE_OPEN_READONLY; immutable */
 	struct lock lock;       /* LOCK_ORDER_ACCOUNTS: guards accounts,
 				 * scanned and the accounts' state and refs */
@@ -77,10 +80,26 @@ enum store_acc_state {
 
 struct store_deliv; /* a queued delivery (store_message.c) */
 
-/* A statement kept prepared on the write connection (store_stmt_get()). */
+/* A statement kept prepared on a connection (store_stmt_get(),
+ * store_db_stmt()). */
 struct store_stmt {
 	sqlite3_stmt *st;       /* its text (sqlite3_sql()) is the key */
 	bool busy;              /* handed out and not yet put back */
+};
+
+/* The statements kept on one connection; used only by the thread that
+ * holds the connection. */
+struct store_stmts {
+	struct store_stmt v[STORE_STMT_MAX];
+	size_t n;
+};
+
+/* An open read connection of an account and its statements. */
+struct store_rconn {
+	sqlite3 *db;
+	struct store_stmts stmts;   /* the holder's (store_db_get()) */
+	struct store_rconn *next;   /* store_account.rconns; plock */
+	bool idle;                  /* in the pool; plock */
 };
 
 struct store_account {
@@ -95,12 +114,12 @@ struct store_account {
 
 	struct lock wlock;      /* LOCK_ORDER_ACCOUNT: serialises writes */
 	sqlite3 *wdb;           /* used only while wlock is held */
-	struct store_stmt wstmt[STORE_STMT_MAX]; /* of wdb; wlock */
-	size_t nwstmt;
+	struct store_stmts wstmts; /* of wdb; wlock */
 
 	struct lock plock;      /* LOCK_ORDER_CHANGES, leaf: read pool */
-	sqlite3 *pool[STORE_POOL_MAX];
-	size_t npool;
+	struct store_rconn *rconns; /* all open read connections */
+	size_t nidle;           /* of them in the pool, at most
+				 * STORE_POOL_MAX */
 
 	struct lock hlock;      /* LOCK_ORDER_CHANGES, leaf: subscribers */
 	struct store_sub *subs;
@@ -166,6 +185,21 @@ int store_stmt_exec(struct store_txn *t, const char *sql,
 /* Finalize the cached statements of the write connection (before it is
  * closed). */
 void store_stmts_clear(struct store_account *a);
+/* As store_stmt_get()/store_stmt_put() for a read connection from
+ * store_db_get() (db), held by the calling thread; sql of one statement.
+ * A db not from the pool gets a statement of its own (finalized by the
+ * put). */
+int store_db_stmt(struct store_account *a, sqlite3 *db, const char *sql,
+    sqlite3_stmt **st, struct store_err *err);
+void store_db_stmt_put(struct store_account *a, sqlite3 *db,
+    sqlite3_stmt *st);
+/* A read transaction on db from store_db_get(): the queries between begin
+ * and end share one snapshot, instead of each taking its own. end never
+ * fails for the caller: a failed COMMIT is rolled back, so db goes back to
+ * the pool outside a transaction. */
+int store_db_read_begin(struct store_account *a, sqlite3 *db,
+    struct store_err *err);
+void store_db_read_end(struct store_account *a, sqlite3 *db);
 /* Take the write lock and BEGIN IMMEDIATE. */
 int store_txn_begin(struct store_account *a, struct store_txn *t,
     struct store_err *err);

@@ -172,28 +172,23 @@ store_tmpfile(struct store *s, struct buf *path)
 	int fd;
 
 	buf_reset(path);
+	fd = open(s->msgtmp, O_TMPFILE | O_RDWR | O_CLOEXEC, 0640);
+	if (fd >= 0) {
+		/* Linked later through /proc (link_or_copy()). */
+		if (snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd) > 0 &&
+		    access(proc, F_OK) == 0)
+			return fd;
+		(void)close(fd);
+	}
+	/* No unnamed files here (or no /proc): a named one in tmp/. */
 	buf_addf(path, "%s/tmp", s->datadir);
+	seq = atomic_fetch_add(&s->tmpseq, 1) + 1;
+	buf_addf(path, "/store-%ld-%lu", (long)getpid(), seq);
 	if (buf_failed(path)) {
 		buf_reset(path);
 		errno = ENAMETOOLONG;
 		return -1;
 	}
-	fd = open(path->data, O_TMPFILE | O_RDWR | O_CLOEXEC, 0640);
-	if (fd >= 0) {
-		/* Linked later through /proc (link_or_copy()). */
-		if (snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd) > 0 &&
-		    access(proc, F_OK) == 0) {
-			buf_reset(path);
-			return fd;
-		}
-		(void)close(fd);
-	} else if (errno != EOPNOTSUPP && errno != EISDIR &&
-	    errno != EINVAL) {
-		buf_reset(path);
-		return -1;
-	}
-	seq = atomic_fetch_add(&s->tmpseq, 1) + 1;
-	buf_addf(path, "/store-%ld-%lu", (long)getpid(), seq);
 	fd = open(path->data,
 	    O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0640);
 	if (fd == -1)

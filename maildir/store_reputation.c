@@ -92,7 +92,9 @@ static const char q_sent_org_unset[] =
     " LIMIT 1";
 
 struct rep_ctx {
-	sqlite3 *db;
+	struct store_account *a;
+	sqlite3 *db;            /* a read connection of a: statements are
+				 * prepared once per connection */
 	int64_t mbid;           /* 0: the mailbox does not exist (yet), or
 				 * holds no classified messages */
 	bool any_sent;          /* the recipient table has rows */
@@ -147,7 +149,7 @@ rows(struct rep_ctx *c, const char *sql, int64_t window, int max,
 	memset(out, 0, sizeof(*out));
 	if (c->mbid == 0)
 		return 0;
-	if (store_prepare(c->db, sql, &st, c->err) == -1)
+	if (store_db_stmt(c->a, c->db, sql, &st, c->err) == -1)
 		return -1;
 	sqlite3_bind_int64(st, 1, c->mbid);
 	sqlite3_bind_int64(st, 2, c->now - window);
@@ -173,7 +175,7 @@ rows(struct rep_ctx *c, const char *sql, int64_t window, int max,
 	}
 	rc = 0;
 out:
-	sqlite3_finalize(st);
+	store_db_stmt_put(c->a, c->db, st);
 	return rc;
 }
 
@@ -188,7 +190,7 @@ sent(struct rep_ctx *c, const char *sql, int64_t window, const char *a,
 	*found = false;
 	if (!c->any_sent)
 		return 0;
-	if (store_prepare(c->db, sql, &st, c->err) == -1)
+	if (store_db_stmt(c->a, c->db, sql, &st, c->err) == -1)
 		return -1;
 	bind_text(st, 1, a);
 	if (sqlite3_bind_parameter_count(st) >= 2)
@@ -203,7 +205,7 @@ sent(struct rep_ctx *c, const char *sql, int64_t window, const char *a,
 	}
 	rc = 0;
 out:
-	sqlite3_finalize(st);
+	store_db_stmt_put(c->a, c->db, st);
 	return rc;
 }
 
@@ -426,7 +428,7 @@ exists(struct rep_ctx *c, const char *sql, int64_t id, bool *out)
 	int r;
 
 	*out = false;
-	if (store_prepare(c->db, sql, &st, c->err) == -1)
+	if (store_db_stmt(c->a, c->db, sql, &st, c->err) == -1)
 		return -1;
 	if (sqlite3_bind_parameter_count(st) >= 1)
 		sqlite3_bind_int64(st, 1, id);
@@ -434,7 +436,28 @@ exists(struct rep_ctx *c, const char *sql, int64_t id, bool *out)
 	*out = r == SQLITE_ROW;
 	if (r != SQLITE_ROW && r != SQLITE_DONE)
 		store_err_db(c->err, c->db, "reputation query");
-	sqlite3_finalize(st);
+	store_db_stmt_put(c->a, c->db, st);
+	return r == SQLITE_ROW || r == SQLITE_DONE ? 0 : -1;
+}
+
+/* The id of mailbox canon into *id, 0 when there is none. */
+static int
+mailbox_id(struct rep_ctx *c, const char *canon, int64_t *id)
+{
+	sqlite3_stmt *st = NULL;
+	int r;
+
+	*id = 0;
+	if (store_db_stmt(c->a, c->db, "SELECT id FROM mailbox WHERE name = ?1",
+		&st, c->err) == -1)
+		return -1;
+	bind_text(st, 1, canon);
+	r = sqlite3_step(st);
+	if (r == SQLITE_ROW)
+		*id = sqlite3_column_int64(st, 0);
+	else if (r != SQLITE_DONE)
+		store_err_db(c->err, c->db, "look up mailbox");
+	store_db_stmt_put(c->a, c->db, st);
 	return r == SQLITE_ROW || r == SQLITE_DONE ? 0 : -1;
 }
 
@@ -452,11 +475,8 @@ prepare_ctx(struct rep_ctx *c, const char *name)
 	c->mbid = 0;
 	buf_init(&canon, STORE_MAILBOX_NAME_MAX + 8);
 	if (!empty(name) && store_mailbox_name_check(name, &canon, &why) == 0 &&
-	    store_mb_lookup(c->db, canon.data, &c->mbid, c->err) == -1) {
-		c->mbid = 0;
-		if (c->err->code != STORE_ENOMAILBOX)
-			goto out;
-	}
+	    mailbox_id(c, canon.data, &c->mbid) == -1)
+		goto out;
 	if (c->mbid != 0 &&
 	    exists(c, "SELECT 1 FROM message WHERE mailbox_orig_id = ?1 AND "
 		      CLASSIFIED " LIMIT 1", c->mbid, &any) == -1)
@@ -481,10 +501,13 @@ store_reputation(struct store_account *a, const struct store_rep_msg *m,
 	result(out, STORE_REP_UNKNOWN, false, "none");
 	c.now = now_ns;
 	c.err = err;
+	c.a = a;
 	c.db = store_db_get(a, err);
 	if (c.db == NULL)
 		return -1;
-	if (prepare_ctx(&c, m->mailbox) == -1)
+	/* One snapshot for all the queries below, not one each. */
+	if (store_db_read_begin(a, c.db, err) == -1 ||
+	    prepare_ctx(&c, m->mailbox) == -1)
 		goto out;
 	r = step_msgfrom(&c, m, out);
 	if (r == 0)
@@ -494,6 +517,7 @@ store_reputation(struct store_account *a, const struct store_rep_msg *m,
 	if (r == 0)
 		result(out, STORE_REP_UNKNOWN, false, "none");
 out:
+	store_db_read_end(a, c.db);
 	store_db_put(a, c.db);
 	return r == -1 ? -1 : 0;
 }

@@ -1,13 +1,14 @@
 /*
  * cmd_dkim.c: the "mox dkim" and "mox dmarc" commands (spec auth.md 4,
  * 5; RFC 6376, RFC 8463, RFC 7489). Input files and DNS answers are
- * untrusted and go through the mailauth parsers. Runs on the command's
+ * untrusted and go through the mailauth parsers. The commands that ask
+ * DNS take -resolver and fall back like cmd_dns.h says; `dkim sign`
+ * signs through dkim_conf.h as submission does. Runs on the command's
  * single thread; DNS lookups block.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -16,15 +17,16 @@
 
 #include "cli.h"
 #include "cmd_dkim.h"
+#include "cmd_dns.h"
 #include "config/config.h"
 #include "dns/dns.h"
 #include "lib/buf.h"
 #include "lib/io.h"
 #include "lib/span.h"
-#include "lib/timeutil.h"
 #include "lib/xmalloc.h"
 #include "mailauth/authres.h"
 #include "mailauth/dkim.h"
+#include "mailauth/dkim_conf.h"
 #include "mailauth/dmarc.h"
 #include "mailauth/publicsuffix.h"
 #include "mailauth/spf.h"
@@ -43,22 +45,6 @@ read_fd(int fd, struct buf *b)
 		if (buf_add(b, chunk, (size_t)n) == -1)
 			return -1;
 	return n < 0 ? -1 : 0;
-}
-
-static struct dns_resolver *
-resolver(void)
-{
-	struct dns_params p;
-	struct dns_resolver *r;
-	struct buf err;
-
-	memset(&p, 0, sizeof(p));
-	buf_init(&err, 4096);
-	r = dns_resolver_new(&p, &err);
-	if (r == NULL)
-		cli_errorf("dns resolver: %s", err.data);
-	buf_release(&err);
-	return r;
 }
 
 static struct publicsuffix_list *
@@ -154,6 +140,7 @@ out:
 int
 cmd_dkim_lookup(int argc, char **argv)
 {
+	struct cmd_dns_opts o;
 	struct dns_resolver *r;
 	struct dkim_record *rec = NULL;
 	struct dns_answer ans;
@@ -163,19 +150,21 @@ cmd_dkim_lookup(int argc, char **argv)
 	enum dkim_status st;
 	int rc = 1;
 
-	if (argc != 4)
-		return cli_usage("dkim lookup", "selector domain");
-	r = resolver();
+	if (cmd_dns_opts_parse(argc, argv, 2, &o) == -1 || o.nargs != 2)
+		return cli_usage("dkim lookup",
+		    "[-resolver ip[:port]] selector domain");
+	r = cmd_dns_resolver_open(&o);
 	if (r == NULL)
 		return 1;
-	st = dkim_lookup_record(r, argv[2], argv[3], &rec, &authentic, &why);
+	st = dkim_lookup_record(r, o.args[0], o.args[1], &rec, &authentic,
+	    &why);
 	if (st != DKIM_PASS) {
 		cli_errorf("looking up key record: %s (%s)", why,
 		    dkim_status_name(st));
 		goto out;
 	}
 	buf_init(&name, DNS_NAME_MAX + 2);
-	buf_addf(&name, "%s._domainkey.%s", argv[2], argv[3]);
+	buf_addf(&name, "%s._domainkey.%s", o.args[0], o.args[1]);
 	memset(&ans, 0, sizeof(ans));
 	if (dns_lookup(r, name.data, DNS_TXT, &ans) == DNS_OK)
 		for (size_t i = 0; i < ans.n; i++)
@@ -214,6 +203,7 @@ print_results(const struct dkim_result *res, size_t n)
 int
 cmd_dkim_verify(int argc, char **argv)
 {
+	struct cmd_dns_opts dopts;
 	struct dkim_verify_opts o;
 	struct dkim_result *res = NULL;
 	struct dns_resolver *r = NULL;
@@ -222,16 +212,18 @@ cmd_dkim_verify(int argc, char **argv)
 	size_t n = 0;
 	int rc = 1;
 
-	if (argc != 3)
-		return cli_usage("dkim verify", "message");
+	if (cmd_dns_opts_parse(argc, argv, 2, &dopts) == -1 ||
+	    dopts.nargs != 1)
+		return cli_usage("dkim verify",
+		    "[-resolver ip[:port]] message");
 	buf_init(&msg, CMD_MSG_MAX);
 	buf_init(&err, 4096);
 	memset(&o, 0, sizeof(o));
-	if (io_read_file(argv[2], &msg, &err) == -1) {
+	if (io_read_file(dopts.args[0], &msg, &err) == -1) {
 		cli_errorf("%s", err.data);
 		goto out;
 	}
-	r = resolver();
+	r = cmd_dns_resolver_open(&dopts);
 	if (r == NULL)
 		goto out;
 	o.now = (int64_t)time(NULL);
@@ -271,76 +263,11 @@ from_domain(struct span msg, char **localpart_out)
 			if (*p >= 'A' && *p <= 'Z')
 				*p = (char)(*p - 'A' + 'a');
 		if (localpart_out != NULL)
-			*localpart_out = xstrdup(a->user);
+			*localpart_out = xstrdup(a->user != NULL ? a->user
+							       : "");
 	}
 	message_addr_list_release(&l);
 	return d;
-}
-
-struct signing {
-	struct dkim_sign_selector sels[64];
-	struct dkim_key *keys[64];
-	size_t n;
-};
-
-static int
-load_selectors(const struct config *c, const struct config_domain *dom,
-    const char *domain, struct signing *sg)
-{
-	struct buf err;
-	int rc = -1;
-
-	buf_init(&err, 4096);
-	for (size_t i = 0; i < dom->dkim.sign.n && sg->n < 64; i++) {
-		const char *name = dom->dkim.sign.v[i];
-		const struct config_dkim_selector *s = NULL;
-		struct dkim_sign_selector *ss = &sg->sels[sg->n];
-		char *path;
-
-		for (size_t j = 0; j < dom->dkim.selectors.n; j++)
-			if (strcmp(dom->dkim.selectors.keys[j], name) == 0)
-				s = &dom->dkim.selectors.vals[j];
-		if (s == NULL) {
-			cli_errorf("selector %s not configured", name);
-			goto out;
-		}
-		path = config_path(c, s->private_key_file);
-		if (dkim_key_load_file(path, &sg->keys[sg->n], &err) == -1) {
-			free(path);
-			cli_errorf("%s", err.data);
-			goto out;
-		}
-		free(path);
-		memset(ss, 0, sizeof(*ss));
-		ss->domain = domain;
-		ss->selector = name;
-		ss->key = sg->keys[sg->n];
-		ss->hash = s->hash != NULL && strcasecmp(s->hash, "sha1") == 0 ?
-		    DKIM_HASH_SHA1 : DKIM_HASH_SHA256;
-		ss->header_relaxed = s->canonicalization.header_relaxed;
-		ss->body_relaxed = s->canonicalization.body_relaxed;
-		if (s->headers.n > 0) {
-			ss->headers = (const char *const *)s->headers.v;
-			ss->nheaders = s->headers.n;
-		}
-		ss->oversign = !s->dont_seal_headers;
-		if (s->expiration != NULL) {
-			int64_t ns;
-			const char *why = NULL;
-
-			if (time_parse_duration(s->expiration, &ns, &why) == -1) {
-				cli_errorf("selector %s expiration: %s", name,
-				    why);
-				goto out;
-			}
-			ss->expiration = ns / 1000000000;
-		}
-		sg->n++;
-	}
-	rc = 0;
-out:
-	buf_release(&err);
-	return rc;
 }
 
 int
@@ -348,7 +275,6 @@ cmd_dkim_sign(int argc, char **argv)
 {
 	struct config *c = NULL;
 	const struct config_domain *dom;
-	struct signing sg;
 	struct buf msg, err, out;
 	char *domain = NULL, *local = NULL;
 	const char *why = NULL;
@@ -356,7 +282,6 @@ cmd_dkim_sign(int argc, char **argv)
 
 	if (argc != 3)
 		return cli_usage("dkim sign", "message");
-	sg.n = 0;
 	buf_init(&msg, CMD_MSG_MAX);
 	buf_init(&out, CMD_MSG_MAX);
 	buf_init(&err, 4096);
@@ -384,11 +309,10 @@ cmd_dkim_sign(int argc, char **argv)
 		    domain);
 		goto out;
 	}
-	if (load_selectors(c, dom, domain, &sg) == -1)
-		goto out;
-	if (dkim_sign(sg.sels, sg.n, NULL, (int64_t)time(NULL),
-	    span_of_buf(&msg), &out, &why) == -1) {
-		cli_errorf("signing: %s", why);
+	/* The same signatures submission adds (d=, i=, selectors). */
+	if (dkim_conf_sign(c, local, domain, (int64_t)time(NULL),
+	    span_of_buf(&msg), &out, &why, &err) != 1) {
+		cli_errorf("signing: %s", err.len > 0 ? err.data : why);
 		goto out;
 	}
 	/* Keep the message's line ends: LF-only input gets LF headers. */
@@ -407,8 +331,6 @@ cmd_dkim_sign(int argc, char **argv)
 	}
 	rc = 0;
 out:
-	for (size_t i = 0; i < sg.n; i++)
-		dkim_key_free(sg.keys[i]);
 	free(domain);
 	free(local);
 	config_free(c);
@@ -430,17 +352,19 @@ int
 cmd_dmarc_lookup(int argc, char **argv)
 {
 	struct publicsuffix_list *psl = NULL;
+	struct cmd_dns_opts o;
 	struct dns_resolver *r;
 	struct dmarc_lookup l;
 	int rc = 1;
 
-	if (argc != 3)
-		return cli_usage("dmarc lookup", "domain");
-	r = resolver();
+	if (cmd_dns_opts_parse(argc, argv, 2, &o) == -1 || o.nargs != 1)
+		return cli_usage("dmarc lookup",
+		    "[-resolver ip[:port]] domain");
+	r = cmd_dns_resolver_open(&o);
 	if (r == NULL)
 		return 1;
 	psl = psl_load();
-	dmarc_lookup(r, psl, argv[2], &l);
+	dmarc_lookup(r, psl, o.args[0], &l);
 	if (!l.has_record) {
 		cli_errorf("no dmarc record: %s (%s)",
 		    l.why != NULL ? l.why : "", dmarc_status_name(l.status));
@@ -459,6 +383,7 @@ int
 cmd_dmarc_verify(int argc, char **argv)
 {
 	struct publicsuffix_list *psl = NULL;
+	struct cmd_dns_opts dopts;
 	struct dns_resolver *r = NULL;
 	struct dkim_result *dk = NULL;
 	struct dkim_verify_opts o;
@@ -474,8 +399,10 @@ cmd_dmarc_verify(int argc, char **argv)
 	uint16_t rnd = 0;
 	int rc = 1;
 
-	if (argc != 5)
-		return cli_usage("dmarc verify", "remoteip mailfrom ehlo < message");
+	if (cmd_dns_opts_parse(argc, argv, 2, &dopts) == -1 ||
+	    dopts.nargs != 3)
+		return cli_usage("dmarc verify",
+		    "[-resolver ip[:port]] remoteip mailfrom ehlo < message");
 	buf_init(&msg, CMD_MSG_MAX);
 	buf_init(&hdr, AUTHRES_MAX);
 	memset(&spf, 0, sizeof(spf));
@@ -485,20 +412,21 @@ cmd_dmarc_verify(int argc, char **argv)
 		cli_errorf("reading message failed");
 		goto out;
 	}
-	r = resolver();
+	r = cmd_dns_resolver_open(&dopts);
 	if (r == NULL)
 		goto out;
 	psl = psl_load();
 	memset(&sa, 0, sizeof(sa));
-	at = strrchr(argv[3], '@');
+	at = strrchr(dopts.args[1], '@');
 	if (at != NULL) {
-		mf_local = xstrndup(argv[3], (size_t)(at - argv[3]));
+		mf_local = xstrndup(dopts.args[1],
+		    (size_t)(at - dopts.args[1]));
 		mf_domain = xstrdup(at + 1);
 	}
-	sa.remote_ip = argv[2];
+	sa.remote_ip = dopts.args[0];
 	sa.mailfrom_local = mf_local;
 	sa.mailfrom_domain = mf_domain;
-	sa.helo = argv[4];
+	sa.helo = dopts.args[2];
 	spf_verify(r, &sa, &spf);
 	memset(&o, 0, sizeof(o));
 	o.now = (int64_t)time(NULL);

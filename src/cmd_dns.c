@@ -1,34 +1,29 @@
 /*
  * cmd_dns.c: `mox dns lookup`, `mox spf check|lookup|parse` and `mox
  * dnsbl check|checkhealth` (cmd_dns.h): ask DNS through our resolver and
- * print answers, SPF results and block list results for people. DNS data
- * is untrusted: control and non-ASCII bytes are printed escaped.
+ * print answers, SPF results and block list results for people; and the
+ * resolver choice every DNS-using command shares (-resolver, else
+ * mox.conf DNSResolvers, else /etc/resolv.conf). DNS data is untrusted:
+ * control and non-ASCII bytes are printed escaped.
  * Thread rule: runs on the command's main thread only.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli.h"
 #include "cmd_dns.h"
+#include "config/config.h"
 #include "dns/dns.h"
 #include "lib/buf.h"
 #include "mailauth/dnsbl.h"
 #include "mailauth/spf.h"
 #include "lib/banned.h"
 
-#define CMD_DNS_SERVERS_MAX 8
-
-struct opts {
-	const char *servers[CMD_DNS_SERVERS_MAX];
-	size_t nservers;
-	char **args;    /* positional arguments after the options */
-	int nargs;
-};
-
-/* Skip nwords command words, then read "-resolver ADDR" options. */
-static int
-parse_opts(int argc, char **argv, int nwords, struct opts *o)
+int
+cmd_dns_opts_parse(int argc, char **argv, int nwords, struct cmd_dns_opts *o)
 {
 	int i = nwords;
 
@@ -36,6 +31,10 @@ parse_opts(int argc, char **argv, int nwords, struct opts *o)
 	while (i < argc && argv[i][0] == '-' && argv[i][1] != '\0') {
 		const char *a = argv[i];
 
+		if (strcmp(a, "--") == 0) {
+			i++;
+			break;
+		}
 		if (a[1] == '-')
 			a++;
 		if (strcmp(a, "-resolver") != 0 || i + 1 >= argc ||
@@ -49,21 +48,59 @@ parse_opts(int argc, char **argv, int nwords, struct opts *o)
 	return 0;
 }
 
-static struct dns_resolver *
-open_resolver(const struct opts *o)
+/* mox.conf's DNSResolvers into *p when the config file is there and
+ * loads; *c_out then holds the strings until the caller frees it. A
+ * missing file is not an error; one that does not load is reported and
+ * the system resolvers are used. */
+static void
+config_resolvers(struct dns_params *p, struct config **c_out)
 {
+	struct stat st;
+	struct buf err;
+	char *nl;
+
+	*c_out = NULL;
+	if (cli.config_path == NULL || cli.config_path[0] == '\0')
+		return;
+	if (stat(cli.config_path, &st) == -1 && errno == ENOENT)
+		return;
+	buf_init(&err, CONFIG_ERR_MAX);
+	if (config_load(cli.config_path, c_out, &err) == -1) {
+		nl = strchr(err.data, '\n');
+		if (nl != NULL)
+			*nl = '\0';
+		cli_errorf("not using DNSResolvers of %s (%s); using "
+			   "/etc/resolv.conf", cli.config_path, err.data);
+		*c_out = NULL;
+	} else if ((*c_out)->st->dns_resolvers.n > 0) {
+		p->servers = (const char *const *)(*c_out)->st->dns_resolvers.v;
+		p->nservers = (*c_out)->st->dns_resolvers.n;
+	}
+	buf_release(&err);
+}
+
+struct dns_resolver *
+cmd_dns_resolver_open(const struct cmd_dns_opts *o)
+{
+	struct config *c = NULL;
 	struct dns_params p;
 	struct dns_resolver *r;
 	struct buf err;
 
 	memset(&p, 0, sizeof(p));
-	p.servers = o->servers;
-	p.nservers = o->nservers;
+	if (o->nservers > 0) {
+		p.servers = o->servers;
+		p.nservers = o->nservers;
+	} else {
+		config_resolvers(&p, &c);
+	}
 	buf_init(&err, 1024);
 	r = dns_resolver_new(&p, &err);
 	if (r == NULL)
-		cli_errorf("%s", err.data);
+		cli_errorf("dns resolver: %s%s", err.data, c != NULL ?
+		    " (check DNSResolvers in mox.conf)" : "");
 	buf_release(&err);
+	config_free(c);
 	return r;
 }
 
@@ -121,26 +158,44 @@ print_rr(const struct dns_rr *rr)
 	putchar('\n');
 }
 
+/* The name to ask for: for PTR an IP address becomes its in-addr.arpa
+ * or ip6.arpa name (RFC 1035 3.5, RFC 3596 2.5); else name as given. */
+static void
+lookup_name(enum dns_type t, const char *name, struct buf *out)
+{
+	char rev[DNS_NAME_MAX + 1];
+	bool v6 = false;
+
+	if (t == DNS_PTR && dns_ip_reverse(name, rev, sizeof(rev), &v6) == 0)
+		buf_addf(out, "%s.%s", rev, v6 ? "ip6.arpa" : "in-addr.arpa");
+	else
+		buf_adds(out, name);
+}
+
 int
 cmd_dns_lookup(int argc, char **argv)
 {
-	struct opts o;
+	struct cmd_dns_opts o;
 	struct dns_resolver *r;
 	struct dns_answer ans;
+	struct buf name;
 	enum dns_type t;
 	int rc = 1;
 
-	if (parse_opts(argc, argv, 2, &o) == -1 || o.nargs != 2)
-		return cli_usage("dns lookup", "[-resolver ip:port] TYPE NAME");
+	if (cmd_dns_opts_parse(argc, argv, 2, &o) == -1 || o.nargs != 2)
+		return cli_usage("dns lookup",
+		    "[-resolver ip[:port]] TYPE NAME");
 	if (dns_type_parse(o.args[0], &t) == -1) {
 		cli_errorf("unknown record type %s (known: A AAAA MX TXT PTR "
 			   "CNAME TLSA SRV NS)", o.args[0]);
 		return CLI_USAGE;
 	}
-	r = open_resolver(&o);
+	r = cmd_dns_resolver_open(&o);
 	if (r == NULL)
 		return 1;
-	dns_lookup(r, o.args[1], t, &ans);
+	buf_init(&name, BUF_NOMAX);
+	lookup_name(t, o.args[1], &name);
+	dns_lookup(r, name.data, t, &ans);
 	for (size_t i = 0; i < ans.ncname; i++)
 		printf("cname %s\n", ans.cname_chain[i]);
 	switch (ans.result) {
@@ -153,12 +208,12 @@ cmd_dns_lookup(int argc, char **argv)
 	case DNS_NOTFOUND:
 		printf("no records\n");
 		print_dnssec(ans.authentic);
-		cli_errorf("%s %s: not found (%s)", o.args[1],
-		    dns_type_name(t), ans.why != NULL ? ans.why : "");
+		cli_errorf("%s %s: not found (%s)", name.data, dns_type_name(t),
+		    ans.why != NULL ? ans.why : "");
 		break;
 	case DNS_TEMPERROR:
 	case DNS_PERMERROR:
-		cli_errorf("%s %s: %s (%s%s)", o.args[1], dns_type_name(t),
+		cli_errorf("%s %s: %s (%s%s)", name.data, dns_type_name(t),
 		    dns_result_name(ans.result), ans.why != NULL ? ans.why : "",
 		    ans.ede >= 0 ? ", extended dns error" : "");
 		if (ans.ede >= 0)
@@ -166,6 +221,7 @@ cmd_dns_lookup(int argc, char **argv)
 		break;
 	}
 	dns_answer_release(&ans);
+	buf_release(&name);
 	dns_resolver_free(r);
 	return rc;
 }
@@ -173,15 +229,16 @@ cmd_dns_lookup(int argc, char **argv)
 int
 cmd_spf_check(int argc, char **argv)
 {
-	struct opts o;
+	struct cmd_dns_opts o;
 	struct dns_resolver *r;
 	struct spf_args a;
 	struct spf_result res;
 	struct buf hdr;
 
-	if (parse_opts(argc, argv, 2, &o) == -1 || o.nargs != 2)
-		return cli_usage("spf check", "[-resolver ip:port] DOMAIN IP");
-	r = open_resolver(&o);
+	if (cmd_dns_opts_parse(argc, argv, 2, &o) == -1 || o.nargs != 2)
+		return cli_usage("spf check",
+		    "[-resolver ip[:port]] DOMAIN IP");
+	r = cmd_dns_resolver_open(&o);
 	if (r == NULL)
 		return 1;
 	memset(&a, 0, sizeof(a));
@@ -211,7 +268,7 @@ cmd_spf_check(int argc, char **argv)
 int
 cmd_spf_lookup(int argc, char **argv)
 {
-	struct opts o;
+	struct cmd_dns_opts o;
 	struct dns_resolver *r;
 	struct spf_record rec;
 	char *txt = NULL;
@@ -220,9 +277,9 @@ cmd_spf_lookup(int argc, char **argv)
 	enum spf_status st;
 	int rc = 1;
 
-	if (parse_opts(argc, argv, 2, &o) == -1 || o.nargs != 1)
-		return cli_usage("spf lookup", "[-resolver ip:port] DOMAIN");
-	r = open_resolver(&o);
+	if (cmd_dns_opts_parse(argc, argv, 2, &o) == -1 || o.nargs != 1)
+		return cli_usage("spf lookup", "[-resolver ip[:port]] DOMAIN");
+	r = cmd_dns_resolver_open(&o);
 	if (r == NULL)
 		return 1;
 	st = spf_lookup(r, o.args[0], &rec, &txt, &authentic, &why);
@@ -264,14 +321,15 @@ cmd_spf_parse(int argc, char **argv)
 int
 cmd_dnsbl_check(int argc, char **argv)
 {
-	struct opts o;
+	struct cmd_dns_opts o;
 	struct dns_resolver *r;
 	struct dnsbl_result res;
 	int rc;
 
-	if (parse_opts(argc, argv, 2, &o) == -1 || o.nargs != 2)
-		return cli_usage("dnsbl check", "[-resolver ip:port] ZONE IP");
-	r = open_resolver(&o);
+	if (cmd_dns_opts_parse(argc, argv, 2, &o) == -1 || o.nargs != 2)
+		return cli_usage("dnsbl check",
+		    "[-resolver ip[:port]] ZONE IP");
+	r = cmd_dns_resolver_open(&o);
 	if (r == NULL)
 		return 1;
 	dnsbl_lookup(r, o.args[0], o.args[1], &res);
@@ -290,14 +348,15 @@ cmd_dnsbl_check(int argc, char **argv)
 int
 cmd_dnsbl_checkhealth(int argc, char **argv)
 {
-	struct opts o;
+	struct cmd_dns_opts o;
 	struct dns_resolver *r;
 	const char *why = NULL;
 	enum dnsbl_status st;
 
-	if (parse_opts(argc, argv, 2, &o) == -1 || o.nargs != 1)
-		return cli_usage("dnsbl checkhealth", "[-resolver ip:port] ZONE");
-	r = open_resolver(&o);
+	if (cmd_dns_opts_parse(argc, argv, 2, &o) == -1 || o.nargs != 1)
+		return cli_usage("dnsbl checkhealth",
+		    "[-resolver ip[:port]] ZONE");
+	r = cmd_dns_resolver_open(&o);
 	if (r == NULL)
 		return 1;
 	st = dnsbl_check_health(r, o.args[0], &why);

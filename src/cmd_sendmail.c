@@ -10,6 +10,12 @@
  * Config fields (sconf "Key: value" lines): LocalHostname, Host, Port,
  * TLS, STARTTLS, Username, Password, AuthMethod, From,
  * DefaultDestination, RequireTLS. Single-threaded; blocking I/O.
+ *
+ * Flags (spec/config.md 7: "[-Fname] [ignored flags] [-t]"): -F sets the
+ * display name of an added From header, -t adds the To/Cc/Bcc addresses
+ * as recipients. Everything else is ignored, -f/-r included: the
+ * envelope sender is always the configured From, an address the
+ * submission account may use.
  */
 #include <errno.h>
 #include <netdb.h>
@@ -577,8 +583,9 @@ cmd_sendmail(int argc, char **argv)
 			   strncmp(a, "-X", 2) == 0 || strncmp(a, "-O", 2) == 0 ||
 			   strncmp(a, "-L", 2) == 0 || strncmp(a, "-p", 2) == 0 ||
 			   strncmp(a, "-q", 2) == 0 || strncmp(a, "-r", 2) == 0) {
-			/* sendmail flags with a value: ignored (the envelope
-			 * sender is the configured From). */
+			/* sendmail flags with a value: ignored, the value
+			 * too (-f/-r: the envelope sender is the configured
+			 * From, never taken from the command line). */
 			if (a[2] == '\0' && i + 1 < argc)
 				i++;
 		}

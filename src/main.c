@@ -85,44 +85,54 @@ static const struct cli_command main_commands[] = {
 	{ "gentestdata", "DIR", "Write a config and data directory with test "
 		"accounts, messages and a queued message (for upgrade tests).",
 	    cmd_gentestdata },
-	{ "sendmail", "[-t] [-f from] [-F name] [rcpt ...] < message",
+	{ "sendmail", "[-t] [-F name] [ignored flags] [rcpt ...] < message",
 	    "Submit a message read from stdin to the submission server "
 	    "configured in /etc/moxsubmit.conf (with authentication), for "
-	    "system tools such as cron and mail(1). On failure the message is "
-	    "appended to ~/moxsubmit.failures and the exit status is 1.",
+	    "system tools such as cron and mail(1). The envelope sender (MAIL "
+	    "FROM) is always the From of moxsubmit.conf: -f and -r are "
+	    "accepted for compatibility and ignored, as are other sendmail "
+	    "flags. On failure the message is appended to "
+	    "~/moxsubmit.failures and the exit status is 1.",
 	    cmd_sendmail },
-	{ "dns lookup", "TYPE NAME",
+	{ "dns lookup", "[-resolver ip[:port]] TYPE NAME",
 	    "Look up records of TYPE (a, aaaa, mx, txt, ptr, cname, tlsa, srv, "
-	    "ns) for NAME and say whether the answer was DNSSEC-verified.",
+	    "ns) for NAME and say whether the answer was DNSSEC-verified. For "
+	    "ptr, NAME may be an IP address. DNS commands ask the -resolver "
+	    "servers, else the DNSResolvers of mox.conf when it exists, else "
+	    "those of /etc/resolv.conf.",
 	    cmd_dns_lookup },
-	{ "spf check", "DOMAIN IP", "Evaluate the SPF policy of DOMAIN for a "
-		"message from IP.", cmd_spf_check },
-	{ "spf lookup", "DOMAIN", "Print the SPF record of DOMAIN.",
-	    cmd_spf_lookup },
+	{ "spf check", "[-resolver ip[:port]] DOMAIN IP", "Evaluate the SPF "
+		"policy of DOMAIN for a message from IP.", cmd_spf_check },
+	{ "spf lookup", "[-resolver ip[:port]] DOMAIN", "Print the SPF record "
+		"of DOMAIN.", cmd_spf_lookup },
 	{ "spf parse", "TXT", "Parse an SPF record and print it normalised.",
 	    cmd_spf_parse },
-	{ "dnsbl check", "ZONE IP", "Check whether IP is listed in the DNS "
-		"block list ZONE.", cmd_dnsbl_check },
-	{ "dnsbl checkhealth", "ZONE", "Check that the DNS block list ZONE "
-		"answers (127.0.0.2 listed, 127.0.0.1 not).",
-	    cmd_dnsbl_checkhealth },
+	{ "dnsbl check", "[-resolver ip[:port]] ZONE IP", "Check whether IP "
+		"is listed in the DNS block list ZONE.", cmd_dnsbl_check },
+	{ "dnsbl checkhealth", "[-resolver ip[:port]] ZONE", "Check that the "
+		"DNS block list ZONE answers (127.0.0.2 listed, 127.0.0.1 "
+		"not).", cmd_dnsbl_checkhealth },
 	{ "dkim genrsa", "", "Print a new 2048-bit RSA private key for DKIM "
 		"(PKCS8 PEM).", cmd_dkim_genrsa },
 	{ "dkim gened25519", "", "Print a new ed25519 private key for DKIM "
 		"(PKCS8 PEM).", cmd_dkim_gened25519 },
 	{ "dkim txt", "< privatekey", "Print the DNS TXT record value for a "
 		"DKIM private key read from stdin.", cmd_dkim_txt },
-	{ "dkim lookup", "SELECTOR DOMAIN", "Look up and print the DKIM key "
-		"record of SELECTOR at DOMAIN.", cmd_dkim_lookup },
-	{ "dkim verify", "FILE", "Verify the DKIM signatures of the message "
-		"in FILE and print a result per signature.", cmd_dkim_verify },
+	{ "dkim lookup", "[-resolver ip[:port]] SELECTOR DOMAIN", "Look up "
+		"and print the DKIM key record of SELECTOR at DOMAIN.",
+	    cmd_dkim_lookup },
+	{ "dkim verify", "[-resolver ip[:port]] FILE", "Verify the DKIM "
+		"signatures of the message in FILE and print a result per "
+		"signature.", cmd_dkim_verify },
 	{ "dkim sign", "FILE", "Sign the message in FILE with the DKIM "
-		"selectors configured for its From domain; print the signed "
-		"message.", cmd_dkim_sign },
-	{ "dmarc lookup", "DOMAIN", "Look up and print the DMARC policy of "
-		"DOMAIN (with the organizational domain fallback).",
-	    cmd_dmarc_lookup },
-	{ "dmarc verify", "REMOTEIP MAILFROM EHLO < message",
+		"selectors configured for its From domain, as submission "
+		"does (d= the From domain, i= its canonical From address); "
+		"print the signed message.", cmd_dkim_sign },
+	{ "dmarc lookup", "[-resolver ip[:port]] DOMAIN", "Look up and print "
+		"the DMARC policy of DOMAIN (with the organizational domain "
+		"fallback).", cmd_dmarc_lookup },
+	{ "dmarc verify",
+	    "[-resolver ip[:port]] REMOTEIP MAILFROM EHLO < message",
 	    "Evaluate SPF, DKIM and DMARC for a message read from stdin as "
 	    "if it arrived from REMOTEIP.", cmd_dmarc_verify },
 	{ "version", "", "Print the version.", cmd_version },

@@ -722,6 +722,13 @@ got_line(struct imap_session *s, struct span line)
 		}
 		imap_tagged(s, "BAD", "unrecognized syntax/command: %s", why);
 		cmd_reset(s);
+		/* spec/imap.md 2: the data of a bad non-synchronising
+		 * literal follows at once and cannot be skipped reliably. */
+		if (line.len >= 2 && line.p[line.len - 2] == '+' &&
+		    line.p[line.len - 1] == '}') {
+			net_conn_close(s->c);
+			s->closing = true;
+		}
 		return;
 	}
 	if (rc == 1) {

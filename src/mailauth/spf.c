@@ -1558,77 +1558,90 @@ add_pair(struct buf *out, size_t *col, const char *key, const char *val,
 	buf_release(&item);
 }
 
+/* The comment, "(domain D[, from ehlo because mailfrom is empty])", with
+ * the bytes that could end it or the header dropped, folded between
+ * words. No comment without a domain. */
+static void
+add_comment(struct buf *out, size_t *col, const struct spf_result *res)
+{
+	struct buf text, clean;
+	size_t w = 0;
+
+	if (res->identity == SPF_ID_NONE || res->domain == NULL)
+		return;
+	buf_init(&text, BUF_NOMAX);
+	buf_init(&clean, BUF_NOMAX);
+	buf_addf(&text, "(domain %s%s)", res->domain,
+	    res->identity == SPF_ID_HELO ?
+	    ", from ehlo because mailfrom is empty" : "");
+	buf_addc(&clean, '(');
+	for (size_t i = 1; i + 1 < text.len; i++) {
+		unsigned char c = (unsigned char)text.data[i];
+
+		if (c >= 0x20 && c < 0x7f && c != '(' && c != ')' && c != '\\')
+			buf_addc(&clean, (char)c);
+	}
+	buf_addc(&clean, ')');
+	for (size_t i = 0; i <= clean.len; i++) {
+		if (i < clean.len && clean.data[i] != ' ')
+			continue;
+		if (i > w)
+			add_word(out, col, clean.data + w, i - w);
+		w = i + 1;
+	}
+	buf_release(&clean);
+	buf_release(&text);
+}
+
+/* RFC 7208 9.1 envelope-from: the <sender> of check_host(), also when the
+ * check did not run to the end (a time limit): the MAIL FROM address with
+ * postmaster for an empty localpart, else postmaster@<helo>. */
+static void
+envelope_from(const struct spf_result *res, const struct spf_args *a,
+    struct buf *out)
+{
+	if (res->sender != NULL)
+		buf_adds(out, res->sender);
+	else if (a->mailfrom_domain != NULL && a->mailfrom_domain[0] != '\0')
+		buf_addf(out, "%s@%s", a->mailfrom_local != NULL &&
+		    a->mailfrom_local[0] != '\0' ? a->mailfrom_local :
+		    "postmaster", a->mailfrom_domain);
+	else if (a->helo != NULL && a->helo[0] != '\0')
+		buf_addf(out, "postmaster@%s", a->helo);
+}
+
+/* spec/smtp.md 10: "Received-SPF: <result> (domain <d>[, from ehlo
+ * because mailfrom is empty]) client-ip=<ip>; envelope-from=<sender>;
+ * helo=<helo>; [problem=<err>;] [mechanism=<m>;] receiver=<hostname>;
+ * identity=<mailfrom|helo>". */
 void
 spf_received_header(const struct spf_result *res, const struct spf_args *a,
     const char *receiver, struct buf *out)
 {
-	const char *name = spf_status_name(res->status);
-	struct buf comment;
+	struct buf from;
 	size_t start = out->len, col;
 	char problem[SPF_PROBLEM_MAX + 1];
 
-	buf_init(&comment, BUF_NOMAX);
-	switch (res->status) {
-	case SPF_PASS:
-		buf_addf(&comment, "domain %s designates %s as permitted sender",
-		    res->domain, a->remote_ip);
-		break;
-	case SPF_FAIL:
-	case SPF_SOFTFAIL:
-		buf_addf(&comment, "domain %s does not designate %s as "
-				   "permitted sender",
-		    res->domain, a->remote_ip);
-		break;
-	case SPF_NEUTRAL:
-		buf_addf(&comment, "domain %s makes no statement about %s",
-		    res->domain, a->remote_ip);
-		break;
-	case SPF_NONE:
-	case SPF_TEMPERROR:
-	case SPF_PERMERROR:
-		buf_adds(&comment, res->domain != NULL ? res->domain :
-		    "no domain");
-		break;
-	}
-	buf_addf(out, "Received-SPF: %s", name);
+	buf_addf(out, "Received-SPF: %s", spf_status_name(res->status));
 	col = out->len - start;
-	{
-		struct buf clean;
-		size_t w = 0;
-
-		/* The comment, cleaned of bytes that could end it or the
-		 * header, folded between words. */
-		buf_init(&clean, BUF_NOMAX);
-		buf_addc(&clean, '(');
-		for (size_t i = 0; i < comment.len; i++) {
-			unsigned char c = (unsigned char)comment.data[i];
-
-			if (c >= 0x20 && c < 0x7f && c != '(' && c != ')' &&
-			    c != '\\')
-				buf_addc(&clean, (char)c);
-		}
-		buf_addc(&clean, ')');
-		for (size_t i = 0; i <= clean.len; i++) {
-			if (i < clean.len && clean.data[i] != ' ')
-				continue;
-			if (i > w)
-				add_word(out, &col, clean.data + w, i - w);
-			w = i + 1;
-		}
-		buf_release(&clean);
-	}
-	buf_release(&comment);
+	add_comment(out, &col, res);
 	add_pair(out, &col, "client-ip", a->remote_ip, false);
-	add_pair(out, &col, "envelope-from", res->sender != NULL ?
-	    res->sender : "", false);
+	buf_init(&from, BUF_NOMAX);
+	envelope_from(res, a, &from);
+	add_pair(out, &col, "envelope-from", from.data, false);
+	buf_release(&from);
 	add_pair(out, &col, "helo", a->helo != NULL ? a->helo : "", false);
 	if (res->problem != NULL) {
+		/* Truncated to SPF_PROBLEM_MAX bytes, so that
+		 * "problem=...;" fits one folded line. */
 		snprintf(problem, sizeof(problem), "%s", res->problem);
 		add_pair(out, &col, "problem", problem, false);
 	}
 	if (res->mechanism != NULL)
 		add_pair(out, &col, "mechanism", res->mechanism, false);
 	add_pair(out, &col, "receiver", receiver, false);
+	/* RFC 7208 2.4: with a null reverse-path (SPF_ID_NONE: the HELO
+	 * is an IP literal) the MAIL FROM identity is postmaster@<helo>. */
 	add_pair(out, &col, "identity", res->identity == SPF_ID_HELO ?
 	    "helo" : "mailfrom", true);
 }

@@ -138,8 +138,11 @@ enum spf_status spf_verify(struct dns_resolver *r, const struct spf_args *a,
 
 void spf_result_release(struct spf_result *res);
 
-/* Append "Received-SPF: ..." (RFC 7208 9.1) without the final CRLF,
- * folded at 78 columns; receiver is our hostname. */
+/* Append "Received-SPF: ..." (RFC 7208 9.1, spec/smtp.md 10) without
+ * the final CRLF, folded at 78 columns; receiver is our hostname. The
+ * comment is "(domain D)", with ", from ehlo because mailfrom is empty"
+ * for the HELO identity, none when nothing was checked; values are bare
+ * dot-atoms or quoted strings; problem= is cut to SPF_PROBLEM_MAX. */
 void spf_received_header(const struct spf_result *res,
     const struct spf_args *a, const char *receiver, struct buf *out);
 

@@ -153,14 +153,25 @@ bool queue_localserve_error(const char *lp, int *code, const char **ecode,
     const char **text);
 
 /* Record an outgoing webhook event for m when the sender account has an
- * OutgoingWebhook for it (queue_webhook.c). Within the caller's tx. */
+ * OutgoingWebhook for it (queue_webhook.c): in the caller's transaction
+ * when one is open (as a savepoint), else in its own. */
 int queue_int_webhook_event(sqlite3 *db, const struct config *cfg,
     const struct queue_msg *m, const char *event,
     const struct queue_attempt_result *r, bool suppressing);
+/* The same with the payload's DSN flag, and extra_json (a JSON object;
+ * NULL: m's rows in msg_extra) as Extra, for feedback about retired
+ * messages (queue_fromid.c). */
+int queue_int_webhook_event_dsn(sqlite3 *db, const struct config *cfg,
+    const struct queue_msg *m, const char *event,
+    const struct queue_attempt_result *r, bool suppressing, bool dsn,
+    const char *extra_json);
 /* spec/queue.md 11: add the recipient to the sender account's list when
  * the failure asks for it. Returns 1 when added, 0 not, -1 error. */
 int queue_int_suppress_auto(sqlite3 *db, const struct queue_msg *m,
     const struct queue_attempt_result *r);
+/* The same with the source named in the reason ("queue", "DSN"). */
+int queue_int_suppress_auto_src(sqlite3 *db, const struct queue_msg *m,
+    const struct queue_attempt_result *r, const char *source);
 /* spec/queue.md 4.2: is m's recipient suppressed for its account? */
 bool queue_int_suppressed(sqlite3 *db, const struct queue_msg *m);
 

@@ -335,8 +335,9 @@ claim_ready(struct job_ctx *x, struct batch *b)
 		ar.reply = "";
 		ar.remote_host = ar.remote_ip = "";
 		buf_reset(&err);
-		if (queue_int_finish(r->q, x->cfg, r->p.store, x->db, &b->sel[i],
-			QUEUE_OUT_SUPPRESSED, &ar, &r->log, &err) == -1)
+		if (queue_int_finish(r->q, x->cfg, r->p.store, x->db,
+			&b->sel[i], QUEUE_OUT_SUPPRESSED, &ar, &r->log,
+			&err) == -1)
 			log_error(&r->log, "finishing suppressed message",
 			    LF_ERR(err.data), LF_I64("queueid", b->sel[i].id));
 		queue_msg_release(&b->sel[i]);
@@ -429,7 +430,8 @@ finish_batch(struct job_ctx *x, struct batch *b, struct queue_job *j)
 		struct queue_attempt_result ar;
 		enum queue_outcome o;
 
-		attempt_result_of(&b->res[i], j->remote_host, j->remote_ip, &ar);
+		attempt_result_of(&b->res[i], j->remote_host, j->remote_ip,
+		    &ar);
 		o = ar.success ? QUEUE_OUT_DELIVERED
 		    : ar.permanent ? QUEUE_OUT_FAILED
 				   : QUEUE_OUT_TEMP;
@@ -471,7 +473,8 @@ park(struct job_ctx *x, struct queue_job *j)
 		    LF_STR("rcpt", b->sel[i].recipient_localpart),
 		    LF_STR("domain", b->sel[i].recipient_domain),
 		    LF_I64("attempt", b->sel[i].attempts),
-		    LF_STR("host", j->remote_host), LF_I64("code", b->res[i].code));
+		    LF_STR("host", j->remote_host),
+		    LF_I64("code", b->res[i].code));
 	if (j->dialed_out.len > 0) {
 		b->dialed_out = xstrdup(j->dialed_out.data);
 		buf_reset(&j->dialed_out);
@@ -537,7 +540,8 @@ done_clear(struct job_ctx *x, bool committed)
 				&b->sel[i], QUEUE_OUT_DELIVERED, &ar, &r->log,
 				&p) == -1)
 				log_error(&r->log, "finishing delivery attempt",
-				    LF_ERR(p.data), LF_I64("queueid", b->sel[i].id));
+				    LF_ERR(p.data),
+				    LF_I64("queueid", b->sel[i].id));
 		}
 		batch_release(b);
 	}

@@ -139,6 +139,13 @@ int
 queue_int_suppress_auto(sqlite3 *db, const struct queue_msg *m,
     const struct queue_attempt_result *r)
 {
+	return queue_int_suppress_auto_src(db, m, r, "queue");
+}
+
+int
+queue_int_suppress_auto_src(sqlite3 *db, const struct queue_msg *m,
+    const struct queue_attempt_result *r, const char *source)
+{
 	static const char *const ecodes[] = { "1.1", "1.2", "1.3", "1.6",
 		"2.1", "7.1" };
 	struct buf base, orig, reason;
@@ -157,9 +164,9 @@ queue_int_suppress_auto(sqlite3 *db, const struct queue_msg *m,
 		if (strcmp(r->secode, ecodes[i]) == 0)
 			add = true;
 	if (add)
-		buf_addf(&reason, "delivery failure from queue with smtp code "
+		buf_addf(&reason, "delivery failure from %s with smtp code "
 				  "%d, enhanced code \"%s\"",
-		    r->code, r->secode);
+		    source, r->code, r->secode);
 	else {
 		/* Two most recent other retired messages to the same
 		 * address both failed. */
@@ -185,8 +192,9 @@ queue_int_suppress_auto(sqlite3 *db, const struct queue_msg *m,
 		sqlite3_finalize(st);
 		if (n == 2 && failed == 2) {
 			add = true;
-			buf_adds(&reason, "delivery failure from queue and three "
-					  "consecutive failures");
+			buf_addf(&reason, "delivery failure from %s and three "
+					  "consecutive failures",
+			    source);
 		}
 	}
 	if (add) {

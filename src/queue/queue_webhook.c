@@ -33,11 +33,23 @@ queue_int_webhook_event(sqlite3 *db, const struct config *cfg,
     const struct queue_msg *m, const char *event,
     const struct queue_attempt_result *r, bool suppressing)
 {
+	return queue_int_webhook_event_dsn(db, cfg, m, event, r, suppressing,
+	    false, NULL);
+}
+
+int
+queue_int_webhook_event_dsn(sqlite3 *db, const struct config *cfg,
+    const struct queue_msg *m, const char *event,
+    const struct queue_attempt_result *r, bool suppressing, bool dsn,
+    const char *extra_json)
+{
 	const struct config_account *ca =
 	    config_account_find(cfg, m->sender_account);
 	sqlite3_stmt *st = NULL;
 	int64_t now = time_wall_ns(), keep;
 	struct buf ecode;
+	/* Inside the caller's transaction a savepoint, else our own. */
+	bool own = sqlite3_get_autocommit(db) != 0;
 	int rc = -1;
 
 	if (ca == NULL || !wants(ca->outgoing_webhook, event))
@@ -48,7 +60,8 @@ queue_int_webhook_event(sqlite3 *db, const struct config *cfg,
 		buf_addf(&ecode, "%c.%s", r->code >= 500 ? '5'
 					 : r->code >= 400 ? '4' : '2',
 		    r->secode);
-	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+	if (sqlite3_exec(db, own ? "BEGIN IMMEDIATE" : "SAVEPOINT webhook_event",
+		NULL, NULL, NULL) != SQLITE_OK)
 		goto out;
 	/* Only the newest pending hook per message (superseded). */
 	if (sqlite3_prepare_v2(db,
@@ -82,14 +95,14 @@ queue_int_webhook_event(sqlite3 *db, const struct config *cfg,
 		"INSERT INTO webhook (queue_msg_id, from_id, message_id, subject,"
 		" extra, account, url, authorization, event, payload, submitted,"
 		" next_attempt) SELECT ?1, ?2, ?3, ?4, e.x, ?5, ?6, ?7, ?8,"
-		" json_object('Version', 0, 'Event', ?8, 'DSN', json('false'),"
+		" json_object('Version', 0, 'Event', ?8, 'DSN', json(?14),"
 		" 'Suppressing', json(?9), 'QueueMsgID', ?1, 'FromID', ?2,"
 		" 'MessageID', ?3, 'Subject', ?4, 'WebhookQueued',"
 		" strftime('%Y-%m-%dT%H:%M:%SZ', ?10 / 1000000000, 'unixepoch'),"
 		" 'SMTPCode', ?11, 'SMTPEnhancedCode', ?12, 'Error', ?13,"
-		" 'Extra', json(e.x)), ?10, ?10 FROM (SELECT ifnull((SELECT"
-		" json_group_object(key, value) FROM msg_extra WHERE msg_id ="
-		" ?1), '{}') AS x) e",
+		" 'Extra', json(e.x)), ?10, ?10 FROM (SELECT ifnull(?15,"
+		" ifnull((SELECT json_group_object(key, value) FROM msg_extra"
+		" WHERE msg_id = ?1), '{}')) AS x) e",
 		-1, &st, NULL) != SQLITE_OK)
 		goto rollback;
 	sqlite3_bind_int64(st, 1, m->id);
@@ -110,14 +123,20 @@ queue_int_webhook_event(sqlite3 *db, const struct config *cfg,
 	sqlite3_bind_text(st, 12, ecode.data, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 13, r->error != NULL ? r->error : "", -1,
 	    SQLITE_STATIC);
+	sqlite3_bind_text(st, 14, dsn ? "true" : "false", -1, SQLITE_STATIC);
+	if (extra_json != NULL)
+		sqlite3_bind_text(st, 15, extra_json, -1, SQLITE_STATIC);
 	if (sqlite3_step(st) != SQLITE_DONE)
 		goto rollback;
-	if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+	if (sqlite3_exec(db, own ? "COMMIT" : "RELEASE webhook_event", NULL,
+		NULL, NULL) != SQLITE_OK)
 		goto rollback;
 	rc = 0;
 	goto out;
 rollback:
-	sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	sqlite3_exec(db, own ? "ROLLBACK"
+			     : "ROLLBACK TO webhook_event; RELEASE webhook_event",
+	    NULL, NULL, NULL);
 out:
 	sqlite3_finalize(st);
 	buf_release(&ecode);

@@ -423,8 +423,9 @@ dnsbl_job_run(void *arg)
 	dnsbl_lookup(srv->p.resolver, d->zone, d->ip, &d->res);
 	switch (d->res.status) {
 	case DNSBL_FAIL:
-		log_info(&d->log, "peer listed in dnsbl", LF_STR("zone", d->zone),
-		    LF_STR("remote", d->ip), LF_STR("explanation", d->res.reason),
+		log_info(&d->log, "peer listed in dnsbl",
+		    LF_STR("zone", d->zone), LF_STR("remote", d->ip),
+		    LF_STR("explanation", d->res.reason),
 		    LF_DUR("delta", time_mono_ns() - t0));
 		break;
 	case DNSBL_PASS:
@@ -433,8 +434,9 @@ dnsbl_job_run(void *arg)
 		    LF_DUR("delta", time_mono_ns() - t0));
 		break;
 	case DNSBL_TEMPERROR:
-		log_info(&d->log, "dnsbl lookup failed", LF_STR("zone", d->zone),
-		    LF_STR("remote", d->ip), LF_ERR(d->res.why));
+		log_info(&d->log, "dnsbl lookup failed",
+		    LF_STR("zone", d->zone), LF_STR("remote", d->ip),
+		    LF_ERR(d->res.why));
 		break;
 	}
 }

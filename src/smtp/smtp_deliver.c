@@ -38,6 +38,7 @@
 #include "reports/reports.h"
 #include "smtp/smtp_auth_checks.h"
 #include "smtp/smtp_delay.h"
+#include "smtp/smtp_fromid.h"
 #include "smtp/smtp_int.h"
 #include "smtp/smtp_mailfrom.h"
 #include "smtp/smtp_reputation.h"
@@ -594,6 +595,12 @@ smtp_store_deliver(struct smtp_sess *s, const char *account,
 	log_info(&s->log, "delivered message", LF_STR("account", account),
 	    LF_STR("mailbox", mailbox), LF_I64("uid", added.uid),
 	    LF_I64("size", st.st_size), LF_STR("rid", s->rid));
+	/* spec/smtp.md 12.3 step 6: feedback for a fromid address. */
+	if (!is_reject)
+		smtp_fromid_delivered(s, cfg, account, rcpt_lp, rcpt_dom,
+		    map != MAP_FAILED ? span_of(map, (size_t)st.st_size)
+				      : span_of("", 0),
+		    facts.root);
 	rc = 0;
 out:
 	if (map != MAP_FAILED)

@@ -31,7 +31,9 @@
 #include "net/net.h"
 #include "queue/queue.h"
 #include "sasl/sasl.h"
+#include "queue/queue_fromid.h"
 #include "smtp/smtp_auth_checks.h"
+#include "smtp/smtp_fromid.h"
 #include "smtp/smtp_int.h"
 #include "lib/banned.h"
 
@@ -561,10 +563,17 @@ smtp_submit(struct smtp_sess *s)
 		}
 		m->nextra = nextra;
 	}
+	/* Step 10. */
+	if (smtp_fromid_submit(s, cfg, fdom, qm, n) == -1)
+		goto out;
 	q = smtp_server_queue(s->srv, &err);
 	if (q == NULL || queue_add(q, s->data_path, qm, n, &err) == -1) {
 		log_error(&s->log, "adding message to queue", LF_ERR(err.data));
-		if (errno == ENOSPC)
+		if (queue_fromid_is_dup_err(err.data))
+			smtp_replyf(s, 554, "5.1.7", "bad fromid in smtp mail "
+						     "from address: %s",
+			    err.data);
+		else if (errno == ENOSPC)
 			smtp_reply(s, 452, "4.3.1", "error delivering message");
 		else
 			smtp_replyf(s, 451, "4.3.0", "error delivering message: %s",

@@ -39,13 +39,16 @@ fi
 
 fails=0
 n=0
-# check NAME WANT_EXIT PATTERN -- ARGS...: run the probe, compare the exit
-# status, and grep stdout+stderr for PATTERN.
+prog=$probe
+stdin=/dev/null
+# check NAME WANT_EXIT PATTERN -- ARGS...: run $prog (the probe, or mox
+# for checkmox) with $stdin, compare the exit status, and grep
+# stdout+stderr for PATTERN.
 check() {
 	name=$1 want=$2 pat=$3
 	shift 4
 	n=$((n + 1))
-	out=$("$probe" "$@" 2>&1)
+	out=$("$prog" "$@" <"$stdin" 2>&1)
 	rc=$?
 	if [ "$rc" -ne "$want" ] || ! printf '%s\n' "$out" | grep -q -- "$pat"; then
 		echo "FAIL $name: exit $rc (want $want), want /$pat/ in:"
@@ -54,6 +57,12 @@ check() {
 	else
 		echo "ok   $name"
 	fi
+}
+# checkmox: check with the mox binary itself.
+checkmox() {
+	prog=$build/mox
+	check "$@"
+	prog=$probe
 }
 R="-resolver $addr"
 
@@ -66,6 +75,10 @@ check signed-txt-joined 0 '"v=DKIM1;.*' -- dns lookup $R TXT rsa2048._domainkey.
 check signed-tlsa 0 '^3 1 1 ' -- dns lookup $R TLSA _25._tcp.mail.mox.example
 check signed-cname 0 '^cname alias.mox.example' -- dns lookup $R A alias.mox.example
 check signed-ptr 0 '^mail.mox.example$' -- dns lookup $R PTR 1.0.0.127.in-addr.arpa
+# PTR of an address: its reverse name is asked (RFC 1035 3.5, RFC 3596 2.5).
+check ptr-ipv4 0 '^mail.mox.example$' -- dns lookup $R PTR 127.0.0.1
+check ptr-ipv6 0 '^mail.mox.example$' -- dns lookup $R ptr ::1
+check ptr-ipv4-none 1 '4.0.0.127.in-addr.arpa PTR: not found' -- dns lookup $R PTR 127.0.0.4
 check signed-nxdomain 1 'not found' -- dns lookup $R A nonexistent.mox.example
 check signed-nxdomain-auth 1 '(with dnssec)' -- dns lookup $R A nonexistent.mox.example
 check unsigned-mx 0 '(without dnssec)' -- dns lookup $R MX insecure.example
@@ -84,7 +97,7 @@ check spf-fail 0 'status: fail' -- spf check $R mox.example 192.0.2.1
 check spf-unsigned 0 '(without dnssec)' -- spf check $R insecure.example 127.0.0.5
 check spf-bogus 0 'status: temperror' -- spf check $R bogus.example 127.0.0.6
 check spf-none 0 'status: none' -- spf check $R nonexistent.mox.example 127.0.0.1
-check spf-header 0 '^Received-SPF: pass' -- spf check $R mox.example 127.0.0.1
+check spf-header 0 '^Received-SPF: pass (domain mox.example) client-ip=127.0.0.1;' -- spf check $R mox.example 127.0.0.1
 check spf-lookup 0 'v=spf1 ip4:127.0.0.1' -- spf lookup $R mox.example
 check spf-parse 0 '^v=spf1 ip4:192.0.2.0/24 -all$' -- spf parse 'v=spf1 ip4:192.0.2.0/24 -all'
 check spf-parse-bad 1 'invalid spf record' -- spf parse 'v=spf1 foo'
@@ -105,6 +118,77 @@ check dnsbl-listed-v6 0 'status: fail' -- dnsbl check $R dnsbl.example ::ffff:12
 check dnsbl-clean 0 'status: pass' -- dnsbl check $R dnsbl.example 127.0.0.1
 check dnsbl-unhealthy 1 'unhealthy' -- dnsbl checkhealth $R mox.example
 check dnsbl-temperror 1 'status: temperror' -- dnsbl check $R bogus.example 127.0.0.2
+
+# The mox binary: every DNS-using command takes -resolver, and without it
+# uses mox.conf's DNSResolvers (spec config.md: DNSResolvers).
+if [ -x "$build/mox" ]; then
+	checkmox mox-dns 0 '^127.0.0.1$' -- dns lookup $R A mox.example
+	checkmox mox-ptr 0 '^mail.mox.example$' -- dns lookup $R ptr 127.0.0.1
+	checkmox mox-spf 0 'status: pass' -- spf check $R mox.example 127.0.0.1
+	checkmox mox-dnsbl 0 'healthy' -- dnsbl checkhealth $R dnsbl.example
+	checkmox mox-dkim-lookup 0 'key type ed25519.*with dnssec' -- dkim lookup $R ed25519 mox.example
+	checkmox mox-dmarc-lookup 0 'p=reject' -- dmarc lookup $R mox.example
+	checkmox mox-dmarc-lookup-usage 2 'usage: mox dmarc lookup \[-resolver' -- dmarc lookup $R
+	# A config whose DNSResolvers is the lab, one whose resolver does
+	# not answer, and DKIM signing for mox.example with the lab's key.
+	mkdir -p "$tmp/conf" "$tmp/dead"
+	cat >"$tmp/conf/mox.conf" <<-EOF
+	DataDir: data
+	LogLevel: info
+	Hostname: mail.mox.example
+	Listeners:
+		local:
+			IPs:
+				- 127.0.0.1
+			SMTP:
+				Enabled: true
+				NoSTARTTLS: true
+	Postmaster:
+		Account: alice
+		Mailbox: Postmaster
+	DNSResolvers:
+		- $addr
+	EOF
+	cat >"$tmp/conf/domains.conf" <<-EOF
+	Domains:
+		mox.example:
+			LocalpartCatchallSeparator: +
+			DKIM:
+				Selectors:
+					ed25519:
+						PrivateKeyFile: $src/../shared/tools/dnslab/example/dkim/ed25519.key.pem
+				Sign:
+					- ed25519
+	Accounts:
+		alice:
+			Domain: mox.example
+			Destinations:
+				alice@mox.example: nil
+	EOF
+	sed 's/^\t\(- \).*:[0-9]*$/\t\1127.0.0.1:9/' "$tmp/conf/mox.conf" >"$tmp/dead/mox.conf"
+	cp "$tmp/conf/domains.conf" "$tmp/dead/domains.conf"
+	C="-config $tmp/conf/mox.conf"
+	D="-config $tmp/dead/mox.conf"
+	checkmox conf-resolver 0 '(with dnssec)' -- $C dns lookup A mox.example
+	checkmox conf-resolver-dkim 0 'key type ed25519' -- $C dkim lookup ed25519 mox.example
+	checkmox conf-resolver-dmarc 0 'p=reject' -- $C dmarc lookup mox.example
+	checkmox conf-dead-resolver 1 'temporary error' -- $D dns lookup A mox.example
+	checkmox flag-over-conf 0 '^127.0.0.1$' -- $D dns lookup $R A mox.example
+	checkmox no-conf-file 0 '^127.0.0.1$' -- -config "$tmp/none/mox.conf" dns lookup $R A mox.example
+	# `dkim sign` signs as submission: d= the From domain, i= the
+	# canonical From address (catchall separator and case removed).
+	printf 'From: <Alice+News@mox.example>\r\nTo: <bob@mox.example>\r\nSubject: sign\r\n\r\nbody\r\n' >"$tmp/msg.eml"
+	checkmox dkim-sign 0 'i=alice@mox.example;' -- $C dkim sign "$tmp/msg.eml"
+	"$build/mox" $C dkim sign "$tmp/msg.eml" >"$tmp/signed.eml" 2>"$tmp/sign.err"
+	checkmox dkim-verify-conf 0 'signature 0: pass d=mox.example s=ed25519' -- $C dkim verify "$tmp/signed.eml"
+	checkmox dkim-verify-flag 0 'signature 0: pass d=mox.example s=ed25519' -- $D dkim verify $R "$tmp/signed.eml"
+	stdin=$tmp/signed.eml
+	checkmox dmarc-verify-flag 0 'dmarc pass' -- dmarc verify $R 127.0.0.1 alice@mox.example mail.mox.example
+	checkmox dmarc-verify-conf 0 'dkim=pass' -- $C dmarc verify 127.0.0.1 alice@mox.example mail.mox.example
+	stdin=/dev/null
+else
+	echo "test_dnslab: no $build/mox, mox checks skipped"
+fi
 
 echo "test_dnslab: $n checks, $fails failed"
 [ "$fails" -eq 0 ]

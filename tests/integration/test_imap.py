@@ -843,6 +843,20 @@ def test_compliance():
         u, t = r.cmd("f%d" % i, cmd)
         check(u == [] and t.startswith(b"f%d OK" % i),
               "empty mailbox: %r OK" % cmd)
+    # spec/imap.md 2: a bad literal announcement is BAD; when it was
+    # non-synchronising its data follows at once, so the server closes.
+    u, t = r.cmd("g1", b"SELECT {99999999999}")
+    check(t.startswith(b"g1 BAD"), "bad synchronising literal is BAD")
+    u, t = r.cmd("g2", b"NOOP")
+    check(t.startswith(b"g2 OK"), "connection usable after it")
+    r.send(b"g3 SELECT {99999999999+}\r\nInbox\r\n")
+    ln = r.line()
+    try:
+        closed = r.line(timeout=5) is None
+    except EOFError:
+        closed = True
+    check(ln.startswith(b"g3 BAD") and closed,
+          "bad non-synchronising literal: BAD and close")
     r.close()
     o.close()
 

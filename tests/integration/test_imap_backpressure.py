@@ -208,8 +208,9 @@ def main():
                          stdout=log, stderr=subprocess.STDOUT)
     conns = []
     try:
-        check(wait_port(PORT), "server listening")
-        run(conns)
+        check(wait_port(PORT) and p.poll() is None, "server listening")
+        if p.poll() is None:
+            run(conns)
     except Exception as e:
         failures.append("exception: %r" % e)
         print("FAIL: exception", repr(e), flush=True)
@@ -311,6 +312,38 @@ def run(conns):
             b"* %d EXPUNGE" % len(msgs)]
         check([x[0] for x in u] == want and t.startswith(b"n OK"),
               "EXPUNGE after the FETCH: %r" % u)
+    check_many(other, len(msgs) - 1)
+
+
+def check_many(c, n):
+    """Index items of many messages (read in one query), STORE and
+    CHANGEDSINCE over the whole mailbox of n messages."""
+    c.cmd(b"s", b"SELECT Big")
+    u, t = c.cmd(b"f", b"FETCH 1:* (UID FLAGS RFC822.SIZE MODSEQ)")
+    ok = t.startswith(b"f OK") and len(u) == n and all(
+        re.match(rb"\* %d FETCH \(UID %d FLAGS \(\) RFC822.SIZE \d+ "
+                 rb"MODSEQ \(\d+\)\)$" % (i + 1, i + 1), x[0])
+        for i, x in enumerate(u))
+    check(ok, "FETCH of index items of %d messages: %r" % (n, u[:2]))
+    u, t = c.cmd(b"f", b"STORE 1:* +FLAGS (\\Flagged)")
+    check(t.startswith(b"f OK") and len(u) == n and all(
+        x[0].startswith(b"* %d FETCH (UID %d FLAGS (\\Flagged) MODSEQ ("
+                        % (i + 1, i + 1)) for i, x in enumerate(u)),
+        "STORE on %d messages: %r" % (n, u[:2]))
+    m1 = int(re.search(rb"MODSEQ \((\d+)\)", u[0][0]).group(1))
+    c.cmd(b"f", b"STORE 2,5 -FLAGS.SILENT (\\Flagged)")
+    u, t = c.cmd(b"f", b"UID FETCH 1:* (FLAGS) (CHANGEDSINCE %d)" % m1)
+    check([x[0] for x in u] == [b"* 2 FETCH (UID 2 FLAGS () MODSEQ (%d))" %
+                                (m1 + 1),
+                                b"* 5 FETCH (UID 5 FLAGS () MODSEQ (%d))" %
+                                (m1 + 1)],
+          "CHANGEDSINCE over many messages: %r" % u[:3])
+    u, t = c.cmd(b"f", b"SEARCH FLAGGED")
+    got = b" ".join(x[0][len(b"* SEARCH "):] for x in u)
+    check(got == b" ".join(b"%d" % i for i in range(1, n + 1)
+                           if i not in (2, 5)) and
+          all(len(x[0].split()) <= 102 for x in u),
+          "SEARCH over many messages, 100 numbers a line")
 
 
 def check_reader(c, cmd, msgs):

@@ -264,7 +264,8 @@ def main():
                   "dmarc pass with dnssec")
             check(ar.startswith("localhost;"), "authserv-id is the hostname")
             spf = dict(h)["Received-SPF"]
-            check(spf.startswith("pass") and "client-ip=127.0.0.21" in spf and
+            check(spf.startswith("pass (domain signed.example) "
+                                 "client-ip=127.0.0.21;") and
                   "envelope-from=\"alice@signed.example\"" in spf and
                   "helo=mail.signed.example" in spf and
                   "receiver=localhost" in spf and "identity=mailfrom" in spf,

@@ -316,7 +316,8 @@ def case_clean(d, key_conf, tmp):
           "dkim pass in Authentication-Results")
     check("iprev=pass" in ar, "iprev pass")
     spf = header(m, "Received-SPF") or ""
-    check(spf.startswith("pass") and "client-ip=127.0.0.42" in spf,
+    check(spf.startswith("pass (domain blsend.example) client-ip=127.0.0.42;")
+          and "identity=mailfrom" in spf,
           "Received-SPF: " + spf)
 
 

@@ -10,6 +10,7 @@
 #include <setjmp.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,6 +19,7 @@
 #include "config/config.h"
 #include "lib/compat.h"
 #include "maildir/store.h"
+#include "maildir/store_reputation.h"
 #include "smtp/smtp_int.h"
 #include "lib/banned.h"
 
@@ -314,11 +316,200 @@ test_no_dnsbl(void **state)
 	smtp_decision_release(&d);
 }
 
+/* Steps 8-11 (spec/smtp.md 12.2, spec/junk.md 7): what the reputation
+ * callback says, and how it combines with reports, SPF, iprev, DNSBLs
+ * and rulesets. */
+struct rep_stub {
+	int rc;                      /* -1: the analysis failed */
+	struct store_rep_result res;
+	unsigned calls;
+	char mailbox[64];            /* as given to the callback */
+	char fwd_domain[64];         /* "" for NULL */
+};
+
+static int
+rep_cb(void *arg, const struct smtp_decision_in *in, const char *mailbox,
+    const char *fwd_domain, struct store_rep_result *out)
+{
+	struct rep_stub *r = arg;
+
+	(void)in;
+	r->calls++;
+	snprintf(r->mailbox, sizeof(r->mailbox), "%s", mailbox);
+	snprintf(r->fwd_domain, sizeof(r->fwd_domain), "%s",
+	    fwd_domain != NULL ? fwd_domain : "");
+	*out = r->res;
+	return r->rc;
+}
+
+#define HAM STORE_REP_HAM
+#define JUNK STORE_REP_JUNK
+#define UNK STORE_REP_UNKNOWN
+
+static const struct {
+	const char *name;
+	enum rs_kind rs;
+	int rep_rc;
+	enum store_rep_junk junk;
+	bool conclusive;
+	const char *method;
+	enum smtp_auth_result spf, iprev, dmarc;
+	bool report, dnsbl;
+	int want_kind, want_code;
+	const char *want_reason, *want_mailbox;
+	bool want_mark_reject;
+	unsigned want_rep_calls, want_dnsbl_calls;
+	const char *want_fwd;
+} rep_cases[] = {
+	{ "conclusive ham accepts before spf and dnsbl", RS_NONE, 0, HAM, true,
+	    "msgfromfull", SMTP_AUTH_FAIL, SMTP_AUTH_FAIL, SMTP_AUTH_NONE, false,
+	    true, SMTP_DECIDE_ACCEPT, 0, "msgfromfull", "Inbox", false, 1, 0,
+	    NULL },
+	{ "conclusive junk rejects, kept", RS_NONE, 0, JUNK, true,
+	    "msgfromdomain", SMTP_AUTH_PASS, SMTP_AUTH_PASS, SMTP_AUTH_PASS,
+	    false, false, SMTP_DECIDE_REJECT_KEEP, 451, "msgfromdomain",
+	    "Inbox", false, 1, 0, NULL },
+	{ "conclusive junk into AcceptRejectsToMailbox", RS_KEEP_REJECT, 0,
+	    JUNK, true, "ip1", SMTP_AUTH_PASS, SMTP_AUTH_PASS, SMTP_AUTH_NONE,
+	    false, false, SMTP_DECIDE_ACCEPT, 451, "ip1", "Junk", true, 1, 0,
+	    NULL },
+	{ "reputation error", RS_NONE, -1, UNK, false, "none", SMTP_AUTH_PASS,
+	    SMTP_AUTH_PASS, SMTP_AUTH_NONE, false, false, SMTP_DECIDE_REJECT,
+	    451, "reputation-error", "Inbox", false, 1, 0, NULL },
+	{ "reputation error is not rescued by a ruleset", RS_KEEP_REJECT, -1,
+	    UNK, false, "none", SMTP_AUTH_PASS, SMTP_AUTH_PASS, SMTP_AUTH_NONE,
+	    false, false, SMTP_DECIDE_REJECT, 451, "reputation-error", "Inbox",
+	    false, 1, 0, NULL },
+	{ "report with inconclusive reputation", RS_NONE, 0, UNK, false,
+	    "none", SMTP_AUTH_FAIL, SMTP_AUTH_FAIL, SMTP_AUTH_NONE, true, true,
+	    SMTP_DECIDE_ACCEPT, 0, "reporting", "Inbox", false, 1, 0, NULL },
+	{ "report with conclusive junk", RS_NONE, 0, JUNK, true, "msgfromfull",
+	    SMTP_AUTH_PASS, SMTP_AUTH_PASS, SMTP_AUTH_NONE, true, false,
+	    SMTP_DECIDE_REJECT_KEEP, 451, "msgfromfull", "Inbox", false, 1, 0,
+	    NULL },
+	{ "address history: no spf penalty", RS_NONE, 0, HAM, false,
+	    "msgfromfull", SMTP_AUTH_FAIL, SMTP_AUTH_FAIL, SMTP_AUTH_NONE,
+	    false, false, SMTP_DECIDE_ACCEPT, 0, "no-bad-signals", "Inbox",
+	    false, 1, 1, NULL },
+	{ "dkimspf and spf softfail", RS_NONE, 0, UNK, false, "dkimspf",
+	    SMTP_AUTH_SOFTFAIL, SMTP_AUTH_PASS, SMTP_AUTH_NONE, false, false,
+	    SMTP_DECIDE_REJECT_KEEP, 451, "spf-policy", "Inbox", false, 1, 0,
+	    NULL },
+	{ "ip2 and spf fail before iprev", RS_NONE, 0, JUNK, false, "ip2",
+	    SMTP_AUTH_FAIL, SMTP_AUTH_NONE, SMTP_AUTH_NONE, false, false,
+	    SMTP_DECIDE_REJECT_KEEP, 451, "spf-policy", "Inbox", false, 1, 0,
+	    NULL },
+	{ "ip1 junk signal and iprev fail", RS_NONE, 0, JUNK, false, "ip1",
+	    SMTP_AUTH_PASS, SMTP_AUTH_FAIL, SMTP_AUTH_NONE, false, false,
+	    SMTP_DECIDE_REJECT_KEEP, 451, "iprev", "Inbox", false, 1, 0, NULL },
+	{ "ip3 junk signal and iprev temperror", RS_NONE, 0, JUNK, false,
+	    "ip3", SMTP_AUTH_NONE, SMTP_AUTH_TEMPERROR, SMTP_AUTH_NONE, false,
+	    false, SMTP_DECIDE_REJECT_KEEP, 451, "iprev", "Inbox", false, 1, 0,
+	    NULL },
+	{ "ip1 junk signal and iprev pass", RS_NONE, 0, JUNK, false, "ip1",
+	    SMTP_AUTH_PASS, SMTP_AUTH_PASS, SMTP_AUTH_NONE, false, false,
+	    SMTP_DECIDE_ACCEPT, 0, "no-bad-signals", "Inbox", false, 1, 1,
+	    NULL },
+	{ "none and iprev fail without junk signal", RS_NONE, 0, UNK, false,
+	    "none", SMTP_AUTH_NONE, SMTP_AUTH_FAIL, SMTP_AUTH_NONE, false, true,
+	    SMTP_DECIDE_REJECT_KEEP, 451, "dns-blocklisted", "Inbox", false, 1,
+	    1, NULL },
+	{ "domain junk signal: no iprev penalty", RS_NONE, 0, JUNK, false,
+	    "msgfromdomain", SMTP_AUTH_PASS, SMTP_AUTH_FAIL, SMTP_AUTH_NONE,
+	    false, false, SMTP_DECIDE_ACCEPT, 0, "no-bad-signals", "Inbox",
+	    false, 1, 1, NULL },
+	{ "dmarc reject comes first", RS_NONE, 0, HAM, true, "msgfromfull",
+	    SMTP_AUTH_NONE, SMTP_AUTH_PASS, SMTP_AUTH_FAIL, false, false,
+	    SMTP_DECIDE_REJECT_KEEP, 550, "dmarc-policy", "Inbox", false, 0, 0,
+	    NULL },
+	{ "list allow comes first", RS_LIST_ALLOW, 0, JUNK, true, "ip1",
+	    SMTP_AUTH_PASS, SMTP_AUTH_PASS, SMTP_AUTH_NONE, false, false,
+	    SMTP_DECIDE_ACCEPT, 0, "list-allow", "Lists", false, 0, 0, NULL },
+	{ "forward: analysed as stored", RS_FORWARD, 0, UNK, false, "none",
+	    SMTP_AUTH_NONE, SMTP_AUTH_PASS, SMTP_AUTH_NONE, false, false,
+	    SMTP_DECIDE_ACCEPT, 0, "no-bad-signals", "Inbox", false, 1, 1,
+	    "fwd.example" },
+	{ "ruleset mailbox is the reputation's", RS_VERIFIED, 0, HAM, true,
+	    "dkimspf", SMTP_AUTH_NONE, SMTP_AUTH_PASS, SMTP_AUTH_NONE, false,
+	    false, SMTP_DECIDE_ACCEPT, 0, "dkimspf", "Verified", false, 1, 0,
+	    NULL },
+};
+
+static void
+test_reputation(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < ARRAY_LEN(rep_cases); i++) {
+		struct config_account acct;
+		struct config_ruleset rs;
+		struct smtp_decision_in in = { 0 };
+		struct smtp_decision d;
+		struct rep_stub stub = { 0 };
+		const char *dk[1] = { "news.example.org" };
+		bool l = rep_cases[i].dnsbl;
+
+		print_message("reputation case %zu: %s\n", i, rep_cases[i].name);
+		setup_account(&acct, &rs, rep_cases[i].rs);
+		in.account = &acct;
+		in.account_name = "mjl";
+		in.dest_key = "mjl@example.com";
+		in.mailfrom = "sender@example.org";
+		in.msgfrom = "sender@example.org";
+		in.header = span_of_cstr("Subject: hi\r\n\r\n");
+		in.spf = rep_cases[i].spf;
+		in.iprev = rep_cases[i].iprev;
+		in.dmarc = rep_cases[i].dmarc;
+		in.dmarc_reject_policy = true;
+		in.dmarc_use = true;
+		/* passes the ListAllowDomain, IsForward and VerifiedDomain
+		 * rulesets */
+		in.spf_pass_domain = "list.example";
+		dk[0] = rep_cases[i].rs == RS_FORWARD ? "mx.fwd.example"
+						    : "news.example.org";
+		in.dkim_pass_domains = dk;
+		in.ndkim_pass = 1;
+		in.report = rep_cases[i].report;
+		in.dnsbl_listed = listed;
+		in.dnsbl_arg = &l;
+		stub.rc = rep_cases[i].rep_rc;
+		stub.res.junk = rep_cases[i].junk;
+		stub.res.conclusive = rep_cases[i].conclusive;
+		stub.res.method = rep_cases[i].method;
+		in.reputation = rep_cb;
+		in.reputation_arg = &stub;
+		dnsbl_calls = 0;
+		smtp_decide(&in, &d);
+		assert_int_equal(d.kind, rep_cases[i].want_kind);
+		assert_string_equal(d.reason, rep_cases[i].want_reason);
+		assert_string_equal(d.mailbox, rep_cases[i].want_mailbox);
+		if (rep_cases[i].want_code != 0) {
+			assert_int_equal(d.code, rep_cases[i].want_code);
+			assert_string_equal(d.ecode,
+			    rep_cases[i].want_code == 550 ? "5.7.26" : "4.3.0");
+		}
+		assert_int_equal(d.mark_reject, rep_cases[i].want_mark_reject);
+		assert_int_equal(stub.calls, rep_cases[i].want_rep_calls);
+		assert_int_equal(dnsbl_calls, rep_cases[i].want_dnsbl_calls);
+		if (stub.calls > 0) {
+			assert_string_equal(stub.mailbox,
+			    rep_cases[i].rs == RS_VERIFIED ? "Verified" : "Inbox");
+			assert_string_equal(stub.fwd_domain,
+			    rep_cases[i].want_fwd != NULL ? rep_cases[i].want_fwd
+							  : "");
+			if (rep_cases[i].rep_rc == 0)
+				assert_string_equal(d.method,
+				    rep_cases[i].method);
+		}
+		smtp_decision_release(&d);
+	}
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_decide),
+		cmocka_unit_test(test_reputation),
 		cmocka_unit_test(test_no_dnsbl),
 		cmocka_unit_test(test_rate),
 		cmocka_unit_test(test_rate_skipped),
