@@ -20,6 +20,8 @@
 /* spec/store.md 3.1: $Junk and $NotJunk. A message with both counts as
  * junk (spec/junk.md 5). */
 #define CLASSIFIED "expunged = 0 AND (flags & 48) != 0"
+_Static_assert((STORE_F_JUNK | STORE_F_NOTJUNK) == 48,
+    "CLASSIFIED names the $Junk and $NotJunk bits");
 
 static const char rep_index_sql[] =
     "CREATE INDEX IF NOT EXISTS message_rep_from ON message(mailbox_orig_id,"

@@ -52,6 +52,7 @@ imap_changes_cb(const struct store_change *v, size_t n, void *arg)
 		case STORE_CHANGE_ADD_UID:
 		case STORE_CHANGE_REMOVE_UIDS:
 		case STORE_CHANGE_FLAGS:
+		case STORE_CHANGE_MAILBOX_KEYWORDS:
 			if (c->mailbox_id != sel || sel == 0)
 				continue;
 			break;
@@ -62,7 +63,6 @@ imap_changes_cb(const struct store_change *v, size_t n, void *arg)
 			break;
 		case STORE_CHANGE_MAILBOX_COUNTS:
 		case STORE_CHANGE_MAILBOX_SPECIAL_USE:
-		case STORE_CHANGE_MAILBOX_KEYWORDS:
 			continue;
 		}
 		if (s->npend >= IMAP_PENDING_MAX) {
@@ -207,6 +207,28 @@ imap_map_remove_many(struct imap_session *s, uint32_t *uids, size_t n,
 	}
 	s->nuids = w;
 	return removed;
+}
+
+void
+imap_all_expunged(struct imap_session *s, bool output)
+{
+	struct buf b;
+
+	if (!output || s->nuids == 0) {
+		s->nuids = 0;
+		return;
+	}
+	buf_init(&b, BUF_NOMAX);
+	if (s->qresync) {
+		imap_expunged_buf(s, s->uids, s->nuids, &b);
+	} else {
+		/* Each removal renumbers the rest: all are number 1. */
+		for (size_t i = 0; i < s->nuids; i++)
+			buf_adds(&b, "* 1 EXPUNGE\r\n");
+	}
+	s->nuids = 0;
+	imap_write_buf(s, &b);
+	buf_release(&b);
 }
 
 void
@@ -437,11 +459,20 @@ apply_one(struct imap_session *s, struct imap_change *v, size_t n,
 		buf_release(&a);
 		return k;
 	}
+	case STORE_CHANGE_MAILBOX_KEYWORDS:
+		/* RFC 9051 7.3.5: a new keyword in the selected mailbox is
+		 * announced with FLAGS (before the FETCH that shows it). */
+		if (sel && output)
+			imap_keywords_changed(s, c->keywords);
+		return 1;
 	case STORE_CHANGE_MAILBOX_RENAME:
 		if (output && c->name != NULL)
 			list_line(s, "", c->name, c->old_name);
 		return 1;
 	case STORE_CHANGE_MAILBOX_REMOVE:
+		/* The selected mailbox is gone with its messages. */
+		if (sel)
+			imap_all_expunged(s, output);
 		/* spec/imap.md 12: rev1 clients would take it for a create. */
 		if (output && s->rev2 && c->name != NULL)
 			list_line(s, "\\NonExistent", c->name, NULL);
@@ -498,7 +529,10 @@ imap_changes_apply(struct imap_session *s, bool output, bool expunges)
 	while (i < n) {
 		size_t k;
 
-		if (!expunges && v[i].type == STORE_CHANGE_REMOVE_UIDS)
+		if (!expunges && (v[i].type == STORE_CHANGE_REMOVE_UIDS ||
+			(v[i].type == STORE_CHANGE_MAILBOX_REMOVE &&
+			    s->state == IMAP_S_SELECTED &&
+			    v[i].mailbox_id == s->mb_id)))
 			break;
 		k = apply_one(s, &v[i], n - i, output);
 		for (size_t j = i; j < i + k; j++)

@@ -218,6 +218,7 @@ exists_out(struct imap_session *s, const struct store_added *out, size_t n)
 	if (s->state != IMAP_S_SELECTED || out[0].mailbox_id != s->mb_id)
 		return;
 	imap_changes_apply(s, true, true);
+	imap_keywords_check(s);
 	before = s->nuids;
 	for (size_t i = 0; i < n; i++)
 		(void)imap_map_add(s, out[i].uid);

@@ -162,6 +162,7 @@ imap_cmd_copy(struct imap_session *s, struct imap_cmd *x)
 		size_t before;
 
 		imap_changes_apply(s, true, true);
+		imap_keywords_check(s);
 		before = s->nuids;
 		for (size_t i = 0; i < map.n; i++)
 			(void)imap_map_add(s, map.dst[i]);

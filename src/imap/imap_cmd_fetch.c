@@ -1001,7 +1001,7 @@ imap_cmd_fetch(struct imap_session *s, struct imap_cmd *x)
 	r->fd = -1;
 	buf_init(&r->out, BUF_NOMAX);
 	if (index_only(f) && (f->changedsince_set ||
-		(n >= FETCH_SNAP_MIN && n >= s->nuids / 4)))
+		(n >= FETCH_SNAP_MIN && n >= s->nuids / 8)))
 		take_snapshot(s, r);
 	imap_cont_start(s, run_step, run_free, r);
 	return 0;

@@ -454,11 +454,9 @@ imap_cmd_select(struct imap_session *s, struct imap_cmd *x)
 	imap_changes_apply(s, false, true);
 
 	buf_init(&b, BUF_NOMAX);
-	buf_addf(&b, "* FLAGS (%s", perm_flags);
-	if (mb.keywords != NULL && mb.keywords[0] != '\0')
-		buf_addf(&b, " %s", mb.keywords);
-	buf_adds(&b, ")\r\n");
-	buf_addf(&b, "* OK [PERMANENTFLAGS (%s \\*)] x\r\n", perm_flags);
+	imap_flags_response(s, mb.keywords, &b);
+	free(s->mb_keywords);
+	s->mb_keywords = xstrdup(mb.keywords != NULL ? mb.keywords : "");
 	if (!s->rev2)
 		buf_adds(&b, "* 0 RECENT\r\n");
 	buf_addf(&b, "* %zu EXISTS\r\n", s->nuids);
@@ -482,6 +480,53 @@ imap_cmd_select(struct imap_session *s, struct imap_cmd *x)
 out:
 	qresync_release(&q);
 	return 0;
+}
+
+void
+imap_flags_response(struct imap_session *s, const char *kw, struct buf *out)
+{
+	buf_addf(out, "* FLAGS (%s", perm_flags);
+	if (kw != NULL && kw[0] != '\0')
+		buf_addf(out, " %s", kw);
+	buf_adds(out, ")\r\n");
+	/* RFC 9051 7.1: the flags the client can change permanently; none
+	 * in a mailbox opened read-only. */
+	if (s->readonly)
+		buf_adds(out, "* OK [PERMANENTFLAGS ()] x\r\n");
+	else
+		buf_addf(out, "* OK [PERMANENTFLAGS (%s \\*)] x\r\n",
+		    perm_flags);
+}
+
+void
+imap_keywords_changed(struct imap_session *s, const char *kw)
+{
+	struct buf b;
+
+	if (kw == NULL)
+		kw = "";
+	if (s->state != IMAP_S_SELECTED ||
+	    (s->mb_keywords != NULL && strcmp(s->mb_keywords, kw) == 0))
+		return;
+	free(s->mb_keywords);
+	s->mb_keywords = xstrdup(kw);
+	buf_init(&b, BUF_NOMAX);
+	imap_flags_response(s, kw, &b);
+	imap_write_buf(s, &b);
+	buf_release(&b);
+}
+
+void
+imap_keywords_check(struct imap_session *s)
+{
+	struct store_mailbox mb;
+	struct store_err e;
+
+	if (s->state != IMAP_S_SELECTED ||
+	    store_mailbox_get_id(s->acct, s->mb_id, &mb, &e) == -1)
+		return;
+	imap_keywords_changed(s, mb.keywords);
+	store_mailbox_release(&mb);
 }
 
 static unsigned
@@ -595,8 +640,13 @@ imap_cmd_delete(struct imap_session *s, struct imap_cmd *x)
 		imap_store_no(s, &e, "NONEXISTENT");
 		return 0;
 	}
-	free(name);
 	imap_changes_apply(s, true, true);
+	/* The selected mailbox: its messages are gone for this session
+	 * too (others learn it from the change). */
+	if (s->state == IMAP_S_SELECTED && s->mb_name != NULL &&
+	    strcmp(s->mb_name, name) == 0)
+		imap_all_expunged(s, true);
+	free(name);
 	imap_tagged(s, "OK", "deleted");
 	return 0;
 }

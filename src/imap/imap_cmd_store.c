@@ -157,13 +157,17 @@ imap_cmd_store(struct imap_session *s, struct imap_cmd *x)
 		goto out;
 	}
 	store_sub_origin(NULL);
+	/* A keyword new to the mailbox: FLAGS first (RFC 9051 7.3.5). */
+	if (res.n_changed > 0 && fl.keywords[0] != '\0' &&
+	    op != STORE_FLAGS_REMOVE)
+		imap_keywords_check(s);
 	if (res.n_changed > 1)
 		qsort(res.changed, res.n_changed, sizeof(uint32_t), cmp_u32);
 	if (res.n_modified > 1)
 		qsort(res.modified, res.n_modified, sizeof(uint32_t), cmp_u32);
 	/* Many messages: their rows in one query, and the responses are
 	 * written as the peer reads. */
-	if (n >= STORE_SNAP_MIN && n >= s->nuids / 4 &&
+	if (n >= STORE_SNAP_MIN && n >= s->nuids / 8 &&
 	    store_list(s->acct, s->mb_id, &rows, &e) == 0)
 		snap = &rows;
 	buf_init(&lines, BUF_NOMAX);

@@ -151,6 +151,7 @@ struct imap_session {
 	/* Selected mailbox. */
 	int64_t mb_id;
 	char *mb_name;             /* owned */
+	char *mb_keywords;         /* keywords in the last FLAGS sent; owned */
 	bool readonly;
 	uint32_t uidvalidity;
 	uint32_t *uids;            /* the MSN map: live UIDs ascending */
@@ -251,6 +252,9 @@ size_t imap_map_remove(struct imap_session *s, uint32_t uid);
  * reports, RFC 9051 7.4.1). Both arrays hold n. Returns how many. */
 size_t imap_map_remove_many(struct imap_session *s, uint32_t *uids, size_t n,
     uint32_t *gone, size_t *msns);
+/* The selected mailbox was deleted: every message is gone (EXPUNGE or
+ * VANISHED lines with output; the map is emptied either way). */
+void imap_all_expunged(struct imap_session *s, bool output);
 /* Append "FLAGS (...)" for flags/keywords. */
 void imap_flags_out(struct buf *out, uint32_t flags, const char *keywords);
 /* Client-visible modseq (RFC 7162: stored 0 is 1). */
@@ -296,6 +300,16 @@ void imap_status_line(struct imap_session *s, const struct store_mailbox *mb,
 /* The same line appended to out. */
 void imap_status_line_buf(struct imap_session *s,
     const struct store_mailbox *mb, unsigned items, struct buf *out);
+/* Append "* FLAGS (...)" (and, read-write, "* OK [PERMANENTFLAGS ...]")
+ * for the mailbox keywords kw (space separated, may be NULL). */
+void imap_flags_response(struct imap_session *s, const char *kw,
+    struct buf *out);
+/* If the keywords of the selected mailbox changed since the last FLAGS
+ * response (kw: the current ones), send FLAGS again (RFC 9051 7.3.5). */
+void imap_keywords_changed(struct imap_session *s, const char *kw);
+/* The same after this session's own STORE, APPEND or COPY: reads the
+ * mailbox's keywords from the store. */
+void imap_keywords_check(struct imap_session *s);
 /* STATUS items parsed from "(" ... ")"; 0 or -1. */
 int imap_status_items(struct imap_cmd *x, unsigned *items);
 

@@ -366,6 +366,8 @@ imap_unselect(struct imap_session *s)
 	s->mb_id = 0;
 	free(s->mb_name);
 	s->mb_name = NULL;
+	free(s->mb_keywords);
+	s->mb_keywords = NULL;
 	free(s->uids);
 	s->uids = NULL;
 	s->nuids = s->capuids = 0;

@@ -4,15 +4,22 @@
  * shutdown. Peers are untrusted: accept errors and limits are handled
  * here, what they send is handled in net_conn.c and the protocols.
  *
- * Threads: one reactor thread owns the epoll set and frees connections;
- * N workers run connections and jobs (net_job.c) taken from locked
- * FIFOs. Locks: r->lock (NET) < r->tlock (TIMER) < r->plock (POOL),
- * taken in that order only.
+ * Threads: one reactor thread owns the listeners' epoll set and the
+ * timers and frees connections; N workers run connections and jobs
+ * (net_job.c) taken from locked FIFOs, and while there is none they wait
+ * in the connections' epoll set themselves, so input wakes the worker
+ * that handles it (one thread switch, not two). They find a connection
+ * through the connection table by a handle (slot and generation), never
+ * by a pointer an event could carry past its close. Locks: r->lock (NET)
+ * < r->tlock (TIMER) < r->plock (POOL), taken in that order only;
+ * r->slock is a leaf.
  */
 #include <arpa/inet.h>
+#include <assert.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -49,6 +56,26 @@ net_reactor_wake(struct net_reactor *r)
 	(void)!write(r->evfd, &one, sizeof(one));
 }
 
+/* Wake a worker waiting in the connections' epoll set (edge-triggered:
+ * each write wakes one). */
+static void
+pool_wake(struct net_reactor *r)
+{
+	uint64_t one = 1;
+
+	/* A full counter still signals; nothing else can fail. */
+	(void)!write(r->pevfd, &one, sizeof(one));
+}
+
+/* Needs r->plock: wake a waiting worker for queued work. */
+static void
+pool_kick(struct net_reactor *r)
+{
+	LOCK_ASSERT_HELD(&r->plock);
+	if (atomic_load(&r->idle) > 0)
+		pool_wake(r);
+}
+
 void
 net_pool_enqueue(struct net_reactor *r, struct net_conn *c)
 {
@@ -59,7 +86,7 @@ net_pool_enqueue(struct net_reactor *r, struct net_conn *c)
 	else
 		r->qhead = c;
 	r->qtail = c;
-	pthread_cond_signal(&r->pcv);
+	pool_kick(r);
 	lock_release(&r->plock);
 }
 
@@ -73,7 +100,7 @@ net_pool_enqueue_job(struct net_reactor *r, struct net_job *j)
 	else
 		r->jhead = j;
 	r->jtail = j;
-	pthread_cond_signal(&r->pcv);
+	pool_kick(r);
 	lock_release(&r->plock);
 }
 
@@ -94,8 +121,42 @@ worker_job(struct net_reactor *r, struct net_job *j)
 	lock_take(&r->plock);
 	r->jrunning--;
 	if (r->jhead != NULL)
-		pthread_cond_signal(&r->pcv);
+		pool_kick(r);
 	lock_release(&r->plock);
+}
+
+/* An event of the connections' epoll set: the connection its handle
+ * names, if it is still open, is raised, and run here when it was
+ * waiting. */
+static void
+worker_event(struct net_reactor *r, const struct epoll_event *ev)
+{
+	uint32_t idx = (uint32_t)ev->data.u64, gen = ev->data.u64 >> 32;
+	uint32_t bits = 0;
+	struct net_conn *c = NULL;
+
+	if (ev->data.u64 == UINT64_MAX) {
+		uint64_t n;
+
+		(void)!read(r->pevfd, &n, sizeof(n)); /* queued work: loop */
+		return;
+	}
+	lock_take(&r->slock);
+	if (idx < r->nslots && r->slots[idx].c != NULL &&
+	    r->slots[idx].gen == gen) {
+		c = r->slots[idx].c;
+		net_conn_get(c);
+	}
+	lock_release(&r->slock);
+	if (c == NULL)
+		return; /* closed since the event was queued */
+	if (ev->events & (EPOLLIN | EPOLLERR | EPOLLHUP))
+		bits |= NET_CB_READ;
+	if (ev->events & (EPOLLOUT | EPOLLERR | EPOLLHUP))
+		bits |= NET_CB_WRITE;
+	if (net_conn_raise_take(c, bits))
+		net_conn_run(c);
+	net_conn_put(c);
 }
 
 static void *
@@ -104,33 +165,98 @@ worker_main(void *arg)
 	struct net_reactor *r = arg;
 	struct net_conn *c;
 	struct net_job *j;
+	struct epoll_event ev;
+	int n;
 
 	for (;;) {
 		lock_take(&r->plock);
-		while (r->qhead == NULL && !job_ready(r) && !r->pool_stop)
-			lock_wait(&r->plock, &r->pcv);
 		if (job_ready(r)) {
 			j = r->jhead;
 			r->jhead = j->qnext;
 			if (r->jhead == NULL)
 				r->jtail = NULL;
 			r->jrunning++;
+			if (r->qhead != NULL || job_ready(r))
+				pool_kick(r); /* more for another worker */
 			lock_release(&r->plock);
 			worker_job(r, j);
 			continue;
 		}
 		c = r->qhead;
-		if (c == NULL) {
+		if (c != NULL) {
+			r->qhead = c->qnext;
+			if (r->qhead == NULL)
+				r->qtail = NULL;
+			if (r->qhead != NULL || job_ready(r))
+				pool_kick(r);
+			lock_release(&r->plock);
+			net_conn_run(c);
+			continue;
+		}
+		if (r->pool_stop) {
+			pool_kick(r); /* the next waiting worker stops too */
 			lock_release(&r->plock);
 			break;
 		}
-		r->qhead = c->qnext;
-		if (r->qhead == NULL)
-			r->qtail = NULL;
+		atomic_fetch_add(&r->idle, 1);
 		lock_release(&r->plock);
-		net_conn_run(c);
+		n = epoll_wait(r->cepfd, &ev, 1, -1);
+		atomic_fetch_sub(&r->idle, 1);
+		if (n == 1) {
+			worker_event(r, &ev);
+		} else if (n < 0 && errno != EINTR) {
+			log_error(&r->log, "epoll_wait", LF_ERRNO(errno));
+			(void)poll(NULL, 0, 100); /* not a busy loop */
+		}
 	}
 	return NULL;
+}
+
+/* ---- the connection table ---- */
+
+/* Give c an entry: its epoll handle. */
+static void
+slot_alloc(struct net_reactor *r, struct net_conn *c)
+{
+	struct net_slot *e;
+
+	lock_take(&r->slock);
+	if (r->slot_free == UINT32_MAX) {
+		uint32_t n = r->nslots == 0 ? 64 : r->nslots * 2;
+
+		assert(n > r->nslots && n < UINT32_MAX);
+		r->slots = xreallocarray(r->slots, n, sizeof(*r->slots));
+		for (uint32_t i = r->nslots; i < n; i++) {
+			r->slots[i].c = NULL;
+			r->slots[i].gen = 0;
+			r->slots[i].next = i + 1 < n ? i + 1 : UINT32_MAX;
+		}
+		r->slot_free = r->nslots;
+		r->nslots = n;
+	}
+	c->slot = r->slot_free;
+	e = &r->slots[c->slot];
+	r->slot_free = e->next;
+	e->c = c;
+	e->gen++;
+	c->gen = e->gen;
+	lock_release(&r->slock);
+}
+
+void
+net_conn_slot_free(struct net_conn *c)
+{
+	struct net_reactor *r = c->r;
+	struct net_slot *e;
+
+	lock_take(&r->slock);
+	e = &r->slots[c->slot];
+	if (e->c == c) {
+		e->c = NULL;
+		e->next = r->slot_free;
+		r->slot_free = c->slot;
+	}
+	lock_release(&r->slock);
 }
 
 static unsigned
@@ -303,6 +429,7 @@ conn_accepted(struct net_reactor *r, struct net_listener *l, int fd,
 	c->fd = fd;
 	c->r = r;
 	c->l = l;
+	slot_alloc(r, c);
 	atomic_init(&c->state, NET_CS_WAITING);
 	atomic_init(&c->refs, 1); /* the open connection's own reference */
 	buf_init(&c->in, BUF_NOMAX);
@@ -327,6 +454,7 @@ conn_accepted(struct net_reactor *r, struct net_listener *l, int fd,
 		log_refused(r, l, c);
 		if (close(fd) == -1)
 			log_debug(&c->log, "close", LF_ERRNO(errno));
+		net_conn_slot_free(c);
 		free(c);
 		return;
 	}
@@ -453,7 +581,6 @@ static void
 dispatch(struct net_reactor *r, const struct epoll_event *ev)
 {
 	enum net_kind *kind = ev->data.ptr;
-	uint32_t bits = 0;
 
 	switch (*kind) {
 	case NET_KIND_WAKE: {
@@ -469,12 +596,7 @@ dispatch(struct net_reactor *r, const struct epoll_event *ev)
 			accept_some(r, l);
 		break;
 	}
-	case NET_KIND_CONN:
-		if (ev->events & (EPOLLIN | EPOLLERR | EPOLLHUP))
-			bits |= NET_CB_READ;
-		if (ev->events & (EPOLLOUT | EPOLLERR | EPOLLHUP))
-			bits |= NET_CB_WRITE;
-		net_conn_raise(ev->data.ptr, bits);
+	case NET_KIND_CONN: /* in the workers' set (worker_event()) */
 		break;
 	}
 }
@@ -532,12 +654,14 @@ net_start(const struct net_params *p, struct buf *err)
 	lock_init(&r->lock, LOCK_ORDER_NET, "net");
 	lock_init(&r->tlock, LOCK_ORDER_TIMER, "net timers");
 	lock_init(&r->plock, LOCK_ORDER_POOL, "net pool");
+	lock_init(&r->slock, LOCK_ORDER_POOL, "net slots");
 	lock_cond_init(&r->cv);
-	lock_cond_init(&r->pcv);
 	net_theap_init(&r->heap);
 	atomic_init(&r->stopping, false);
 	atomic_init(&r->reactor_stop, false);
-	r->evfd = -1;
+	atomic_init(&r->idle, 0);
+	r->slot_free = UINT32_MAX;
+	r->evfd = r->cepfd = r->pevfd = -1;
 	r->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (r->epfd < 0) {
 		buf_addf(err, "epoll_create1: %s", log_strerror(errno));
@@ -550,6 +674,19 @@ net_start(const struct net_params *p, struct buf *err)
 	}
 	ev.data.ptr = r;
 	if (epoll_ctl(r->epfd, EPOLL_CTL_ADD, r->evfd, &ev) == -1) {
+		buf_addf(err, "epoll_ctl: %s", log_strerror(errno));
+		goto fail;
+	}
+	r->cepfd = epoll_create1(EPOLL_CLOEXEC);
+	r->pevfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (r->cepfd < 0 || r->pevfd < 0) {
+		buf_addf(err, "epoll_create1/eventfd: %s", log_strerror(errno));
+		goto fail;
+	}
+	/* Edge-triggered: one write wakes one waiting worker. */
+	ev.events = EPOLLIN | EPOLLET;
+	ev.data.u64 = UINT64_MAX; /* never a connection handle */
+	if (epoll_ctl(r->cepfd, EPOLL_CTL_ADD, r->pevfd, &ev) == -1) {
 		buf_addf(err, "epoll_ctl: %s", log_strerror(errno));
 		goto fail;
 	}
@@ -768,7 +905,8 @@ net_stop(struct net_reactor *r, unsigned grace_ms)
 
 	lock_take(&r->plock);
 	r->pool_stop = true;
-	pthread_cond_broadcast(&r->pcv);
+	if (r->pevfd >= 0)
+		pool_wake(r); /* each worker that stops wakes the next */
 	lock_release(&r->plock);
 	for (unsigned i = 0; i < r->workers_started; i++)
 		pthread_join(r->workers[i], NULL);
@@ -809,11 +947,16 @@ net_free(struct net_reactor *r)
 		log_error(&r->log, "closing eventfd", LF_ERRNO(errno));
 	if (r->epfd >= 0 && close(r->epfd) == -1)
 		log_error(&r->log, "closing epoll", LF_ERRNO(errno));
+	if (r->pevfd >= 0 && close(r->pevfd) == -1)
+		log_error(&r->log, "closing eventfd", LF_ERRNO(errno));
+	if (r->cepfd >= 0 && close(r->cepfd) == -1)
+		log_error(&r->log, "closing epoll", LF_ERRNO(errno));
 	pthread_cond_destroy(&r->cv);
-	pthread_cond_destroy(&r->pcv);
 	lock_destroy(&r->lock);
 	lock_destroy(&r->tlock);
 	lock_destroy(&r->plock);
+	lock_destroy(&r->slock);
+	free(r->slots);
 	free(r->workers);
 	free(r);
 }

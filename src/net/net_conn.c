@@ -35,8 +35,8 @@
 #define NET_SEND_CHUNK 16384
 #define NET_STREAM_HOLD_MAX (1024 * 1024) /* input a stream fn may leave */
 
-void
-net_conn_raise(struct net_conn *c, uint32_t bits)
+bool
+net_conn_raise_take(struct net_conn *c, uint32_t bits)
 {
 	uint32_t old = atomic_load(&c->state), nw;
 
@@ -44,16 +44,22 @@ net_conn_raise(struct net_conn *c, uint32_t bits)
 		uint32_t st = old & NET_CS_MASK;
 
 		if (st == NET_CS_CLOSED)
-			return;
+			return false;
 		nw = old | bits;
 		if (st == NET_CS_WAITING)
 			nw = (nw & ~NET_CS_MASK) | NET_CS_QUEUED;
 		if (nw == old)
-			return;
+			return false;
 		if (atomic_compare_exchange_weak(&c->state, &old, nw))
 			break;
 	}
-	if ((old & NET_CS_MASK) == NET_CS_WAITING)
+	return (old & NET_CS_MASK) == NET_CS_WAITING;
+}
+
+void
+net_conn_raise(struct net_conn *c, uint32_t bits)
+{
+	if (net_conn_raise_take(c, bits))
 		net_pool_enqueue(c->r, c);
 }
 
@@ -911,8 +917,8 @@ arm(struct net_conn *c)
 	if (want == 0)
 		return 0;
 	ev.events = want | EPOLLONESHOT;
-	ev.data.ptr = c;
-	if (epoll_ctl(r->epfd, c->in_epoll ? EPOLL_CTL_MOD : EPOLL_CTL_ADD,
+	ev.data.u64 = (uint64_t)c->gen << 32 | c->slot; /* worker_event() */
+	if (epoll_ctl(r->cepfd, c->in_epoll ? EPOLL_CTL_MOD : EPOLL_CTL_ADD,
 	    c->fd, &ev) == -1) {
 		log_error(&c->log, "epoll_ctl", LF_ERRNO(errno));
 		return -1;
@@ -935,7 +941,9 @@ final_close(struct net_conn *c)
 	net_theap_remove(&r->heap, &c->timer);
 	lock_release(&r->tlock);
 	if (c->in_epoll)
-		(void)epoll_ctl(r->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+		(void)epoll_ctl(r->cepfd, EPOLL_CTL_DEL, c->fd, NULL);
+	/* An event taken before the DEL now finds no connection. */
+	net_conn_slot_free(c);
 	if (close(c->fd) == -1)
 		log_debug(&c->log, "close", LF_ERRNO(errno));
 	c->fd = -1;

@@ -68,9 +68,19 @@ struct net_listener {
 	uint64_t refused_quiet;  /* reactor thread: refusals since, unlogged */
 };
 
+/* An entry of the connection table (net.c): workers find the connection
+ * of an epoll event through it, so an event still in flight after the
+ * connection closed finds nothing instead of freed memory. */
+struct net_slot {
+	struct net_conn *c;     /* NULL: free */
+	uint32_t gen;           /* bumped at each use; part of the handle */
+	uint32_t next;          /* free list */
+};
+
 struct net_conn {
 	enum net_kind kind;
 	int fd;
+	uint32_t slot, gen;  /* its entry in r->slots (the epoll handle) */
 	_Atomic uint32_t state; /* NET_CS_* | NET_CB_* */
 	_Atomic uint32_t refs;
 	struct net_reactor *r;
@@ -114,8 +124,10 @@ struct net_conn {
 
 struct net_reactor {
 	enum net_kind kind; /* NET_KIND_WAKE: the eventfd's epoll tag */
-	int epfd;
+	int epfd;           /* the reactor's: listeners and evfd */
 	int evfd;
+	int cepfd;          /* the workers': connections and pevfd */
+	int pevfd;          /* wakes a worker waiting in cepfd */
 	unsigned workers_n;
 	int64_t hs_timeout_ns, write_timeout_ns;
 	size_t out_max;       /* pending output per connection */
@@ -138,12 +150,18 @@ struct net_reactor {
 	struct net_theap heap;
 
 	struct lock plock;    /* LOCK_ORDER_POOL */
-	pthread_cond_t pcv;
 	struct net_conn *qhead, *qtail;
+	atomic_uint idle;     /* workers waiting in cepfd; raised under
+			       * plock, lowered without it */
 	struct net_job *jhead, *jtail; /* jobs not yet taken (FIFO) */
 	unsigned jrunning;    /* workers running a job now */
 	unsigned jmax;        /* at most this many (half the pool) */
 	bool pool_stop;
+
+	struct lock slock;    /* LOCK_ORDER_POOL, leaf: the table below */
+	struct net_slot *slots;
+	uint32_t nslots;
+	uint32_t slot_free;   /* first free entry, or UINT32_MAX */
 
 	atomic_bool stopping;
 	atomic_bool reactor_stop;
@@ -177,6 +195,12 @@ void net_job_run_pooled(struct net_job *j);
 
 /* Raise event bits on c (any thread). */
 void net_conn_raise(struct net_conn *c, uint32_t bits);
+/* As net_conn_raise(), but when c was waiting the caller (a worker) now
+ * owns it as QUEUED and must run it: returns true then. */
+bool net_conn_raise_take(struct net_conn *c, uint32_t bits);
+/* Take c's entry out of the connection table (its handle then finds
+ * nothing). */
+void net_conn_slot_free(struct net_conn *c);
 /* Worker: run c after taking it from the queue. */
 void net_conn_run(struct net_conn *c);
 /* Wake the reactor (any thread). */

@@ -30,6 +30,7 @@
 #include "lib/timeutil.h"
 #include "lib/xmalloc.h"
 #include "mailauth/authres.h"
+#include "mailauth/dkim_conf.h"
 #include "mailauth/dnsbl.h"
 #include "message/message.h"
 #include "net/net.h"
@@ -526,84 +527,14 @@ smtp_auth_dnsbl_end(struct smtp_sess *s)
 
 /* ---- DKIM signing (spec/auth.md 4.3) ---- */
 
-static const struct config_dkim_selector *
-selector_find(const struct config_domain *d, const char *name)
-{
-	for (size_t i = 0; i < d->dkim.selectors.n; i++)
-		if (strcmp(d->dkim.selectors.keys[i], name) == 0)
-			return &d->dkim.selectors.vals[i];
-	return NULL;
-}
-
 int
 smtp_auth_sign(const struct config *cfg, const char *from_lp,
     const char *from_dom, struct span msg, struct buf *out, const char **why)
 {
-	const struct config_domain *d = config_domain_find(cfg, from_dom);
-	struct dkim_sign_selector *sels = NULL;
-	struct dkim_key **keys = NULL;
-	struct buf ident, err;
-	size_t n = 0;
-	int rc = -1;
-
-	if (d == NULL || d->dkim.sign.n == 0)
-		return 0;
-	buf_init(&ident, 1024);
-	buf_init(&err, 4096);
-	sels = xcalloc(d->dkim.sign.n, sizeof(*sels));
-	keys = xcalloc(d->dkim.sign.n, sizeof(*keys));
-	for (size_t i = 0; i < d->dkim.sign.n; i++) {
-		const char *name = d->dkim.sign.v[i];
-		const struct config_dkim_selector *cs = selector_find(d, name);
-		struct dkim_sign_selector *ss = &sels[n];
-		char *path;
-		int64_t exp = 0;
-
-		if (cs == NULL || cs->private_key_file == NULL) {
-			*why = "unknown selector in DKIM.Sign";
-			goto out;
-		}
-		path = config_path(cfg, cs->private_key_file);
-		if (dkim_key_load_file(path, &keys[n], &err) == -1) {
-			free(path);
-			*why = "loading DKIM private key";
-			goto out;
-		}
-		free(path);
-		if (cs->expiration != NULL &&
-		    time_parse_duration(cs->expiration, &exp, why) == -1)
-			goto out;
-		ss->domain = from_dom;
-		ss->selector = name;
-		ss->key = keys[n];
-		ss->hash = cs->hash != NULL && strcmp(cs->hash, "sha1") == 0
-		    ? DKIM_HASH_SHA1
-		    : DKIM_HASH_SHA256;
-		ss->header_relaxed = cs->canonicalization.header_relaxed;
-		ss->body_relaxed = cs->canonicalization.body_relaxed;
-		if (cs->headers.n > 0) {
-			ss->headers = (const char *const *)cs->headers.v;
-			ss->nheaders = cs->headers.n;
-		}
-		ss->oversign = !cs->dont_seal_headers;
-		ss->expiration = exp / NS_PER_SEC;
-		n++;
-	}
-	/* spec/smtp.md 11 step 8: i= is the canonical From localpart. */
-	config_canonical_localpart(d, from_lp, &ident);
-	buf_addf(&ident, "@%s", from_dom);
-	if (dkim_sign(sels, n, ident.data, time_wall_ns() / NS_PER_SEC, msg,
-		out, why) == -1)
-		goto out;
-	rc = 0;
-out:
-	for (size_t i = 0; i < d->dkim.sign.n; i++)
-		dkim_key_free(keys[i]);
-	free(keys);
-	free(sels);
-	buf_release(&ident);
-	buf_release(&err);
-	return rc;
+	return dkim_conf_sign(cfg, from_lp, from_dom,
+		   time_wall_ns() / NS_PER_SEC, msg, out, why, NULL) == -1
+	    ? -1
+	    : 0;
 }
 
 struct dns_resolver *

@@ -140,12 +140,14 @@ struct smtp_sess {
 	struct buf out;       /* reply being built */
 };
 
-/* Reply helpers (smtp_server.c). Errors get the received-id suffix. */
+/* Reply helpers (smtp_server.c). Errors get the received-id suffix. A
+ * 421 reply also closes the connection (RFC 5321 3.8). */
 void smtp_reply(struct smtp_sess *s, int code, const char *ecode,
     const char *text);
 void smtp_replyf(struct smtp_sess *s, int code, const char *ecode,
     const char *fmt, ...) PRINTF_LIKE(4, 5);
-/* Answer after ms (a timer, never a sleep); close afterwards if asked. */
+/* Answer after ms (a timer, never a sleep); close afterwards if asked
+ * or when code is 421. */
 void smtp_reply_later(struct smtp_sess *s, unsigned ms, int code,
     const char *ecode, const char *text, bool close);
 void smtp_tx_reset(struct smtp_sess *s);
@@ -242,8 +244,8 @@ struct smtp_decision {
 };
 
 /* spec/smtp.md 12.2: the per-recipient analysis. Pure apart from regexp
- * compilation and the dnsbl_listed callback; any thread. Release with
- * smtp_decision_release(). */
+ * compilation and the reputation and dnsbl_listed callbacks; any thread.
+ * Release with smtp_decision_release(). */
 void smtp_decide(const struct smtp_decision_in *in, struct smtp_decision *out);
 void smtp_decision_release(struct smtp_decision *d);
 

@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <idn2.h>
+
 #include "dns/dns.h"
 #include "lib/compat.h"
 #include "lib/log.h"
@@ -88,17 +90,41 @@ out:
 	return v;
 }
 
+/* The A-label form of a (SMTPUTF8) domain for DNS; NULL when it has
+ * none. */
+static char *
+ascii_domain(const char *d)
+{
+	char *a = NULL, *r;
+
+	for (const char *p = d; *p != '\0'; p++)
+		if ((unsigned char)*p >= 0x80)
+			goto idn;
+	return xstrdup(d);
+idn:
+	if (idn2_to_ascii_8z(d, &a, IDN2_NONTRANSITIONAL) != IDN2_OK)
+		return NULL;
+	r = xstrdup(a); /* idn2 allocates with malloc */
+	idn2_free(a);
+	return r;
+}
+
 bool
 smtp_mailfrom_domain_ok(struct smtp_sess *s)
 {
-	const char *why = NULL;
-	enum smtp_mx_verdict v;
+	const char *why = "invalid international domain name";
+	enum smtp_mx_verdict v = SMTP_MX_NONE;
+	char *dom;
 
 	if (s->mail.null_path || s->srv->p.resolver == NULL ||
 	    (s->srv->p.localserve && net_conn_is_loopback(s->c)))
 		return true;
-	v = smtp_mailfrom_mx(s->srv->p.resolver, s->mail.from.domain,
-	    time_mono_ns() + (int64_t)SMTP_MAILFROM_DNS_MS * NS_PER_MS, &why);
+	dom = ascii_domain(s->mail.from.domain);
+	if (dom != NULL)
+		v = smtp_mailfrom_mx(s->srv->p.resolver, dom,
+		    time_mono_ns() + (int64_t)SMTP_MAILFROM_DNS_MS * NS_PER_MS,
+		    &why);
+	free(dom);
 	switch (v) {
 	case SMTP_MX_OK:
 		return true;

@@ -64,6 +64,10 @@ smtp_reply(struct smtp_sess *s, int code, const char *ecode, const char *text)
 		log_debug(&s->log, "smtp error reply", LF_I64("code", code),
 		    LF_STR("ecode", ecode), LF_STR("text", text));
 	buf_release(&b);
+	/* RFC 5321 3.8: a 421 reply announces that the server closes the
+	 * transmission channel; it does, whoever sent it. */
+	if (code == 421)
+		net_conn_close(s->c);
 }
 
 void
@@ -89,7 +93,7 @@ smtp_reply_later(struct smtp_sess *s, unsigned ms, int code,
 	if (code != 0)
 		smtp_reply_format(&s->delayed, code, ecode, text,
 		    code >= 400 ? s->rid : NULL);
-	s->close_after_delay = close;
+	s->close_after_delay = close || code == 421; /* RFC 5321 3.8 */
 	s->state = SMTP_ST_WAIT;
 	net_conn_pause_input(s->c, true);
 	net_conn_set_timer(s->c, ms > 0 ? ms : 1);
@@ -285,6 +289,33 @@ parse_opts(const struct smtp_sess *s, bool smtputf8)
 
 /* ---- commands ---- */
 
+/* spec/smtp.md 3: a port 25 HELO names a domain that has an address
+ * (A/AAAA). Only "not found" refuses; lookup errors are ignored.
+ * localserve skips the lookup for loopback peers, like the MAIL FROM
+ * checks (DESIGN.md). Blocks the worker on DNS (resolver timeouts). */
+static bool
+helo_resolves(struct smtp_sess *s, struct span name)
+{
+	struct dns_answer ans;
+	enum dns_result res;
+	char *host;
+
+	if (s->srv->p.resolver == NULL ||
+	    (s->srv->p.localserve && net_conn_is_loopback(s->c)))
+		return true;
+	host = span_dup(name);
+	res = dns_lookup_ips(s->srv->p.resolver, host, &ans);
+	if (res == DNS_NOTFOUND)
+		log_info(&s->log, "helo domain does not resolve",
+		    LF_STR("helo", host), LF_STR("remote", s->remote_ip));
+	else if (res != DNS_OK)
+		log_debug(&s->log, "helo domain lookup failed, ignored",
+		    LF_STR("helo", host), LF_ERR(ans.why));
+	dns_answer_release(&ans);
+	free(host);
+	return res != DNS_NOTFOUND;
+}
+
 static void
 cmd_hello(struct smtp_sess *s, struct span args, bool ehlo)
 {
@@ -300,6 +331,11 @@ cmd_hello(struct smtp_sess *s, struct span args, bool ehlo)
 	} else {
 		if (smtp_parse_ehlo(args, ehlo, &name, &why) == -1) {
 			smtp_replyf(s, 501, "5.5.2", "bad syntax: %s", why);
+			return;
+		}
+		if (!ehlo && !is_submission(s) && !helo_resolves(s, name)) {
+			smtp_reply(s, 550, "5.5.0",
+			    "your ehlo domain does not resolve to an IP address");
 			return;
 		}
 		free(s->hello);
@@ -347,16 +383,11 @@ cmd_starttls(struct smtp_sess *s, struct span args)
 		smtp_reply(s, 503, "5.5.1", "tls not available");
 		return;
 	}
-	if (net_conn_buffered(s->c) > 0) {
-		/* RFC 3207 6: commands pipelined after STARTTLS would be
-		 * read as if protected; refuse and close. */
-		smtp_reply(s, 503, "5.5.1",
-		    "no commands allowed after starttls in the same packet");
-		net_conn_close(s->c);
-		return;
-	}
 	smtp_replyf(s, 220, "2.0.0", "go! (%s)", s->rid);
-	if (net_conn_starttls(s->c, s->srv->p.tls) == -1) {
+	/* spec/smtp.md 4: bytes pipelined after the command are fed to
+	 * the handshake, never read as SMTP (RFC 3207 6: no plaintext
+	 * command injection into the TLS session). */
+	if (net_conn_starttls_pipelined(s->c, s->srv->p.tls) == -1) {
 		net_conn_close(s->c);
 		return;
 	}
@@ -921,13 +952,117 @@ is_postmaster_host(const struct smtp_sess *s, const struct config *cfg,
 	return false;
 }
 
+enum report_dest {
+	REPORT_NONE,
+	REPORT_DMARC, /* a domain's DMARC aggregate report address */
+	REPORT_TLS,   /* the host's or a domain's TLS report address */
+};
+
+/* spec/smtp.md 9 step 2: is lp@dom the host TLS-report address
+ * (mox.conf HostTLSRPT, Localpart at the hostname)? Fills *account_out
+ * and *mailbox_out, borrowed from cfg. The localpart is ASCII
+ * (config_check.c) and compares case-insensitively. */
+static bool
+is_host_tlsrpt(const struct config *cfg, const char *lp, const char *dom,
+    const char **account_out, const char **mailbox_out)
+{
+	const struct config_account_mailbox *h = &cfg->st->host_tlsrpt;
+
+	if (h->account == NULL || h->localpart == NULL ||
+	    cfg->st->hostname == NULL || strcasecmp(lp, h->localpart) != 0 ||
+	    strcasecmp(dom, cfg->st->hostname) != 0)
+		return false;
+	*account_out = h->account;
+	*mailbox_out = h->mailbox != NULL ? h->mailbox : "Inbox";
+	return true;
+}
+
+/* spec/smtp.md 9 "Reporting addresses": is lp@dom a domain's DMARC or
+ * TLSRPT address (Localpart at its Domain, else at the domain itself;
+ * lp canonicalised by the rules of dom)? Fills *account_out and
+ * *mailbox_out, borrowed from cfg. */
+static enum report_dest
+domain_report_dest(const struct config *cfg, const char *lp,
+    const char *dom, const char **account_out, const char **mailbox_out)
+{
+	const struct config_domain *ad = config_domain_find(cfg, dom);
+	enum report_dest kind = REPORT_NONE;
+	struct buf canon;
+
+	if (ad == NULL)
+		return REPORT_NONE;
+	buf_init(&canon, SMTP_PATH_MAX + 1);
+	config_canonical_localpart(ad, lp, &canon);
+	for (size_t i = 0; i < cfg->dyn.domains.n && kind == REPORT_NONE &&
+	     !buf_failed(&canon); i++) {
+		const struct config_domain *d = &cfg->dyn.domains.vals[i];
+		const struct config_report_addr *ra[2] = { d->dmarc, d->tlsrpt };
+
+		for (size_t k = 0; k < 2 && kind == REPORT_NONE; k++) {
+			const char *rd;
+
+			if (ra[k] == NULL || ra[k]->localpart == NULL ||
+			    ra[k]->account == NULL)
+				continue;
+			rd = ra[k]->domain != NULL ? ra[k]->domain
+						   : cfg->dyn.domains.keys[i];
+			if (strcasecmp(canon.data, ra[k]->localpart) != 0 ||
+			    strcasecmp(rd, dom) != 0)
+				continue;
+			*account_out = ra[k]->account;
+			*mailbox_out = ra[k]->mailbox != NULL ? ra[k]->mailbox
+							      : "Inbox";
+			kind = k == 0 ? REPORT_DMARC : REPORT_TLS;
+		}
+	}
+	buf_release(&canon);
+	return kind;
+}
+
+/* Fill e for a reporting destination. */
+static void
+report_rcpt(struct smtp_rcpt_ent *e, const char *account,
+    const char *mailbox)
+{
+	struct buf key;
+
+	buf_init(&key, SMTP_PATH_MAX + 1);
+	smtp_addr_format(&e->addr, &key);
+	e->account = xstrdup(account);
+	e->mailbox = xstrdup(mailbox);
+	e->dest_key = buf_take(&key);
+	buf_release(&key);
+}
+
+/* spec/smtp.md 7 step 1, RFC 8460 3: TLS reports must reach us even
+ * where TLS is otherwise required for delivery. */
+static bool
+is_tlsrpt_rcpt(const struct smtp_rcpt_ent *e)
+{
+	struct config *cfg;
+	const char *account, *mailbox;
+	bool yes;
+
+	if (e->addr.ip_literal || e->addr.domain[0] == '\0')
+		return false;
+	cfg = config_get();
+	yes = cfg != NULL &&
+	    (is_host_tlsrpt(cfg, e->addr.localpart, e->addr.domain, &account,
+		 &mailbox) ||
+		domain_report_dest(cfg, e->addr.localpart, e->addr.domain,
+		    &account, &mailbox) == REPORT_TLS);
+	config_put(cfg);
+	return yes;
+}
+
 /* spec/smtp.md 9: destination lookup for a recipient. Returns 1 local
- * (fills e: an account destination, or e->alias), 0 unknown address in a
- * hosted domain, -1 domain not hosted. */
+ * (fills e: an account destination, a reporting address, or e->alias),
+ * 0 unknown address in a hosted domain, -1 domain not hosted. */
 static int
 resolve_rcpt(struct smtp_sess *s, const struct config *cfg,
     struct smtp_rcpt_ent *e)
 {
+	const char *account, *mailbox;
 	const char *lp = e->addr.localpart, *dom = e->addr.domain;
 	bool pm = strcasecmp(lp, "postmaster") == 0;
 	struct config_dest_ref ref;
@@ -943,6 +1078,11 @@ resolve_rcpt(struct smtp_sess *s, const struct config *cfg,
 		e->dest_key = xstrdup("postmaster");
 		return 1;
 	}
+	/* Step 2, whether the hostname is a hosted domain or not. */
+	if (is_host_tlsrpt(cfg, lp, dom, &account, &mailbox)) {
+		report_rcpt(e, account, mailbox);
+		return 1;
+	}
 	d = config_domain_find(cfg, dom);
 	if (d == NULL || d->eff.reports_only)
 		return -1;
@@ -950,6 +1090,13 @@ resolve_rcpt(struct smtp_sess *s, const struct config *cfg,
 	e->alias = smtp_alias_lookup(cfg, lp, dom);
 	if (e->alias != NULL)
 		return 1;
+	/* Reporting addresses are destinations of their own, found
+	 * before the catchall. */
+	if (domain_report_dest(cfg, lp, dom, &account, &mailbox) !=
+	    REPORT_NONE) {
+		report_rcpt(e, account, mailbox);
+		return 1;
+	}
 	if (config_lookup_address(cfg, lp, dom, &ref) == 0) {
 		e->account = xstrdup(ref.account_name);
 		e->mailbox = xstrdup(ref.mailbox);
@@ -1000,7 +1147,7 @@ cmd_rcpt(struct smtp_sess *s, struct span args)
 	e.addr = r.to;
 	e.postmaster = r.postmaster;
 	memset(&r.to, 0, sizeof(r.to));
-	if (tls_required(s) && !s->tls) {
+	if (tls_required(s) && !s->tls && !is_tlsrpt_rcpt(&e)) {
 		smtp_reply(s, 530, "5.7.0", "STARTTLS required for mail delivery");
 		goto out;
 	}

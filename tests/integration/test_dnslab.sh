@@ -132,39 +132,40 @@ if [ -x "$build/mox" ]; then
 	# A config whose DNSResolvers is the lab, one whose resolver does
 	# not answer, and DKIM signing for mox.example with the lab's key.
 	mkdir -p "$tmp/conf" "$tmp/dead"
-	cat >"$tmp/conf/mox.conf" <<-EOF
-	DataDir: data
-	LogLevel: info
-	Hostname: mail.mox.example
-	Listeners:
-		local:
-			IPs:
-				- 127.0.0.1
-			SMTP:
-				Enabled: true
-				NoSTARTTLS: true
-	Postmaster:
-		Account: alice
-		Mailbox: Postmaster
-	DNSResolvers:
-		- $addr
-	EOF
-	cat >"$tmp/conf/domains.conf" <<-EOF
-	Domains:
-		mox.example:
-			LocalpartCatchallSeparator: +
-			DKIM:
-				Selectors:
-					ed25519:
-						PrivateKeyFile: $src/../shared/tools/dnslab/example/dkim/ed25519.key.pem
-				Sign:
-					- ed25519
-	Accounts:
-		alice:
-			Domain: mox.example
-			Destinations:
-				alice@mox.example: nil
-	EOF
+	T=$(printf '\t')
+	cat >"$tmp/conf/mox.conf" <<EOF
+DataDir: data
+LogLevel: info
+Hostname: mail.mox.example
+Listeners:
+${T}local:
+${T}${T}IPs:
+${T}${T}${T}- 127.0.0.1
+${T}${T}SMTP:
+${T}${T}${T}Enabled: true
+${T}${T}${T}NoSTARTTLS: true
+Postmaster:
+${T}Account: alice
+${T}Mailbox: Postmaster
+DNSResolvers:
+${T}- $addr
+EOF
+	cat >"$tmp/conf/domains.conf" <<EOF
+Domains:
+${T}mox.example:
+${T}${T}LocalpartCatchallSeparator: +
+${T}${T}DKIM:
+${T}${T}${T}Selectors:
+${T}${T}${T}${T}ed25519:
+${T}${T}${T}${T}${T}PrivateKeyFile: $src/../shared/tools/dnslab/example/dkim/ed25519.key.pem
+${T}${T}${T}Sign:
+${T}${T}${T}${T}- ed25519
+Accounts:
+${T}alice:
+${T}${T}Domain: mox.example
+${T}${T}Destinations:
+${T}${T}${T}alice@mox.example: nil
+EOF
 	sed 's/^\t\(- \).*:[0-9]*$/\t\1127.0.0.1:9/' "$tmp/conf/mox.conf" >"$tmp/dead/mox.conf"
 	cp "$tmp/conf/domains.conf" "$tmp/dead/domains.conf"
 	C="-config $tmp/conf/mox.conf"

@@ -831,6 +831,26 @@ def test_compliance():
     check(b"* 1 EXPUNGE" in u, "CLOSE expunge seen by the other session")
     # RFC 9051 9: "*" and "1:*" in an empty mailbox are BAD for message
     # numbers, match nothing for UIDs.
+    # RFC 9051 7.1: nothing can be changed in a read-only mailbox.
+    u, t = r.cmd("c35b", b"EXAMINE Cmp")
+    check(b"* OK [PERMANENTFLAGS ()] x" in u, "EXAMINE: PERMANENTFLAGS ()")
+    u, t = r.cmd("c35c", b"SELECT Cmp")
+    check(any(ln.startswith(b"* OK [PERMANENTFLAGS (\\Seen ") and
+              b"\\*)]" in ln for ln in u), "SELECT: PERMANENTFLAGS")
+    # RFC 9051 7.3.5: a keyword new to the mailbox comes with FLAGS, in
+    # this session and in others.
+    o.cmd("o5", b"SELECT Cmp")
+    u, t = r.cmd("c35d", b"STORE 1 +FLAGS (newkeyword)")
+    check(len(u) == 3 and u[0].startswith(b"* FLAGS (\\Seen ") and
+          u[0].endswith(b" newkeyword)") and
+          u[1].startswith(b"* OK [PERMANENTFLAGS (") and
+          u[2].endswith(b"FLAGS (newkeyword))"),
+          "FLAGS for a new keyword: %r" % u)
+    u, t = o.cmd("o6", b"NOOP")
+    check(any(ln.startswith(b"* FLAGS (") and ln.endswith(b" newkeyword)")
+              for ln in u), "FLAGS for a new keyword in another session")
+    u, t = r.cmd("c35e", b"STORE 1 +FLAGS (newkeyword)")
+    check(len(u) == 1, "no FLAGS for a known keyword: %r" % u)
     r.cmd("c36", b"CREATE Empty")
     r.cmd("c37", b"SELECT Empty")
     for i, cmd in enumerate((b"FETCH * (FLAGS)", b"FETCH 1:* (FLAGS)",
@@ -843,6 +863,22 @@ def test_compliance():
         u, t = r.cmd("f%d" % i, cmd)
         check(u == [] and t.startswith(b"f%d OK" % i),
               "empty mailbox: %r OK" % cmd)
+    # A deleted selected mailbox: its messages are expunged in this and
+    # in other sessions (held back during FETCH, RFC 9051 7.4.1).
+    r.cmd("h1", b"CREATE Doomed")
+    for i in range(2):
+        r.send(b"h2 APPEND Doomed {%d+}\r\n" % len(MSG) + MSG + b"\r\n")
+        r.until("h2")
+    r.cmd("h3", b"SELECT Doomed")
+    o.cmd("o7", b"SELECT Doomed")
+    u, t = r.cmd("h4", b"DELETE Doomed")
+    check(u == [b"* 1 EXPUNGE", b"* 1 EXPUNGE"] and t.startswith(b"h4 OK"),
+          "DELETE of the selected mailbox: %r" % u)
+    u, t = o.cmd("o8", b"FETCH 1:2 (UID)")
+    check(not any(b"EXPUNGE" in ln for ln in u), "no EXPUNGE in FETCH")
+    u, t = o.cmd("o9", b"NOOP")
+    check(u == [b"* 1 EXPUNGE", b"* 1 EXPUNGE"], "selected mailbox deleted "
+          "by another session: %r" % u)
     # spec/imap.md 2: a bad literal announcement is BAD; when it was
     # non-synchronising its data follows at once, so the server closes.
     u, t = r.cmd("g1", b"SELECT {99999999999}")

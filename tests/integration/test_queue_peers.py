@@ -11,6 +11,9 @@ side:
     backoff times (shortened by MOX_TEST_QUEUE_BACKOFF_DIVISOR), then
     delivered once a peer listens;
   * REQUIRETLS over a transport without verified TLS: failed DSN 5.7.30;
+  * 40 messages for one domain through the scripted peer: sent on reused
+    connections, each once, with a 451 and a lost connection in the
+    middle; the records claimed ahead keep their first attempt;
   * a private Postfix (127.0.0.12, own config in a temp dir): our queue
     delivers to it over STARTTLS, and it relays a message into our SMTP
     server (STARTTLS too) for the mox account.
@@ -36,6 +39,10 @@ import time
 
 BUILD = os.environ.get("MOX_BUILDDIR", os.getcwd())
 MOX = os.path.join(BUILD, "mox")
+SRC = os.environ.get("MOX_SRCDIR",
+                     os.path.join(os.path.dirname(__file__), "..", ".."))
+DNSLAB = os.environ.get("DNSLAB", os.path.join(SRC, "..", "shared", "tools",
+                                               "dnslab", "dnslab"))
 IP = "127.0.0.9"
 PEER_IP, REFUSED_IP, PF_IP = "127.0.0.10", "127.0.0.11", "127.0.0.12"
 PEER_PORT, REFUSED_PORT, PF_PORT = 2525, 2526, 10025
@@ -85,6 +92,7 @@ class Peer:
         self.rcpt_times = {}  # rcpt -> [time of each RCPT]
         self.messages = []   # (mailfrom, rcpts, data, tls)
         self.commands = []
+        self.conns = 0       # connections accepted
 
 
 def make_handler(peer):
@@ -97,6 +105,8 @@ def make_handler(peer):
 
         def handle(self):
             tls = False
+            with peer.lock:
+                peer.conns += 1
             self.send("220 peer.test ESMTP scripted")
             mailfrom, rcpts = None, []
             while True:
@@ -138,6 +148,8 @@ def make_handler(peer):
                                   "550 5.1.1 second line of the reply")
                     elif lp.startswith("tempthenok") and n == 1:
                         self.send("451 4.3.0 greylisted, try again later")
+                    elif lp.startswith("dropfirst") and n == 1:
+                        return  # connection lost in the transaction
                     else:
                         rcpts.append(rcpt)
                         self.send("250 2.1.5 ok")
@@ -206,6 +218,10 @@ ROUTES = """Routes:
 		ToDomain:
 			- refused.test
 		Transport: refused
+	-
+		ToDomain:
+			- batch.test
+		Transport: peer
 	-
 		ToDomain:
 			- postfix.test
@@ -399,7 +415,19 @@ def main():
     p = None
     servers = []
     pfdir = None
+    lab = os.path.join(tmp, "dns")
     try:
+        # Our SMTP server checks that a MAIL FROM domain can receive mail
+        # (spec/smtp.md 6): postfix.test gets an address in a DNS lab.
+        zdir = os.path.join(tmp, "zones")
+        os.makedirs(zdir)
+        with open(os.path.join(zdir, "postfix.test.zone"), "w") as f:
+            f.write("$ORIGIN postfix.test.\n; dnslab: unsigned\n"
+                    "@ A %s\n" % PF_IP)
+        r = subprocess.run([DNSLAB, "start", lab, zdir], capture_output=True,
+                           text=True, timeout=300)
+        check(r.returncode == 0, "dnslab started: " + r.stderr[-300:])
+        resolver = r.stdout.strip()
         r = subprocess.run([MOX, "localserve", "-dir", d, "-ip", IP,
                             "-initonly"], capture_output=True, text=True)
         check(r.returncode == 0, "config written: " + r.stderr)
@@ -407,6 +435,10 @@ def main():
             text = f.read()
         text = "\n".join(("User: %d" % UID) if l.startswith("User:") else l
                          for l in text.split("\n"))
+        if resolver:
+            text = text.replace("Hostname: localhost\n", "Hostname: "
+                                "localhost\nDNSResolvers:\n\t- %s\n" %
+                                resolver, 1)
         with open(conf, "w") as f:
             f.write(text.rstrip("\n") + "\n" + TRANSPORTS)
         with open(os.path.join(d, "domains.conf"), "a") as f:
@@ -508,7 +540,68 @@ def main():
         check("rtls@peer.test" not in peer.seen,
               "REQUIRETLS message not sent to the unverified peer")
 
-        # 5. Postfix: our queue delivers over STARTTLS.
+        # 5. Many messages for one destination (spec/queue.md 7): sent
+        # one after the other on a reused connection, claimed and retired
+        # in groups. A 451 in the middle ends the connection, a lost
+        # connection another; what was claimed but not sent must come
+        # back without a counted attempt, and nothing is sent twice.
+        q = [MOX, "-config", conf, "queue"]
+        r = subprocess.run(q + ["holdrules", "add", "-recipientdom",
+                                "batch.test"], capture_output=True, text=True)
+        check(r.returncode == 0, "hold rule for batch.test: " + r.stderr)
+        nbatch = 40
+        rcpts = ["b%02d@batch.test" % i for i in range(nbatch)]
+        rcpts[20] = "tempthenok-b20@batch.test"
+        rcpts[30] = "dropfirst-b30@batch.test"
+        for i, rc in enumerate(rcpts):
+            if submit(rc, "batch %d" % i) != {}:
+                check(False, "submitted %s" % rc)
+        conns0 = peer.conns
+        rules = subprocess.run(q + ["holdrules", "list"], capture_output=True,
+                               text=True).stdout
+        for ln in rules.split("\n"):
+            if "batch.test" in ln and ln.strip().startswith("id "):
+                subprocess.run(q + ["holdrules", "remove",
+                                    ln.split()[1].rstrip(":")],
+                               capture_output=True)
+        subprocess.run(q + ["unhold"], capture_output=True)
+
+        def batch_sent():
+            with peer.lock:
+                got = [r for m in peer.messages for r in m[1]
+                       if r.endswith("@batch.test")]
+            return got if len(set(got)) == nbatch else None
+        got = wait_for(batch_sent, 30)
+        check(got is not None, "all %d batch messages delivered" % nbatch)
+        time.sleep(1)
+        with peer.lock:
+            sent = [r for m in peer.messages for r in m[1]
+                    if r.endswith("@batch.test")]
+            conns = peer.conns - conns0
+        check(len(sent) == nbatch, "each batch message sent once (%d sends)"
+              % len(sent))
+        check(conns <= 6, "batch over few connections (%d)" % conns)
+        check(wait_for(lambda: attempts_of(d, "b39") is None, 10) is not None,
+              "batch messages left the queue")
+        attempts = {}
+        with open(logp) as f:
+            for ln in f:
+                if 'm="delivered message"' in ln and "domain=batch.test" in ln:
+                    kv = dict(w.split("=", 1) for w in ln.split()
+                              if "=" in w and not w.startswith('m="'))
+                    attempts[kv.get("rcpt")] = kv.get("attempt")
+        retried = ("tempthenok-b20", "dropfirst-b30")
+        check(all(attempts.get(r) == "2" for r in retried),
+              "the 451 and the lost connection were retried: %r" %
+              [attempts.get(r) for r in retried])
+        once = [r.split("@")[0] for r in rcpts if r.split("@")[0]
+                not in retried]
+        check(all(attempts.get(r) == "1" for r in once),
+              "every other batch message delivered at its first attempt: %r" %
+              sorted((r, attempts.get(r)) for r in once
+                     if attempts.get(r) != "1"))
+
+        # 6. Postfix: our queue delivers over STARTTLS.
         if pfdir and err is None:
             check(submit("user@postfix.test", "to postfix") == {},
                   "submitted for postfix")
@@ -530,7 +623,7 @@ def main():
                 check(b"(using TLS" in data, "postfix received it over TLS")
                 check(b"DKIM-Signature:" in data, "DKIM-signed on the wire")
 
-            # 6. Postfix relays into our SMTP server.
+            # 7. Postfix relays into our SMTP server.
             msg = ("From: <someone@postfix.test>\r\nTo: <mox@localhost>\r\n"
                    "Subject: via postfix\r\nMessage-Id: <vp@postfix.test>\r\n"
                    "\r\nrelayed by postfix\r\n")
@@ -564,6 +657,7 @@ def main():
             s.server_close()
         if pfdir:
             postfix_stop(pfdir)
+        subprocess.run([DNSLAB, "stop", lab], capture_output=True, timeout=60)
     vd = os.path.join(BUILD, "mox-verifydata")
     r = subprocess.run([vd, d], capture_output=True, text=True)
     check(r.returncode == 0, "mox-verifydata: " + r.stdout.strip())

@@ -7,9 +7,10 @@ refused with 550 5.7.27, one whose lookups SERVFAIL with 451 4.4.0; a 2nd
 recipient needs SPF pass for the MAIL FROM domain (452 4.5.3 otherwise)
 and that SPF result is the one used after DATA. With FirstTimeSenderDelay
 2s a first-time sender's 250 comes after the delay, a client that leaves
-during it leaves nothing stored, and once the account marked the
-sender's message $NotJunk the next one is accepted at once, for its
-reputation (X-Mox-Reason msgfromfull)."""
+during it leaves nothing stored; a sender the account wrote to (a copy
+APPENDed to Sent) is accepted at once (msgtofull), and once the account
+marked a sender's message $NotJunk the next one is accepted at once, for
+its reputation (X-Mox-Reason msgfromfull)."""
 
 import imaplib
 import os
@@ -174,7 +175,7 @@ def transaction(sender, rcpts, subject):
         r.close()
 
 
-def wait_port(port, deadline=20.0):
+def wait_port(port, deadline=30.0):
     end = time.time() + deadline
     while time.time() < end:
         try:
@@ -229,6 +230,8 @@ def second_rcpt_checks(d, logpath):
                             "two recipients")
     check(rep.startswith(b"250 2.2.0"), "2nd recipient with spf pass: "
           "accepted and delivered (%r)" % rep)
+    check(took >= DELAY - 0.05, "one first-time delay for the transaction "
+          "(%.2fs)" % took)
     got = find(d, "two recipients")
     check(len(got) == 2, "both copies stored (%d)" % len(got))
     for _, raw in got:
@@ -279,6 +282,25 @@ def delay_checks(d, logpath):
         typ, _ = im.uid("STORE", str(first[0][0]), "+FLAGS", "($NotJunk)")
         check(typ == "OK", "first contact marked $NotJunk")
         im.logout()
+    # Someone we wrote to (a copy APPENDed to Sent): accepted at once.
+    im = ImapClient(IP, IMAP)
+    im.login("mox@localhost", "moxmoxmox")
+    sent = ("From: <mox@localhost>\r\nTo: Dave <dave@Good.Example>\r\n"
+            "Subject: hello dave\r\nDate: %s\r\n\r\nhi\r\n" %
+            time.strftime("%a, %d %b %Y %H:%M:%S +0000", time.gmtime()))
+    typ, _ = im.append("Sent", "(\\Seen)", None, sent.encode())
+    check(typ == "OK", "message to dave appended to Sent")
+    im.logout()
+    rep, took = transaction("dave@good.example", ["mox@localhost"],
+                            "reply from dave")
+    check(rep.startswith(b"250 2.2.0") and took < DELAY - 0.5,
+          "sender we wrote to accepted without the delay (%r, %.2fs)" %
+          (rep, took))
+    dave = find(d, "reply from dave")
+    check(len(dave) == 1 and reason(dave[0][1]) == "msgtofull",
+          "sender we wrote to: reason msgtofull (%s)" %
+          (reason(dave[0][1]) if dave else None))
+
     rep, took = transaction("alice@good.example", ["mox@localhost"],
                             "known sender")
     check(rep.startswith(b"250 2.2.0"), "known sender accepted (%r)" % rep)
