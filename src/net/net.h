@@ -226,6 +226,23 @@ void net_conn_set_timer(struct net_conn *c, unsigned ms);
  * before the connection is closed as a slow reader (ms; 0: the runtime's
  * write_timeout_ms). Takes effect for the next wait. */
 void net_conn_set_write_timeout(struct net_conn *c, unsigned ms);
+/* Trickle (spec/imap.md 2.2 slow mode): with ms > 0, output written from
+ * now on is sent one byte at a time, ms apart, paced by the reactor's
+ * timer heap: no worker waits for it. Output already buffered when
+ * trickling begins goes first at full speed, so order is kept. Over TLS
+ * each byte is a record of its own. ms 0 ends trickling: everything
+ * pending then goes at full speed. While trickling, a new ms only changes
+ * the interval. Backpressure and out_max apply as to any output. The
+ * write timeout bounds each byte from the moment it is due, not from the
+ * byte before: a peer that reads is never closed because trickling is
+ * slow (whatever ms is), one whose socket takes no due byte for the
+ * write timeout is. net_conn_flush() sends what was written before
+ * trickling began and never waits for a trickled byte. At shutdown a
+ * trickling connection gets net_stop()'s grace like any other, then is
+ * closed. */
+void net_conn_set_trickle(struct net_conn *c, unsigned ms);
+/* Bytes of output not yet sent. */
+size_t net_conn_output_pending(const struct net_conn *c);
 /* While paused the connection is not woken for input (used with the
  * protocol timer for delays such as the auth-failure slowdown). */
 void net_conn_pause_input(struct net_conn *c, bool paused);
@@ -240,7 +257,8 @@ void net_conn_pause_input(struct net_conn *c, bool paused);
  * command: RFC 3207 6 / CVE-2011-0411 command injection. */
 int net_conn_starttls(struct net_conn *c, struct tls_server *srv);
 /* As net_conn_starttls(), for protocols where bytes pipelined after the
- * command are TLS records (IMAP, spec/imap.md 1): input buffered after
+ * command are TLS records (IMAP, spec/imap.md 1; SMTP, spec/smtp.md 4):
+ * input buffered after
  * the command is not refused but fed to the handshake first, so it can
  * never be taken as a plaintext command. Returns -1 (and changes
  * nothing) when TLS is already active or the session cannot be made. */

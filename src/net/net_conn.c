@@ -8,7 +8,8 @@
  * ever waits on a peer's reading speed except in an explicit
  * net_conn_flush(), which has a per-connection budget: output over
  * NET_WRITE_HIGH holds input back (backpressure) and output over the
- * out_max limit closes the connection.
+ * out_max limit closes the connection. Trickled output (slow mode, one
+ * byte per interval) is paced by the reactor's timer heap, not a sleep.
  *
  * Threads: the functions for protocols run on the worker that owns the
  * connection (net.h); net_conn_raise/get/put/notify on any thread.
@@ -113,6 +114,7 @@ fail_io(struct net_conn *c)
 	c->io_failed = true;
 	c->dead = true;
 	buf_reset(&c->out);
+	c->fast_left = 0;
 }
 
 /* STARTTLS: the plaintext before the switch is sent; the handshake
@@ -136,6 +138,28 @@ write_timeout_ns(const struct net_conn *c)
 	    c->r->write_timeout_ns;
 }
 
+/* Trickling with output waiting: when the next byte is due, if that is
+ * after now; else 0 (not trickling, nothing to send, or due already). */
+static int64_t
+trickle_wait(const struct net_conn *c, int64_t now)
+{
+	if (c->trickle_ns == 0 || c->fast_left > 0 || c->out.len == 0 ||
+	    c->trickle_at <= now)
+		return 0;
+	return c->trickle_at;
+}
+
+/* The write timeout's deadline for output pending now. While trickling
+ * it counts from when the next byte is due: waiting for our own pace is
+ * not the peer's delay (net_conn_set_trickle()). */
+static int64_t
+write_deadline(const struct net_conn *c, int64_t now)
+{
+	int64_t due = trickle_wait(c, now);
+
+	return (due != 0 ? due : now) + write_timeout_ns(c);
+}
+
 /* Send what the socket takes now. NET_OK when all is sent, NET_AGAIN,
  * NET_ERROR. */
 static int
@@ -144,6 +168,7 @@ flush_some(struct net_conn *c)
 	for (;;) {
 		size_t n = c->out.len < NET_SEND_CHUNK ? c->out.len :
 		    NET_SEND_CHUNK, sent = 0;
+		bool trickled = false;
 
 		if (c->io_failed)
 			return NET_ERROR;
@@ -155,6 +180,17 @@ flush_some(struct net_conn *c)
 			return NET_AGAIN;
 		if (c->tls_next != NULL && n > c->plain_left)
 			n = c->plain_left;
+		if (c->trickle_ns > 0 && c->fast_left > 0 && n > c->fast_left) {
+			n = c->fast_left;
+		} else if (c->trickle_ns > 0 && c->fast_left == 0) {
+			/* One byte when due; the timer heap wakes us for the
+			 * next (arm()). A TLS record the socket refused is
+			 * retried at once: its time had come. */
+			if (c->trickle_at > time_mono_ns())
+				return NET_AGAIN;
+			n = 1;
+			trickled = true;
+		}
 		if (c->tls != NULL) {
 			int rc = tls_session_send(c->tls, c->out.data, n, &sent);
 
@@ -182,6 +218,11 @@ flush_some(struct net_conn *c)
 		buf_consume(&c->out, sent);
 		if (c->tls_next != NULL)
 			c->plain_left -= sent;
+		if (c->fast_left > 0)
+			c->fast_left -= sent < c->fast_left ? sent :
+			    c->fast_left;
+		else if (trickled)
+			c->trickle_at = time_mono_ns() + c->trickle_ns;
 		c->io_at = 0; /* progress: arm() starts a new bound */
 	}
 }
@@ -205,6 +246,9 @@ net_conn_flush(struct net_conn *c)
 		if (rc == NET_ERROR)
 			return -1;
 		if (c->handshaking)
+			return 0;
+		/* Trickled bytes keep their pace without a waiting worker. */
+		if (trickle_wait(c, time_mono_ns()) != 0)
 			return 0;
 		/* The budget is the connection's, not this call's: a peer
 		 * that reads just enough each time still cannot hold a
@@ -548,6 +592,29 @@ net_conn_set_write_timeout(struct net_conn *c, unsigned ms)
 }
 
 void
+net_conn_set_trickle(struct net_conn *c, unsigned ms)
+{
+	if (ms == 0) {
+		c->trickle_ns = 0;
+		c->fast_left = 0;
+		c->trickle_at = 0;
+		return;
+	}
+	if (c->trickle_ns == 0) {
+		/* What is buffered already was written at full speed. */
+		c->fast_left = c->out.len;
+		c->trickle_at = 0;
+	}
+	c->trickle_ns = (int64_t)ms * NS_PER_MS;
+}
+
+size_t
+net_conn_output_pending(const struct net_conn *c)
+{
+	return c->out.len;
+}
+
+void
 net_conn_set_timer(struct net_conn *c, unsigned ms)
 {
 	c->timer_at = ms > 0 ? time_mono_ns() + (int64_t)ms * NS_PER_MS : 0;
@@ -810,14 +877,15 @@ process(struct net_conn *c, uint32_t bits)
 		handshake_step(c, &ev);
 	if (c->dead)
 		return;
-	if (bits & NET_CB_WRITE) {
-		(void)flush_some(c);
-		/* A TLS read that stopped on a full socket continues when
-		 * the socket is writable, through the next read. */
-		if (c->tls != NULL && !c->handshaking &&
-		    tls_session_write_pending(c->tls) && c->out.len == 0)
-			bits |= NET_CB_READ;
-	}
+	if (bits & (NET_CB_WRITE | NET_CB_DEADLINE))
+		(void)flush_some(c); /* a deadline may be a trickled byte's */
+	/* A TLS read that stopped on a full socket continues when the
+	 * socket is writable, through the next read (output that waits
+	 * for its trickle time sends nothing that would continue it). */
+	if ((bits & NET_CB_WRITE) && c->tls != NULL && !c->handshaking &&
+	    tls_session_write_pending(c->tls) && (c->out.len == 0 ||
+	    trickle_wait(c, time_mono_ns()) != 0))
+		bits |= NET_CB_READ;
 	if ((bits & NET_CB_READ) && !c->handshaking && !c->paused)
 		ev |= NET_EV_READ;
 	if ((bits & NET_CB_READ) && c->closing && !c->handshaking) {
@@ -850,15 +918,16 @@ process(struct net_conn *c, uint32_t bits)
 			c->dead = true;
 		}
 		else if (c->io_at == 0)
-			c->io_at = time_mono_ns() + write_timeout_ns(c);
+			c->io_at = write_deadline(c, time_mono_ns());
 	}
 }
 
 static int64_t
-earliest(const struct net_conn *c)
+earliest(const struct net_conn *c, int64_t now)
 {
 	int64_t t = 0;
-	const int64_t all[3] = { c->idle_at, c->timer_at, c->io_at };
+	const int64_t all[4] = { c->idle_at, c->timer_at, c->io_at,
+		trickle_wait(c, now) };
 
 	for (size_t i = 0; i < ARRAY_LEN(all); i++)
 		if (all[i] != 0 && (t == 0 || all[i] < t))
@@ -873,7 +942,7 @@ arm(struct net_conn *c)
 	struct net_reactor *r = c->r;
 	struct epoll_event ev = { 0 };
 	uint32_t want = 0;
-	int64_t when;
+	int64_t when, now = time_mono_ns();
 	bool wake = false;
 
 	if (c->handshaking) {
@@ -881,8 +950,10 @@ arm(struct net_conn *c)
 	} else {
 		/* EPOLLOUT also for a record gnutls holds after a read
 		 * (out empty); no EPOLLIN past the high mark: input waits
-		 * until the peer reads (backpressure). */
-		if (c->out.len > 0 || (c->tls != NULL && !c->paused &&
+		 * until the peer reads (backpressure). Output waiting for
+		 * its trickle time waits for the timer, not the socket. */
+		if ((c->out.len > 0 && trickle_wait(c, now) == 0) ||
+		    (c->tls != NULL && !c->paused &&
 		    tls_session_write_pending(c->tls)))
 			want |= EPOLLOUT;
 		if (!c->closing && !c->paused && !c->eof &&
@@ -893,7 +964,7 @@ arm(struct net_conn *c)
 		if (c->out.len == 0 && !c->closing)
 			c->io_at = 0;
 		else if (c->out.len > 0 && c->io_at == 0)
-			c->io_at = time_mono_ns() + write_timeout_ns(c);
+			c->io_at = write_deadline(c, now);
 	}
 	/* Nothing is held for an idle connection. */
 	if (avail(c) == 0) {
@@ -902,7 +973,7 @@ arm(struct net_conn *c)
 	}
 	buf_shrink(&c->out);
 
-	when = earliest(c);
+	when = earliest(c, now);
 	lock_take(&r->tlock);
 	if (when != 0) {
 		net_theap_set(&r->heap, &c->timer, when);

@@ -99,6 +99,11 @@ struct net_conn {
 	int64_t write_timeout_ns; /* a write without progress; 0: the
 				   * runtime's (net_conn_set_write_timeout) */
 	int64_t flush_left_ns; /* what net_conn_flush() may still block */
+	int64_t trickle_ns;   /* > 0: output goes one byte per interval
+			       * (net_conn_set_trickle) */
+	int64_t trickle_at;   /* mono ns: the next trickled byte is due */
+	size_t fast_left;     /* head bytes of out written before trickling
+			       * began: sent at full speed */
 	struct net_conn *qnext;  /* pool FIFO; r->plock */
 	struct net_conn *prev, *next; /* r->conns; r->lock */
 	struct log_ctx log;

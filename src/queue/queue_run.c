@@ -182,6 +182,7 @@ batch_release(struct batch *b)
 
 #define QUEUE_RUN_TX_PER_CONN 1000 /* transactions on one connection */
 #define QUEUE_RUN_CLAIM_MAX 16     /* transactions claimed at a time */
+#define QUEUE_RUN_CACHE_KIB "256"  /* SQLite page cache of a delivery job */
 
 /* The runner's state of one delivery job, behind queue_job.next_arg.
  * On a reused connection (spec/queue.md 7) the next due records of the
@@ -790,6 +791,11 @@ deliver_id(struct queue_runner *r, int64_t id)
 	if (sqlite3_exec(x.db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL) !=
 	    SQLITE_OK)
 		log_error(&r->log, "queue database", LF_ERR(sqlite3_errmsg(x.db)));
+	/* The other delivery threads' commits empty this connection's page
+	 * cache before nearly every transaction: a small one does as well
+	 * and keeps ten of them from holding 2 MiB each. */
+	(void)sqlite3_exec(x.db, "PRAGMA cache_size=-" QUEUE_RUN_CACHE_KIB,
+	    NULL, NULL, NULL);
 	sqlite3_busy_handler(x.db, busy_short, NULL);
 	x.stmts = queue_stmts_new(x.db);
 	if (claim(&x, id, &x.cur) != 1)

@@ -407,7 +407,9 @@ def test_localserve_errors(d):
           "mailfrom...permerror at MAIL")
     check(s.mail("mailfrom421@example.org")[0] == 421,
           "mailfrom...421 at MAIL")
-    s.rset()
+    s.close()  # RFC 5321 3.8: the server closed after the 421
+    s = smtplib.SMTP(IP, 1025)
+    s.ehlo("x")
     s.mail("a@example.org")
     check(s.rcpt("rcpttotemperror@localhost")[0] == 451, "rcptto temperror")
     check(s.rcpt("rcpttopermerror@localhost")[0] == 550, "rcptto permerror")
