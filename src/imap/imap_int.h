@@ -136,7 +136,8 @@ struct imap_session {
 	/* Per-IP limits (spec/imap.md 2, 2.2). */
 	bool limit_exempt;         /* localserve and a loopback client */
 	bool limit_counted;        /* holds an open-connection slot */
-	bool slow;                 /* 3 or more failed logins */
+	bool slow;                 /* 3 or more failed logins: reads
+				    * wait 1 s, output trickles */
 	bool slow_ready;           /* the 1 s pause before a read is over */
 	enum imap_read rd_before_slow; /* read state to resume after it */
 

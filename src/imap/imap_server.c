@@ -48,6 +48,7 @@
 #define AUTH_DELAY_MAX_S 15
 #define SLOW_AFTER 3        /* spec/imap.md 2.2: failures before slow mode */
 #define SLOW_READ_MS 1000   /* spec/imap.md 2.2: pause before each read */
+#define SLOW_WRITE_MS 1000  /* spec/imap.md 2.2: pause between bytes sent */
 
 enum {
 	CF_NOFLUSH = 1,  /* keep expunges queued (MSN FETCH/STORE/SEARCH) */
@@ -389,7 +390,10 @@ imap_login_done(struct imap_session *s, struct store_account *acct,
 	s->sub = store_sub_new(acct, imap_changes_cb, s);
 	s->state = IMAP_S_AUTH;
 	s->auth_failed = 0;
+	/* spec/imap.md 2.2: a successful login ends slow mode; its reply
+	 * and anything still pending go at full speed. */
 	s->slow = false;
+	net_conn_set_trickle(s->c, 0);
 	/* spec/imap.md 2.2: a success resets the IP's failure count. */
 	if (!s->limit_exempt)
 		smtp_limit_auth_ok(net_conn_remote_ip(s->c));
@@ -792,7 +796,12 @@ process(struct imap_session *s)
 			size_t max = IMAP_LINE_MAX;
 
 			if (s->slow && !s->slow_ready) {
-				/* spec/imap.md 2.2: 1 s before each read. */
+				/* spec/imap.md 2.2: 1 s before each read, and
+				 * output from the next command on is sent a
+				 * byte a second by the runtime (the reply to
+				 * the failure that began slow mode, buffered
+				 * already, is not). */
+				net_conn_set_trickle(s->c, SLOW_WRITE_MS);
 				s->rd_before_slow = s->rd;
 				s->rd = IMAP_R_SLOW;
 				net_conn_pause_input(s->c, true);
@@ -947,6 +956,10 @@ imap_event(struct net_conn *c, void *sess, unsigned ev)
 
 	if (s->closing || net_conn_is_closing(c))
 		return;
+	/* No more guessing after this: what a slow connection is owed
+	 * goes at full speed, within the shutdown grace. */
+	if (ev & NET_EV_SHUTDOWN)
+		net_conn_set_trickle(c, 0);
 	if ((ev & NET_EV_SHUTDOWN) && s->cont != NULL) {
 		/* In the middle of a response (a literal, perhaps): no BYE
 		 * can be inserted; close after what is written. */
@@ -959,9 +972,11 @@ imap_event(struct net_conn *c, void *sess, unsigned ev)
 		bye_close(s, "shutting down");
 		return;
 	}
-	if ((ev & NET_EV_IDLE) && s->cont != NULL) {
-		/* Not idle: a response is being read, which the write
-		 * timeout bounds. */
+	if ((ev & NET_EV_IDLE) && (s->cont != NULL ||
+	    (s->slow && net_conn_output_pending(c) > 0))) {
+		/* Not idle: a response is being read (or trickled in slow
+		 * mode, spec/imap.md 2.2), which the write timeout bounds
+		 * byte by byte. */
 		imap_set_timeout(s);
 		ev &= ~(unsigned)NET_EV_IDLE;
 	}

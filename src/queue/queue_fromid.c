@@ -144,7 +144,8 @@ diagnostic_codes(struct span v, int *code, char secode[16])
 	*code = (int)c;
 	secode[0] = '\0';
 	if (rest.len > 4 &&
-	    status_code(span_of(rest.p + 4, rest.len - 4), &class, secode) == 0 &&
+	    status_code(span_of(rest.p + 4, rest.len - 4), &class, secode) ==
+		0 &&
 	    class != (int)(c / 100))
 		secode[0] = '\0';
 }
@@ -284,7 +285,8 @@ queue_fromid_dsn_parse(struct span status, struct queue_fromid_feedback *fb)
 	rc = 0;
 	goto done;
 out:
-	snprintf(fb->error, sizeof(fb->error), "incoming message: parsing dsn: %s",
+	snprintf(fb->error, sizeof(fb->error),
+	    "incoming message: parsing dsn: %s",
 	    why != NULL ? why : "bad fields");
 fail:
 	fb->event = "unrecognized";
@@ -319,7 +321,8 @@ queue_fromid_feedback_of(struct span msg, const struct message_part *root,
 	    strcmp(root->subtype, "report") != 0 || root->nparts < 2 ||
 	    strcmp(root->parts[1].type, "message") != 0 ||
 	    (strcmp(root->parts[1].subtype, "delivery-status") != 0 &&
-		strcmp(root->parts[1].subtype, "global-delivery-status") != 0)) {
+		strcmp(root->parts[1].subtype, "global-delivery-status") !=
+		    0)) {
 		snprintf(fb->error, sizeof(fb->error),
 		    "incoming message not a dsn");
 		goto out;
@@ -402,9 +405,10 @@ retired_note(sqlite3 *db, int64_t id, int64_t now,
 
 	if (sqlite3_prepare_v2(db,
 		"UPDATE retired SET last_activity = ?2, results ="
-		" json_insert(CASE WHEN results = '' THEN '[]' ELSE results END,"
-		" '$[#]', json_object('Start', ?2, 'Duration', 0, 'Success',"
-		" json(?3), 'Code', ?4, 'Secode', ?5, 'Error', ?6))"
+		" json_insert(CASE WHEN results = '' THEN '[]' ELSE"
+		" results END, '$[#]', json_object('Start', ?2, 'Duration',"
+		" 0, 'Success', json(?3), 'Code', ?4, 'Secode', ?5, 'Error',"
+		" ?6))"
 		" WHERE id = ?1",
 		-1, &st, NULL) != SQLITE_OK)
 		return -1;
@@ -445,11 +449,13 @@ queue_fromid_incoming(struct queue *q, const struct config *cfg,
 	if (found != 1) {
 		rc = found;
 		if (rc == -1)
-			buf_addf(err, "looking up fromid: %s", sqlite3_errmsg(db));
+			buf_addf(err, "looking up fromid: %s",
+			    sqlite3_errmsg(db));
 		goto out;
 	}
 	queue_fromid_feedback_of(msg, root, &fb);
-	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) !=
+	    SQLITE_OK) {
 		buf_addf(err, "fromid begin: %s", sqlite3_errmsg(db));
 		goto out;
 	}
@@ -471,14 +477,16 @@ queue_fromid_incoming(struct queue *q, const struct config *cfg,
 	if (r.permanent && fb.code != 0) {
 		suppressing = queue_int_suppress_auto_src(db, &m, &r, "DSN");
 		if (suppressing == -1) {
-			buf_addf(err, "suppression list: %s", sqlite3_errmsg(db));
+			buf_addf(err, "suppression list: %s",
+			    sqlite3_errmsg(db));
 			goto out;
 		}
 	}
 	if (cfg != NULL &&
 	    queue_int_webhook_event_dsn(db, cfg, &m, fb.event, &r,
 		suppressing == 1, fb.dsn, extra) == -1) {
-		buf_addf(err, "recording webhook event: %s", sqlite3_errmsg(db));
+		buf_addf(err, "recording webhook event: %s",
+		    sqlite3_errmsg(db));
 		goto out;
 	}
 	if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {

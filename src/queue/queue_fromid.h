@@ -59,7 +59,8 @@ struct queue_fromid_feedback {
  * Diagnostic-Code ("smtp; 550 5.1.1 ...") or else Status (4.x.y: 400,
  * 5.x.y: 500) the codes. Returns 0, or -1 with fb->event "unrecognized"
  * and fb->error saying why. Pure. */
-int queue_fromid_dsn_parse(struct span status, struct queue_fromid_feedback *fb);
+int queue_fromid_dsn_parse(struct span status,
+    struct queue_fromid_feedback *fb);
 
 /* Classify the whole message msg (parsed tree root; NULL: parsed here)
  * as feedback (spec/queue.md 12): a DSN as queue_fromid_dsn_parse(),

@@ -126,10 +126,12 @@ smtp_fromid_delivered(struct smtp_sess *s, const struct config *cfg,
 			    &fb, &err)
 		      : -1;
 	if (r == -1)
-		log_error(&s->log, "processing fromid feedback", LF_ERR(err.data),
-		    LF_STR("account", account), LF_STR("fromid", ids));
+		log_error(&s->log, "processing fromid feedback",
+		    LF_ERR(err.data), LF_STR("account", account),
+		    LF_STR("fromid", ids));
 	else if (r == 1)
-		log_info(&s->log, "incoming message is feedback on a sent message",
+		log_info(&s->log,
+		    "incoming message is feedback on a sent message",
 		    LF_STR("account", account), LF_STR("fromid", ids),
 		    LF_STR("event", fb.event), LF_BOOL("dsn", fb.dsn),
 		    LF_I64("code", fb.code));

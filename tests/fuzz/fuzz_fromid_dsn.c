@@ -93,7 +93,8 @@ main(int argc, char **argv)
 			buf_init(&b, 1 << 20);
 			buf_init(&err, 4096);
 			if (io_read_file(argv[i], &b, &err) == -1) {
-				fprintf(stderr, "fuzz_fromid_dsn: %s\n", err.data);
+				fprintf(stderr, "fuzz_fromid_dsn: %s\n",
+				    err.data);
 				return 1;
 			}
 			(void)LLVMFuzzerTestOneInput((const uint8_t *)b.data,

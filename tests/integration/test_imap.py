@@ -926,8 +926,9 @@ def greet(port=SERVE_PORT):
 
 def test_limits(tmp):
     """spec/imap.md 2 and 2.2 against `mox serve`: slow mode after the
-    3rd failed login, 30 open connections, 10 failed logins and 300
-    connections per minute from one IP."""
+    3rd failed login (reads wait 1 s, replies come a byte a second, a
+    successful login ends it), 30 open connections, 10 failed logins and
+    300 connections per minute from one IP."""
     d = serve_config(tmp)
     if d is None or os.getuid() != 0:
         print("skip: mox serve tests need root (serve binds as root)")
@@ -936,7 +937,7 @@ def test_limits(tmp):
     os.chmod(tmp, 0o755)
     log = open(os.path.join(tmp, "serve.log"), "w")
     # The counters use fixed minutes of the wall clock: all of this test
-    # (about 15 s) runs in one.
+    # (about 20 s) runs in one.
     if time.time() % 60 > 25:
         time.sleep(60.5 - time.time() % 60)
     p = subprocess.Popen([MOX, "-config", os.path.join(d, "mox.conf"),
@@ -954,10 +955,33 @@ def test_limits(tmp):
         check(t.startswith(b"f2 NO [AUTHENTICATIONFAILED]") and
               times[0] < 0.8 and times[2] >= 0.9,
               "third failure answered late: %r" % times)
+        # The reply "f3 OK NOOP done" would take 17 s: 4 bytes show it.
         t0 = time.time()
-        u, t = r.cmd("f3", b"NOOP")
-        check(t.startswith(b"f3 OK") and time.time() - t0 >= 0.9,
-              "slow mode: 1 s before each read")
+        r.send(b"f3 NOOP\r\n")
+        got, at = b"", []
+        r.s.settimeout(5)
+        while len(got) < 4:
+            d = r.s.recv(1)
+            if not d:
+                break
+            got += d
+            at.append(time.time())
+        gaps = [round(at[i] - at[i - 1], 2) for i in range(1, len(at))]
+        check(got == b"f3 O" and at[0] - t0 >= 0.9 and min(gaps) >= 0.9,
+              "slow mode: 1 s before each read, then a byte a second: "
+              "%r %.2f %r" % (got, at[0] - t0 if at else -1, gaps))
+        # A successful login ends slow mode: after its 1 s read, the
+        # rest of the NOOP reply and the LOGIN reply come at once.
+        t0 = time.time()
+        u, t = r.cmd("s", b"LOGIN mox@localhost moxmoxmox")
+        el = time.time() - t0
+        check(u == [b"K NOOP done"] and t.startswith(b"s OK") and el < 4,
+              "successful login ends slow mode: %r %r %.2fs" % (u, t, el))
+        t0 = time.time()
+        u, t = r.cmd("n", b"NOOP")
+        el = time.time() - t0
+        check(t == b"n OK NOOP done" and el < 0.5,
+              "no slow mode after login: %.2fs" % el)
         r.close()
         # 30 open connections (plus none): the 31st is refused.
         for i in range(30):
@@ -971,8 +995,8 @@ def test_limits(tmp):
             c.close()
         conns = []
         time.sleep(0.5)
-        # 7 more failures make 10 in this minute.
-        for i in range(7):
+        # The login reset the IP's count: 10 failures in this minute.
+        for i in range(10):
             r, g = greet()
             r.cmd("g", b"LOGIN mox@localhost wrong")
             r.close()
@@ -980,8 +1004,8 @@ def test_limits(tmp):
         check(g == b"* BYE too many auth failures",
               "11th connection after 10 failures refused: %r" % g)
         c.close()
-        # Connections so far: wait_port, 1+30+1+7+1 = 41; 300 per minute.
-        n, g, seen = 41, b"", set()
+        # Connections so far: wait_port, 1+30+1+10+1 = 44; 300 per minute.
+        n, g, seen = 44, b"", set()
         while n < 310:
             c, g = greet()
             c.close()

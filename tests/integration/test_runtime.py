@@ -5,7 +5,9 @@ driven through tests/integration/testproto_server.
 Checks: 1,000 concurrent connections each sending its line byte by byte,
 line length limits (exact maximum, one over, very long), replies to a
 half-closed peer, idle timeout, per-IP connection limit, input pause,
-implicit TLS, forced close after the shutdown grace, STARTTLS with certificate
+implicit TLS, trickled output over TLS (a byte per interval, not closed by
+a shorter write timeout, ended at once, no longer than the grace at
+shutdown), forced close after the shutdown grace, STARTTLS with certificate
 verification (TLS 1.3 and 1.2, channel binding against python's
 tls-unique), refusal of plaintext pipelined after STARTTLS, backpressure
 (as many clients as workers pipeline commands and never read, and a new
@@ -234,6 +236,51 @@ def test_implicit_tls(cafile, keyfile):
         pass
     s.close()
     srv.stop("implicit tls server")
+
+
+def read_timed(s, n, bound=10):
+    """n bytes from s and when each arrived (a TLS recv returns at most
+    one record)."""
+    got, at = b"", []
+    end = time.monotonic() + bound
+    s.settimeout(bound)
+    while len(got) < n and time.monotonic() < end:
+        d = s.recv(n - len(got))
+        if not d:
+            break
+        got += d
+        at += [time.monotonic()] * len(d)
+    return got, at
+
+
+def test_trickle(cafile, keyfile):
+    """net_conn_set_trickle() over TLS, a record per byte: the write
+    timeout (-W 150) is shorter than the interval, yet reading peers are
+    never closed for it."""
+    srv = Server("-c", cafile, "-k", keyfile, "-t", "-W", "150", "-G", "500")
+    s = srv.connect()
+    t = tls_context(cafile).wrap_socket(s, server_hostname="localhost")
+    Lines(t).expect("OK testproto", "trickle greeting")
+    t.sendall(b"TRICKLE 250\r\n")
+    got, at = read_timed(t, 4)
+    gaps = [at[i] - at[i - 1] for i in range(1, len(at))]
+    if got != b"OK t" or min(gaps, default=0) < 0.22:
+        fail("trickle: got %r with gaps %r, want 0.25 s apart" % (got, gaps))
+    # Ending it sends the rest at once, in order.
+    t0 = time.monotonic()
+    t.sendall(b"TRICKLE 0\r\n")
+    want = b"rickle\r\nOK trickle\r\n"
+    got, at = read_timed(t, len(want))
+    if got != want or at[-1] - t0 > 0.5:
+        fail("trickle ended: got %r after %.2fs" % (got, at[-1] - t0 if at
+                                                    else -1))
+    # 25 s of trickled output pending: shutdown waits only the grace.
+    t.sendall(b"TRICKLE 250\r\nECHO " + b"x" * 100 + b"\r\n")
+    read_timed(t, 2)
+    el = srv.stop("trickle server", bound=10)
+    if el is not None and el > 3:
+        fail("shutdown with a trickling connection took %.1fs" % el)
+    t.close()
 
 
 def test_forced_close():
@@ -561,6 +608,7 @@ def main():
         tlssock = test_starttls(srv, cert)
         test_idle(cert, key)
         test_implicit_tls(cert, key)
+        test_trickle(cert, key)
         test_forced_close()
         test_max_per_ip()
         test_refused_log(d)

@@ -543,6 +543,17 @@ def serve_phase(tmp):
         if r.returncode != 0:
             print("skip: dnslab start failed:", r.stderr[-300:])
             return
+        # Warm the lab's resolver: under load its first answers can take
+        # longer than the server's lookup timeout, and a timeout is an
+        # ignored lookup error for HELO.
+        for name, typ in (("nxdomain.remote.example", "A"),
+                          ("nxdomain.remote.example", "AAAA"),
+                          ("broken.example", "A"), ("remote.example", "MX"),
+                          ("remote.example", "TXT"),
+                          ("mail.remote.example", "A"),
+                          ("mail.remote.example", "AAAA")):
+            subprocess.run([DNSLAB, "query", lab, name, typ],
+                           capture_output=True, timeout=60)
         d = serve_config(tmp, r.stdout.strip())
         if d is None:
             return

@@ -15,7 +15,9 @@
  * "OK begin TLS" then the handshake, "TLS?" -> "TLS yes|no", "CB" -> "CB
  * <type> <hex>" (channel binding), "PAUSE ms" -> input paused, then "OK
  * resumed", "NOTIFY" -> "OK notified", "BIG n" -> n lines of 70 bytes,
- * "QUIT" -> "OK bye". Longer lines get "ERR line too long"; the idle
+ * "TRICKLE ms" -> output from then on one byte per ms (0: at full speed
+ * again), starting with "OK trickle", "QUIT" -> "OK bye". Longer lines
+ * get "ERR line too long"; the idle
  * timeout sends "BYE idle"; SIGTERM/SIGINT sends "BYE shutdown" to every
  * connection and exits 0. Peers are the test clients; input is bounded.
  * Threads: main waits for signals; sessions run on the runtime's workers.
@@ -130,6 +132,10 @@ tp_command(struct net_conn *c, struct tp_sess *s, struct span line)
 			net_conn_puts(c, "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
 			    "xxxxxxxxxxxxxxxxxxxxxxxxxx\r\n");
 		net_conn_puts(c, "OK big\r\n");
+	} else if (scan_lit_ci(&sc, "TRICKLE ") == 0 &&
+	    scan_u64(&sc, 60000, &n) == 0 && scan_eof(&sc)) {
+		net_conn_set_trickle(c, (unsigned)n);
+		net_conn_puts(c, "OK trickle\r\n");
 	} else if (span_eq_ci(line, "QUIT")) {
 		net_conn_puts(c, "OK bye\r\n");
 		net_conn_close(c);

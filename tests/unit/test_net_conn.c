@@ -5,6 +5,9 @@
  * EOF, empty input. Each case is fed once whole and once a byte at a
  * time; both must give the same transcript. A handler that takes one
  * line per call still gets every buffered line without new input.
+ * Trickled output: a byte per interval, in order, after what was
+ * buffered before; a write timeout shorter than the interval does not
+ * close the connection; ending trickling sends the rest at once.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -31,9 +34,11 @@
 #include "lib/banned.h"
 
 #define T_LINE_MAX 16
+#define T_TRICKLE_MS 300
+#define T_TRICKLE_WRITE_MS 100 /* write timeout below the interval */
 
 static struct net_reactor *reactor;
-static uint16_t port, port_one;
+static uint16_t port, port_one, port_trickle;
 static pthread_mutex_t done_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t done_cv = PTHREAD_COND_INITIALIZER;
 static bool done;
@@ -148,6 +153,48 @@ static const struct net_proto one_proto = {
 	.end = one_end,
 };
 
+/* "fast" at full speed, then "abcde" trickled; the line "FAST" ends
+ * trickling and is answered "ok". */
+static void *
+tr_start(struct net_conn *c, void *arg)
+{
+	net_conn_puts(c, "fast\n");
+	net_conn_set_trickle(c, T_TRICKLE_MS);
+	net_conn_set_write_timeout(c, T_TRICKLE_WRITE_MS);
+	net_conn_puts(c, "abcde\n");
+	(void)arg;
+	return &tr_start; /* no session state */
+}
+
+static void
+tr_event(struct net_conn *c, void *sess, unsigned events)
+{
+	for (int i = 0; i < 10; i++) {
+		struct span line;
+		int rc = net_conn_read_line(c, T_LINE_MAX, &line, NULL);
+
+		if (rc == NET_AGAIN)
+			return;
+		if (rc != NET_OK) {
+			net_conn_close(c);
+			return;
+		}
+		if (span_eq_cstr(line, "FAST")) {
+			net_conn_set_trickle(c, 0);
+			net_conn_puts(c, "ok\n");
+		}
+	}
+	(void)sess;
+	(void)events;
+}
+
+static const struct net_proto tr_proto = {
+	.name = "testtrickle",
+	.start = tr_start,
+	.event = tr_event,
+	.end = one_end,
+};
+
 static int
 setup(void **state)
 {
@@ -156,13 +203,16 @@ setup(void **state)
 		.proto = &t_proto };
 	struct net_listen_params lp1 = { .name = "one", .ip = "127.0.0.1",
 		.proto = &one_proto };
+	struct net_listen_params lpt = { .name = "trickle",
+		.ip = "127.0.0.1", .proto = &tr_proto };
 	struct buf err;
 
 	log_init();
 	buf_init(&err, 1024);
 	reactor = net_start(&np, &err);
 	if (reactor == NULL || net_listen(reactor, &lp, &port, &err) == -1 ||
-	    net_listen(reactor, &lp1, &port_one, &err) == -1) {
+	    net_listen(reactor, &lp1, &port_one, &err) == -1 ||
+	    net_listen(reactor, &lpt, &port_trickle, &err) == -1) {
 		print_error("net: %s\n", err.data);
 		buf_release(&err);
 		return -1;
@@ -312,12 +362,86 @@ test_net_conn_one_per_call(void **state)
 	(void)state;
 }
 
+static int64_t
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Read until want bytes are in got (or 5 s pass), noting when each
+ * byte arrived. Returns the bytes read. */
+static size_t
+read_timed(int fd, char *got, int64_t *at, size_t have, size_t want)
+{
+	int64_t end = mono_ms() + 5000;
+
+	while (have < want && mono_ms() < end) {
+		struct pollfd pfd = { fd, POLLIN, 0 };
+		ssize_t n;
+
+		if (poll(&pfd, 1, 500) != 1)
+			continue;
+		n = recv(fd, got + have, want - have, 0);
+		if (n <= 0)
+			break;
+		for (ssize_t i = 0; i < n; i++)
+			at[have + (size_t)i] = mono_ms();
+		have += (size_t)n;
+	}
+	return have;
+}
+
+static void
+test_net_conn_trickle(void **state)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET,
+		.sin_port = htons(port_trickle) };
+	static const char want[] = "fast\nabcde\nok\n";
+	char got[sizeof(want)] = { 0 };
+	int64_t at[sizeof(want)], sent;
+	size_t have;
+	int fd;
+
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(fd >= 0);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	/* "fast\n" together, then a, b, c one interval apart. */
+	have = read_timed(fd, got, at, 0, 8);
+	if (have != 8 || memcmp(got, want, 8) != 0)
+		fail_msg("trickle: got %zu bytes \"%.*s\"", have, (int)have,
+		    got);
+	if (at[4] - at[0] > T_TRICKLE_MS / 2)
+		fail_msg("trickle: buffered output took %lld ms",
+		    (long long)(at[4] - at[0]));
+	for (size_t i = 6; i < 8; i++)
+		if (at[i] - at[i - 1] < T_TRICKLE_MS * 9 / 10)
+			fail_msg("trickle: byte %zu after %lld ms, want %d", i,
+			    (long long)(at[i] - at[i - 1]), T_TRICKLE_MS);
+	/* Ending trickling sends the rest ("de\n", then "ok\n") at once. */
+	sent = mono_ms();
+	assert_int_equal(send(fd, "FAST\n", 5, MSG_NOSIGNAL), 5);
+	have = read_timed(fd, got, at, have, sizeof(want) - 1);
+	if (have != sizeof(want) - 1 || memcmp(got, want, have) != 0)
+		fail_msg("trickle: got \"%.*s\" want \"%s\"", (int)have, got,
+		    want);
+	if (at[have - 1] - sent > T_TRICKLE_MS * 2 / 3)
+		fail_msg("trickle ended: rest took %lld ms",
+		    (long long)(at[have - 1] - sent));
+	close(fd);
+	(void)state;
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_net_conn_lines),
 		cmocka_unit_test(test_net_conn_one_per_call),
+		cmocka_unit_test(test_net_conn_trickle),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

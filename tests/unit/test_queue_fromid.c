@@ -79,8 +79,8 @@ test_split(void **state)
 {
 	for (size_t i = 0; i < ARRAY_LEN(split_cases); i++) {
 		struct span base, id;
-		bool r = queue_fromid_split(split_cases[i].lp, split_cases[i].sep,
-		    &base, &id);
+		bool r = queue_fromid_split(split_cases[i].lp,
+		    split_cases[i].sep, &base, &id);
 
 		if (r != split_cases[i].want ||
 		    !span_eq_cstr(base, split_cases[i].base) ||
@@ -110,10 +110,12 @@ static const struct {
 	{ PERMSG RCPT("failed", "5.1.1")
 	  "Diagnostic-Code: smtp; 550 5.1.1 no such user\r\n",
 	    0, "failed", false, 550, "1.1", NULL },
-	{ PERMSG RCPT("failed", "5.1.1"), 0, "failed", false, 500, "1.1", NULL },
+	{ PERMSG RCPT("failed", "5.1.1"), 0, "failed", false, 500, "1.1",
+	    NULL },
 	{ PERMSG RCPT("delayed", "4.4.1"), 0, "delayed", false, 400, "4.1",
 	    NULL },
-	{ PERMSG RCPT("delivered", "2.0.0"), 0, "delivered", true, 0, "", NULL },
+	{ PERMSG RCPT("delivered", "2.0.0"), 0, "delivered", true, 0, "",
+	    NULL },
 	{ PERMSG RCPT("relayed", "2.0.0"), 0, "relayed", true, 0, "", NULL },
 	{ PERMSG RCPT("expanded", "2.0.0"), 0, "expanded", true, 0, "", NULL },
 	{ PERMSG RCPT("Failed", "5.2.2 (mailbox full)"), 0, "failed", false,
@@ -203,7 +205,8 @@ test_dsn_parse(void **state)
 {
 	for (size_t i = 0; i < ARRAY_LEN(dsn_cases); i++) {
 		struct queue_fromid_feedback fb;
-		int rc = queue_fromid_dsn_parse(span_of_cstr(dsn_cases[i].in), &fb);
+		int rc = queue_fromid_dsn_parse(span_of_cstr(dsn_cases[i].in),
+		    &fb);
 
 		if (rc != dsn_cases[i].rc)
 			fail_msg("case %zu: rc %d (%s)", i, rc, fb.error);
@@ -442,7 +445,8 @@ teardown(void **state)
 static int
 add(struct env *e, const char *rcpt, const char *fromid)
 {
-	static const char body[] = "Subject: s\r\nFrom: <mox@example.org>\r\n\r\nx\r\n";
+	static const char body[] =
+	    "Subject: s\r\nFrom: <mox@example.org>\r\n\r\nx\r\n";
 	struct queue_msg m;
 	struct buf path;
 	int rc;
@@ -606,7 +610,8 @@ test_incoming_dsn(void **state)
 		       " json_extract(payload, '$.MessageID') || ' ' ||"
 		       " json_extract(payload, '$.Extra.Campaign') || ' ' ||"
 		       " (queue_msg_id = (SELECT id FROM retired WHERE"
-		       " from_id = 'fid1')) FROM webhook WHERE event = 'failed'");
+		       " from_id = 'fid1')) FROM webhook WHERE"
+		       " event = 'failed'");
 	assert_string_equal(s, "failed 1 1 550 5.1.1 fid1 <orig@example.org> "
 			       "c1 1");
 	free(s);

@@ -2,7 +2,8 @@
  * test_queue_store.c: the durable queue storage (queue_store.c): records
  * and files added in one transaction, base id grouping (spec/queue.md
  * 2), hold rules, extra data, listing and removal, failure leaving
- * nothing behind, and the backoff schedule (spec/queue.md 4.1).
+ * nothing behind, the prepared statements a delivery job keeps, and
+ * the backoff schedule (spec/queue.md 4.1).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -21,6 +22,7 @@
 #include "lib/io.h"
 #include "lib/xmalloc.h"
 #include "queue/queue.h"
+#include "queue/queue_int.h"
 #include "lib/banned.h"
 
 static char tmpdir[] = "/tmp/test-queue-XXXXXX";
@@ -123,6 +125,34 @@ test_queue(void **state)
 	assert_false(list[0].hold);
 	assert_true(list[3].hold);
 
+	/* One record by id with kept statements, as a delivery job does. */
+	{
+		struct queue_stmts *c;
+		struct queue_msg *one = NULL;
+		size_t none = 0;
+
+		buf_reset(&path);
+		buf_addf(&path, "%s/queue/index.db", tmpdir);
+		assert_int_equal(sqlite3_open(path.data, &db), SQLITE_OK);
+		c = queue_stmts_new(db);
+		for (int k = 0; k < 2; k++) {
+			assert_int_equal(queue_int_load_id(c, db, list[1].id,
+					     &one, &none),
+			    0);
+			assert_int_equal(none, 1);
+			assert_string_equal(one[0].recipient_localpart, "b");
+			assert_int_equal(one[0].nextra, 1);
+			assert_string_equal(one[0].extra[0].value, "123");
+			queue_msg_list_free(one, none);
+		}
+		assert_int_equal(queue_int_load_id(c, db, 999999, &one, &none),
+		    0);
+		assert_int_equal(none, 0);
+		queue_msg_list_free(one, none);
+		queue_stmts_free(c);
+		assert_int_equal(sqlite3_close(db), SQLITE_OK);
+	}
+
 	/* Remove one: row and file gone. */
 	assert_int_equal(queue_remove(q, list[0].id, &err), 0);
 	buf_reset(&path);
@@ -149,6 +179,56 @@ test_queue(void **state)
 	buf_release(&err);
 	buf_release(&path);
 	buf_release(&data);
+	(void)state;
+}
+
+/* Kept statements: found by the address of their SQL, reset and unbound
+ * between uses; more than fit are finalized when given back; without a
+ * cache each is finalized. sqlite3_close() fails while any is left. */
+static void
+test_stmts(void **state)
+{
+	static const char *const sqls[] = {
+		"SELECT 0 + ?1", "SELECT 1 + ?1", "SELECT 2 + ?1",
+		"SELECT 3 + ?1", "SELECT 4 + ?1", "SELECT 5 + ?1",
+		"SELECT 6 + ?1", "SELECT 7 + ?1", "SELECT 8 + ?1",
+		"SELECT 9 + ?1", "SELECT 10 + ?1", "SELECT 11 + ?1",
+		"SELECT 12 + ?1", "SELECT 13 + ?1", "SELECT 14 + ?1",
+		"SELECT 15 + ?1", "SELECT 16 + ?1", "SELECT 17 + ?1",
+		"SELECT 18 + ?1", "SELECT 19 + ?1",
+	};
+	struct queue_stmts *c;
+	sqlite3_stmt *st, *st2;
+	sqlite3 *db = NULL;
+
+	assert_int_equal(sqlite3_open(":memory:", &db), SQLITE_OK);
+	c = queue_stmts_new(db);
+	for (int round = 0; round < 2; round++)
+		for (size_t i = 0; i < sizeof(sqls) / sizeof(sqls[0]); i++) {
+			st = queue_stmts_get(c, db, sqls[i]);
+			assert_non_null(st);
+			/* Unbound after the previous use: NULL + i. */
+			assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+			assert_int_equal(sqlite3_column_type(st, 0), SQLITE_NULL);
+			sqlite3_reset(st);
+			sqlite3_bind_int(st, 1, 100);
+			assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+			assert_int_equal(sqlite3_column_int(st, 0), 100 + (int)i);
+			queue_stmts_put(c, st);
+		}
+	st = queue_stmts_get(c, db, sqls[0]);
+	queue_stmts_put(c, st);
+	st2 = queue_stmts_get(c, db, sqls[0]);
+	assert_ptr_equal(st, st2);
+	queue_stmts_put(c, st2);
+	assert_null(queue_stmts_get(c, db, "SELECT FROM nothing"));
+	queue_stmts_free(c);
+	st = queue_stmts_get(NULL, db, sqls[1]);
+	assert_non_null(st);
+	queue_stmts_put(NULL, st);
+	queue_stmts_put(NULL, NULL);
+	queue_stmts_free(NULL);
+	assert_int_equal(sqlite3_close(db), SQLITE_OK);
 	(void)state;
 }
 
@@ -214,6 +294,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_queue),
+		cmocka_unit_test(test_stmts),
 		cmocka_unit_test(test_backoff),
 	};
 

@@ -5,6 +5,7 @@
  * extension and LIMITS parsing (RFC 9422), and whole transactions against
  * a scripted peer on a socketpair: PIPELINING, per-recipient results,
  * 452 "too many recipients" retried after RSET (spec/queue.md 5.6),
+ * RSET pipelined on a reused connection (spec/queue.md 7),
  * dot-stuffing, bare LF refused, HELO fallback, 5xx greeting.
  */
 #include <setjmp.h>
@@ -318,7 +319,8 @@ struct peer {
 	const char *greeting;
 	struct step *script;
 	size_t nscript;
-	struct buf log;  /* commands received, one per line */
+	struct buf log;  /* commands received, one per line; "~" where the
+			  * peer waited for more commands */
 	struct buf data; /* message data as on the wire, without "." */
 };
 
@@ -394,6 +396,8 @@ peer_main(void *arg)
 			if (strncasecmp(line, "QUIT", 4) == 0)
 				return NULL;
 		}
+		if (!in_data)
+			buf_adds(&p->log, "~\n");
 		n = read(p->fd, rbuf + rlen, sizeof(rbuf) - rlen);
 		if (n <= 0)
 			return NULL;
@@ -560,6 +564,52 @@ test_tx_452_retry(void **state)
 	(void)state;
 }
 
+/* spec/queue.md 7: a follow-up transaction on the connection starts with
+ * RSET; with PIPELINING the RSET goes in one group with MAIL, RCPT and
+ * DATA (RFC 2920 3.1), so reusing the connection costs no round trip. */
+static void
+test_tx_reuse(void **state)
+{
+	struct step s[] = {
+		{ "EHLO client.example.org", EHLO_PIPE, false },
+		{ "MAIL FROM:", "250 2.1.0 ok", false },
+		{ "RCPT TO:<a@", "250 2.1.5 ok", false },
+		{ "DATA", "354 go", false },
+		{ ".", "250 2.0.0 first", false },
+		{ "RSET", "250 2.0.0 ok", false },
+		{ "MAIL FROM:", "250 2.1.0 ok", false },
+		{ "RCPT TO:<b@", "250 2.1.5 ok", false },
+		{ "DATA", "354 go", false },
+		{ ".", "250 2.0.0 second", false },
+		{ "QUIT", "221 bye", false },
+	};
+	const char *a[] = { "a@example.com" }, *b[] = { "b@example.com" };
+	struct run r;
+
+	run_open(&r, "220 mx.example.org ESMTP", s, ARRAY_LEN(s));
+	assert_non_null(r.c);
+	run_deliver(&r, a, 1, "Subject: one\r\n\r\nbody\r\n", false);
+	assert_int_equal(r.rc, 0);
+	assert_true(r.rr[0].ok);
+	run_deliver(&r, b, 1, "Subject: two\r\n\r\n.body\r\n", false);
+	assert_int_equal(r.rc, 0);
+	if (!r.rr[0].ok)
+		fail_msg("second transaction: %s; peer saw:\n%s",
+		    r.rr[0].error.data, r.peer.log.data);
+	run_close(&r);
+	if (strstr(r.peer.log.data,
+		"~\nRSET\nMAIL FROM:<sender@example.org> SIZE=") == NULL ||
+	    strstr(r.peer.log.data, "RCPT TO:<b@example.com>\nDATA\n.\n") ==
+		NULL)
+		fail_msg("RSET not in one group with the next transaction; "
+			 "peer saw:\n%s",
+		    r.peer.log.data);
+	assert_string_equal(r.peer.data.data,
+	    "X-Prefix: 1\r\nSubject: two\r\n\r\n..body\r\n");
+	run_free(&r);
+	(void)state;
+}
+
 /* Transaction-wide failures: MAIL refused; DATA end refused with 4xx;
  * a bare LF in the stored message is refused before it is sent. */
 static void
@@ -692,6 +742,7 @@ main(void)
 		cmocka_unit_test(test_parse_limits),
 		cmocka_unit_test(test_tx_pipelining),
 		cmocka_unit_test(test_tx_452_retry),
+		cmocka_unit_test(test_tx_reuse),
 		cmocka_unit_test(test_tx_failures),
 		cmocka_unit_test(test_open),
 	};
