@@ -46,7 +46,7 @@ queue_int_webhook_event_dsn(sqlite3 *db, const struct config *cfg,
 	const struct config_account *ca =
 	    config_account_find(cfg, m->sender_account);
 	sqlite3_stmt *st = NULL;
-	int64_t now = time_wall_ns(), keep;
+	int64_t now = time_wall_ns(), keep, new_id;
 	struct buf ecode;
 	/* Inside the caller's transaction a savepoint, else our own. */
 	bool own = sqlite3_get_autocommit(db) != 0;
@@ -63,34 +63,6 @@ queue_int_webhook_event_dsn(sqlite3 *db, const struct config *cfg,
 	if (sqlite3_exec(db, own ? "BEGIN IMMEDIATE" : "SAVEPOINT webhook_event",
 		NULL, NULL, NULL) != SQLITE_OK)
 		goto out;
-	/* Only the newest pending hook per message (superseded). */
-	if (sqlite3_prepare_v2(db,
-		"INSERT INTO webhook_retired (id, queue_msg_id, from_id,"
-		" message_id, subject, extra, account, url, authorization,"
-		" is_incoming, event, payload, submitted, attempts, results,"
-		" success, last_activity, keep_until, superseded_by)"
-		" SELECT id, queue_msg_id, from_id, message_id, subject, extra,"
-		" account, url, authorization, is_incoming, event, payload,"
-		" submitted, attempts, results, 0, ?2, ?2 + ?3, -1 FROM webhook"
-		" WHERE queue_msg_id = ?1 AND ?3 > 0",
-		-1, &st, NULL) != SQLITE_OK)
-		goto rollback;
-	sqlite3_bind_int64(st, 1, m->id);
-	sqlite3_bind_int64(st, 2, now);
-	sqlite3_bind_int64(st, 3, keep);
-	if (sqlite3_step(st) != SQLITE_DONE)
-		goto rollback;
-	sqlite3_finalize(st);
-	st = NULL;
-	if (sqlite3_prepare_v2(db,
-		"DELETE FROM webhook WHERE queue_msg_id = ?1", -1, &st, NULL) !=
-	    SQLITE_OK)
-		goto rollback;
-	sqlite3_bind_int64(st, 1, m->id);
-	if (sqlite3_step(st) != SQLITE_DONE)
-		goto rollback;
-	sqlite3_finalize(st);
-	st = NULL;
 	if (sqlite3_prepare_v2(db,
 		"INSERT INTO webhook (queue_msg_id, from_id, message_id, subject,"
 		" extra, account, url, authorization, event, payload, submitted,"
@@ -128,6 +100,40 @@ queue_int_webhook_event_dsn(sqlite3 *db, const struct config *cfg,
 		sqlite3_bind_text(st, 15, extra_json, -1, SQLITE_STATIC);
 	if (sqlite3_step(st) != SQLITE_DONE)
 		goto rollback;
+	new_id = sqlite3_last_insert_rowid(db);
+	sqlite3_finalize(st);
+	st = NULL;
+	/* Only the newest pending hook per message: older pending ones
+	 * are retired, superseded by the new one (spec/queue.md 14). */
+	if (sqlite3_prepare_v2(db,
+		"INSERT INTO webhook_retired (id, queue_msg_id, from_id,"
+		" message_id, subject, extra, account, url, authorization,"
+		" is_incoming, event, payload, submitted, attempts, results,"
+		" success, last_activity, keep_until, superseded_by)"
+		" SELECT id, queue_msg_id, from_id, message_id, subject, extra,"
+		" account, url, authorization, is_incoming, event, payload,"
+		" submitted, attempts, results, 0, ?2, ?2 + ?3, ?4 FROM webhook"
+		" WHERE queue_msg_id = ?1 AND id != ?4 AND ?3 > 0",
+		-1, &st, NULL) != SQLITE_OK)
+		goto rollback;
+	sqlite3_bind_int64(st, 1, m->id);
+	sqlite3_bind_int64(st, 2, now);
+	sqlite3_bind_int64(st, 3, keep);
+	sqlite3_bind_int64(st, 4, new_id);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		goto rollback;
+	sqlite3_finalize(st);
+	st = NULL;
+	if (sqlite3_prepare_v2(db,
+		"DELETE FROM webhook WHERE queue_msg_id = ?1 AND id != ?2", -1,
+		&st, NULL) != SQLITE_OK)
+		goto rollback;
+	sqlite3_bind_int64(st, 1, m->id);
+	sqlite3_bind_int64(st, 2, new_id);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		goto rollback;
+	sqlite3_finalize(st);
+	st = NULL;
 	if (sqlite3_exec(db, own ? "COMMIT" : "RELEASE webhook_event", NULL,
 		NULL, NULL) != SQLITE_OK)
 		goto rollback;

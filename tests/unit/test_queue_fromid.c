@@ -652,6 +652,15 @@ test_incoming_not_dsn(void **state)
 	assert_int_equal(sql_int(e, "SELECT count(*) FROM webhook WHERE"
 				    " event = 'unrecognized'"),
 	    1);
+	/* The retired one names the hook that superseded it. */
+	assert_int_equal(sql_int(e, "SELECT count(*) FROM webhook_retired r"
+				    " JOIN webhook w ON w.id = r.superseded_by"
+				    " WHERE w.event = 'unrecognized'"
+				    " AND r.event = 'unrecognized'"),
+	    1);
+	assert_int_equal(sql_int(e, "SELECT count(*) FROM webhook_retired"
+				    " WHERE superseded_by = -1"),
+	    0);
 	assert_int_equal(sql_int(e, "SELECT json_array_length(results) FROM"
 				    " retired WHERE from_id = 'fid2'"),
 	    3);
