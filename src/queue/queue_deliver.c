@@ -318,6 +318,10 @@ try_ip(struct queue_job *j, const struct conn_plan *pl, const char *ip,
 	for (;;) {
 		int dr;
 
+		if (j->domain_tls != NULL && j->n > 0)
+			j->domain_tls(j, smtp_client_tls_active(c),
+			    smtp_client_tls_active(c) &&
+				smtp_client_ext(c)->requiretls);
 		buf_reset(&from);
 		addr_of(&j->msgs[0], &from, false);
 		rcpts = xcalloc(j->n, sizeof(*rcpts));

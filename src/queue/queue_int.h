@@ -99,6 +99,12 @@ struct queue_job {
 	 * the same connection), false when not (msgs may then be NULL).
 	 * NULL: one transaction per job. */
 	bool (*next)(struct queue_job *j);
+	/* After a connection's greeting and EHLO (and STARTTLS), before
+	 * each transaction on it: what the server of msgs[0]'s recipient
+	 * domain showed (spec/queue.md 5.5, kept in the sender account for
+	 * security indicators). NULL: not recorded. */
+	void (*domain_tls)(struct queue_job *j, bool starttls,
+	    bool requiretls);
 	void *next_arg;
 	int64_t now_ns;         /* start of the attempt */
 	const char *datadir;    /* for TLS report results */

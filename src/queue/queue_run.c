@@ -29,6 +29,7 @@
 #include "lib/log.h"
 #include "lib/timeutil.h"
 #include "lib/xmalloc.h"
+#include "maildir/store.h"
 #include "queue/queue_int.h"
 #include "lib/banned.h"
 
@@ -724,6 +725,30 @@ job_set(struct queue_job *j, struct batch *b)
 
 /* queue_job.next: spec/queue.md 7, a connection is reused for the next
  * due records of the same recipient domain and transport. */
+/* spec/queue.md 5.5: the recipient domain's TLS support as last seen,
+ * in the sender account (store_domain_tls_set() skips unchanged
+ * records). Failures are logged only: delivery goes on. */
+static void
+job_domain_tls(struct queue_job *j, bool starttls, bool requiretls)
+{
+	struct job_ctx *x = j->next_arg;
+	const struct queue_msg *m = &j->msgs[0];
+	struct store_account *a = NULL;
+	struct store_err serr = { 0 };
+
+	if (x->r->p.store == NULL || m->sender_account == NULL ||
+	    m->sender_account[0] == '\0' || m->recipient_domain[0] == '\0')
+		return;
+	if (store_account_get(x->r->p.store, m->sender_account, false, &a,
+		&serr) == -1 ||
+	    store_domain_tls_set(a, m->recipient_domain, starttls, requiretls,
+		time_wall_ns(), &serr) == -1)
+		log_info(&x->r->log, "recording recipient domain tls",
+		    LF_ERR(serr.text), LF_STR("account", m->sender_account),
+		    LF_STR("domain", m->recipient_domain));
+	store_account_put(a);
+}
+
 static bool
 job_next(struct queue_job *j)
 {
@@ -813,6 +838,7 @@ deliver_id(struct queue_runner *r, int64_t id)
 	j.log = &r->log;
 	j.transport = x.transport;
 	j.next = job_next;
+	j.domain_tls = job_domain_tls;
 	j.next_arg = &x;
 	job_set(&j, &x.cur);
 	log_debug(&r->log, "delivering", LF_I64("queueid", x.cur.sel[0].id),

@@ -128,6 +128,17 @@ def main():
             check(b"Received:" in raw, "Received header added")
         check(wait_log(logp, "delivered message", 5),
               "queue logged the delivery")
+        # spec/queue.md 5.5: the recipient domain's TLS support as seen,
+        # kept in the sender account.
+        adb = sqlite3.connect("file:%s?mode=ro" % os.path.join(
+            d, "accounts", "mox", "index.db"), uri=True, timeout=10)
+        try:
+            rows = adb.execute("SELECT domain, starttls, requiretls FROM"
+                               " recipient_domain_tls").fetchall()
+        finally:
+            adb.close()
+        check(("example.com", 1, 1) in rows,
+              "recipient domain TLS recorded in the account: %r" % rows)
 
         # 1b. REQUIRETLS is passed on to the local server (over TLS).
         msg = ("From: <mox@localhost>\r\nTo: <rt@example.com>\r\n"
