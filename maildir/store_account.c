@@ -461,6 +461,7 @@ store_open(const char *datadir, unsigned flags, struct store_err *err)
 		s->msgtmp = msgtmp_dir(datadir);
 	else
 		s->msgtmp = xstrdup(datadir); /* unused: no temp files */
+	s->proc_fd = access("/proc/self/fd", X_OK) == 0;
 	lock_init(&s->lock, LOCK_ORDER_ACCOUNTS, "store.accounts");
 	lock_cond_init(&s->cond);
 	lock_init(&s->hclock, LOCK_ORDER_CHANGES, "store.hdrcache");

@@ -20,6 +20,8 @@
 #define STORE_POOL_MAX 16   /* idle read connections kept per account */
 #define STORE_PATH_MAX 4096
 #define STORE_BATCH_MAX 256 /* deliveries in one group commit */
+#define STORE_RSV_IDS 512   /* message ids reserved at a time for
+			     * deliveries linked ahead of their commit */
 #define STORE_HDR_SLOTS 4096    /* header cache of all accounts: direct
 				 * mapped by account serial and message id */
 #define STORE_HDR_CACHE_MAX 8192 /* larger header sections are not cached */
@@ -33,6 +35,8 @@ struct store {
 	char *msgtmp;           /* where store_tmpfile() makes files:
 				 * <datadir>/tmp/msg or <datadir>/tmp;
 				 * immutable */
+	bool proc_fd;           /* /proc/self/fd works: unnamed temp
+				 * files can be linked; immutable */
 	bool readonly;          /* STORE_OPEN_READONLY; immutable */
 	struct lock lock;       /* LOCK_ORDER_ACCOUNTS: guards accounts,
 				 * scanned and the accounts' state and refs */
@@ -127,7 +131,13 @@ struct store_account {
 	struct lock qlock;      /* LOCK_ORDER_CHANGES, leaf: delivery queue */
 	pthread_cond_t qcond;
 	struct store_deliv *qhead, *qtail;
-	bool leader;            /* a thread is committing a group */
+	bool staging;           /* a thread links a group ahead (qlock) */
+	uint64_t tickets;       /* groups taken from the queue (qlock) */
+	uint64_t committed;     /* groups done; they commit in ticket
+				 * order (qlock) */
+	int64_t rsv_next, rsv_end; /* message ids [next, end) reserved by a
+				 * committed raise of the message sequence
+				 * and not used yet (qlock) */
 	uint64_t serial;        /* unique per opening: header cache key */
 };
 

@@ -51,6 +51,9 @@ struct store_deliv {
 	bool done;           /* guarded by qlock */
 	struct store_err err;
 	struct store_deliv *next;
+	int64_t pre_id;      /* > 0: linked ahead as pre_mbid's <pre_id>:2,
+			      * (stage()), its directory fsynced */
+	int64_t pre_mbid;
 };
 
 void
@@ -167,19 +170,15 @@ out:
 int
 store_tmpfile(struct store *s, struct buf *path)
 {
-	char proc[64];
 	unsigned long seq;
 	int fd;
 
 	buf_reset(path);
-	fd = open(s->msgtmp, O_TMPFILE | O_RDWR | O_CLOEXEC, 0640);
-	if (fd >= 0) {
-		/* Linked later through /proc (link_or_copy()). */
-		if (snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd) > 0 &&
-		    access(proc, F_OK) == 0)
-			return fd;
-		(void)close(fd);
-	}
+	/* Linked later through /proc (link_or_copy()). */
+	fd = s->proc_fd ? open(s->msgtmp, O_TMPFILE | O_RDWR | O_CLOEXEC, 0640)
+			: -1;
+	if (fd >= 0)
+		return fd;
 	/* No unnamed files here (or no /proc): a named one in tmp/. */
 	buf_addf(path, "%s/tmp", s->datadir);
 	seq = atomic_fetch_add(&s->tmpseq, 1) + 1;
@@ -625,7 +624,8 @@ change_add_uid(struct store_txn *t, int64_t mbid, uint32_t uid,
 static int
 add_one(struct store_txn *t, const struct store_add *in, const char *mbname,
     int64_t mbid_in, const char *src, int64_t size, const char *kw,
-    const char *maildir_name, struct store_added *out, struct store_err *err)
+    const char *maildir_name, int64_t pre_id, int64_t pre_mbid,
+    bool *linked_out, struct store_added *out, struct store_err *err)
 {
 	struct buf canon, dst;
 	const char *why = NULL;
@@ -649,12 +649,20 @@ add_one(struct store_txn *t, const struct store_add *in, const char *mbname,
 		} else if (store_mb_lookup(t->db, canon.data, &mbid, err) == -1)
 			goto out;
 	}
+	if (pre_id > 0 && mbid != pre_mbid) {
+		/* The name found another mailbox since stage(): that link
+		 * goes, the message is linked here as any other. */
+		store_msg_path(t->a, pre_mbid, pre_id, &dst);
+		(void)unlink(dst.data);
+		pre_id = 0;
+	}
 	if (quota_check(t, in->quota, size, err) == -1 ||
 	    uid_take(t, mbid, 1, &uid, &uv, &special, err) == -1 ||
 	    store_txn_modseq(t, &modseq, err) == -1)
 		goto out;
 	flags = junk_flags(in->flags & STORE_F_ALL, special);
 	memset(&r, 0, sizeof(r));
+	r.id = pre_id;
 	r.mbid = mbid;
 	r.uid = uid;
 	r.modseq = modseq;
@@ -673,13 +681,17 @@ add_one(struct store_txn *t, const struct store_add *in, const char *mbname,
 	    store_disk_add(t, size, err) == -1 ||
 	    store_mb_kw_merge(t, mbid, kw, err) == -1)
 		goto out;
-	store_msg_path(t->a, mbid, id, &dst);
-	if (link_or_copy(src, dst.data, true) == -1) {
-		store_errf(err, STORE_EINTERNAL, "link message file: %s",
-		    log_strerror(errno));
-		goto out;
+	if (pre_id == 0) {
+		store_msg_path(t->a, mbid, id, &dst);
+		if (link_or_copy(src, dst.data, true) == -1) {
+			store_errf(err, STORE_EINTERNAL,
+			    "link message file: %s", log_strerror(errno));
+			goto out;
+		}
+		store_txn_undo_add(t, NULL, dst.data);
+		if (linked_out != NULL)
+			*linked_out = true;
 	}
-	store_txn_undo_add(t, NULL, dst.data);
 	change_add_uid(t, mbid, uid, modseq, flags, kw);
 	if (store_counts_changed(t, mbid, err) == -1)
 		goto out;
@@ -722,8 +734,36 @@ id_in(const int64_t *v, size_t n, int64_t x)
 	return false;
 }
 
+/* Whether message id has a row that a failed delivery did not insert:
+ * a repair (verifydata -fix) indexed the file linked ahead for it while
+ * it waited for its transaction. The file is that row's then. */
+static bool
+pre_taken(struct store_txn *t, int64_t id)
+{
+	sqlite3_stmt *st = NULL;
+	struct store_err e;
+	bool taken = true; /* when unsure, a file is kept, not removed */
+
+	if (store_stmt_get(t, "SELECT 1 FROM message WHERE id = ?1", &st,
+		&e) == -1)
+		return true;
+	sqlite3_bind_int64(st, 1, id);
+	switch (sqlite3_step(st)) {
+	case SQLITE_ROW:
+		break;
+	case SQLITE_DONE:
+		taken = false;
+		break;
+	default:
+		break;
+	}
+	store_stmt_put(t, st);
+	return taken;
+}
+
 /* Run one delivery of a group inside t, under a savepoint so a failure
- * undoes only this delivery. */
+ * undoes only this delivery. Mailboxes it linked a file into go to
+ * dirs (to be fsynced before the commit). */
 static void
 deliv_run(struct store_txn *t, struct store_deliv *d, int64_t **dirs,
     size_t *ndirs)
@@ -732,6 +772,7 @@ deliv_run(struct store_txn *t, struct store_deliv *d, int64_t **dirs,
 	struct buf kw;
 	const char *why = NULL;
 	struct store_err ignored;
+	bool linked;
 
 	buf_init(&kw, STORE_KEYWORDS_MAX + 1);
 	t->origin = d->origin;
@@ -746,15 +787,24 @@ deliv_run(struct store_txn *t, struct store_deliv *d, int64_t **dirs,
 	}
 	if (store_stmt_exec(t, "SAVEPOINT deliv", &d->err) == -1)
 		goto out;
-	for (size_t i = 0; i < d->n; i++)
+	for (size_t i = 0; i < d->n; i++) {
+		linked = false;
 		if (add_one(t, d->in, d->mailboxes[i], 0, d->src, d->size,
-			kw.data, NULL, &d->out[i], &d->err) == -1) {
+			kw.data, NULL, i == 0 ? d->pre_id : 0,
+			i == 0 ? d->pre_mbid : 0, &linked, &d->out[i],
+			&d->err) == -1) {
 			(void)store_exec(t->db,
 			    "ROLLBACK TO deliv; RELEASE deliv", &ignored);
 			store_txn_undo_to(t, undo_mark);
 			store_txn_chg_to(t, chg_mark);
 			goto out;
 		}
+		if (linked && !id_in(*dirs, *ndirs, d->out[i].mailbox_id)) {
+			*dirs = xreallocarray(*dirs, *ndirs + 1,
+			    sizeof(**dirs));
+			(*dirs)[(*ndirs)++] = d->out[i].mailbox_id;
+		}
+	}
 	if (store_stmt_exec(t, "RELEASE deliv", &d->err) == -1) {
 		(void)store_exec(t->db, "ROLLBACK TO deliv; RELEASE deliv",
 		    &ignored);
@@ -762,54 +812,208 @@ deliv_run(struct store_txn *t, struct store_deliv *d, int64_t **dirs,
 		store_txn_chg_to(t, chg_mark);
 		goto out;
 	}
-	for (size_t i = 0; i < d->n; i++)
-		if (!id_in(*dirs, *ndirs, d->out[i].mailbox_id)) {
-			*dirs = xreallocarray(*dirs, *ndirs + 1,
-			    sizeof(**dirs));
-			(*dirs)[(*ndirs)++] = d->out[i].mailbox_id;
-		}
 	d->rc = 0;
 out:
+	if (d->pre_id > 0) {
+		/* The file linked ahead goes with the delivery: now if it
+		 * failed, else with the transaction if that does not
+		 * commit. */
+		struct buf p;
+
+		buf_init(&p, STORE_PATH_MAX);
+		store_msg_path(t->a, d->pre_mbid, d->pre_id, &p);
+		if (d->rc == 0)
+			store_txn_undo_add(t, NULL, p.data);
+		else if (!pre_taken(t, d->pre_id))
+			(void)unlink(p.data);
+		buf_release(&p);
+	}
 	buf_release(&kw);
 }
 
-/* Commit a group of queued deliveries; called by the leader without
- * locks held. */
-static void
-group_commit(struct store_account *a)
+/* Move up to STORE_BATCH_MAX queued deliveries to the end of *tail.
+ * Needs a->qlock. */
+static size_t
+grab(struct store_account *a, struct store_deliv ***tail, size_t n)
 {
-	struct store_deliv *batch = NULL, **tail = &batch, *d;
-	struct store_txn t;
-	struct store_err err;
-	int64_t *dirs = NULL;
-	size_t ndirs = 0, n = 0;
-	bool ok = false;
-
-	if (store_txn_begin(a, &t, &err) == -1)
-		goto grab;
-	ok = true;
-grab:
-	lock_take(&a->qlock);
+	LOCK_ASSERT_HELD(&a->qlock);
 	while (a->qhead != NULL && n < STORE_BATCH_MAX) {
-		d = a->qhead;
+		struct store_deliv *d = a->qhead;
+
 		a->qhead = d->next;
 		d->next = NULL;
-		*tail = d;
-		tail = &d->next;
+		**tail = d;
+		*tail = &d->next;
 		n++;
 	}
 	if (a->qhead == NULL)
 		a->qtail = NULL;
+	return n;
+}
+
+/* The id of mailbox name on read connection db, or 0. */
+static int64_t
+stage_mailbox(struct store_account *a, sqlite3 *db, const char *name)
+{
+	struct buf canon;
+	sqlite3_stmt *st = NULL;
+	struct store_err e;
+	const char *why;
+	int64_t id = 0;
+
+	buf_init(&canon, STORE_MAILBOX_NAME_MAX + 8);
+	if (store_mailbox_name_check(name, &canon, &why) == 0 &&
+	    store_db_stmt(a, db, "SELECT id FROM mailbox WHERE name = ?1", &st,
+		&e) == 0) {
+		sqlite3_bind_text(st, 1, canon.data, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) == SQLITE_ROW)
+			id = sqlite3_column_int64(st, 0);
+		store_db_stmt_put(a, db, st);
+	}
+	buf_release(&canon);
+	return id;
+}
+
+/*
+ * Link a group's messages into their mailboxes before the group's
+ * transaction, under ids the message sequence reserved (a->rsv_*, raised
+ * in an earlier committed transaction, so no other writer, in this
+ * process or another, takes them), and fsync those directories: this
+ * overlaps the commit of the group before. The file order of DESIGN.md
+ * holds for each message: its file is durable (input_prepare()), then
+ * the link, then the directory, then (in group_commit()) the row's
+ * commit; the row is inserted after its link instead of before, which
+ * changes nothing on disk before the commit. A crash in between leaves a
+ * file without a row, as a crash after the link always could. Only
+ * simple deliveries are linked ahead (one existing mailbox, no quota to
+ * check); the others, and any this could not do, are linked in the
+ * transaction as before. No locks held; a->staging is set.
+ */
+static void
+stage(struct store_account *a, struct store_deliv *batch)
+{
+	struct store_deliv *d;
+	struct store_err e;
+	struct buf p;
+	sqlite3 *db = NULL;
+	int64_t *dirs = NULL;
+	size_t ndirs = 0;
+
+	buf_init(&p, STORE_PATH_MAX);
+	for (d = batch; d != NULL; d = d->next) {
+		int64_t mbid, id = 0;
+
+		d->pre_id = 0;
+		if (d->n != 1 || d->in->quota > 0)
+			continue;
+		if (db == NULL && (db = store_db_get(a, &e)) == NULL)
+			break;
+		mbid = stage_mailbox(a, db, d->mailboxes[0]);
+		if (mbid == 0)
+			continue;
+		lock_take(&a->qlock);
+		if (a->rsv_next < a->rsv_end)
+			id = a->rsv_next++;
+		lock_release(&a->qlock);
+		if (id == 0)
+			break;
+		store_msg_path(a, mbid, id, &p);
+		if (link_or_copy(d->src, p.data, true) == -1)
+			continue; /* linked in the transaction instead */
+		d->pre_id = id;
+		d->pre_mbid = mbid;
+		if (!id_in(dirs, ndirs, mbid)) {
+			dirs = xreallocarray(dirs, ndirs + 1, sizeof(*dirs));
+			dirs[ndirs++] = mbid;
+		}
+	}
+	store_db_put(a, db);
+	for (size_t i = 0; i < ndirs; i++) {
+		if (fsync_cur(a, dirs[i], &e) == 0)
+			continue;
+		for (d = batch; d != NULL; d = d->next)
+			if (d->pre_id > 0 && d->pre_mbid == dirs[i]) {
+				store_msg_path(a, d->pre_mbid, d->pre_id, &p);
+				(void)unlink(p.data);
+				d->pre_id = 0;
+			}
+	}
+	free(dirs);
+	buf_release(&p);
+}
+
+/* In t, before its commit: when few reserved ids are left, raise the
+ * message sequence by STORE_RSV_IDS; *lo_out and *hi_out get the new range
+ * (0 when none). Errors only mean no reservation. */
+static void
+reserve_ids(struct store_account *a, struct store_txn *t, int64_t *lo_out,
+    int64_t *hi_out)
+{
+	sqlite3_stmt *st = NULL;
+	struct store_err e;
+	bool few;
+
+	*lo_out = *hi_out = 0;
+	lock_take(&a->qlock);
+	few = a->rsv_end - a->rsv_next < STORE_BATCH_MAX;
+	lock_release(&a->qlock);
+	if (!few || store_stmt_get(t,
+		"UPDATE sqlite_sequence SET seq = seq + ?1"
+		" WHERE name = 'message' RETURNING seq",
+		&st, &e) == -1)
+		return;
+	sqlite3_bind_int64(st, 1, STORE_RSV_IDS);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		*hi_out = sqlite3_column_int64(st, 0);
+		*lo_out = *hi_out - STORE_RSV_IDS + 1;
+		while (sqlite3_step(st) == SQLITE_ROW)
+			;
+	}
+	store_stmt_put(t, st);
+}
+
+/* Commit a group: batch (staged by stage()) and whatever else is queued
+ * once the write lock is held. Called in ticket order without locks
+ * held. */
+static void
+group_commit(struct store_account *a, struct store_deliv *batch)
+{
+	struct store_deliv **tail = &batch, *d;
+	struct store_txn t;
+	struct store_err err;
+	struct buf p;
+	int64_t *dirs = NULL, lo = 0, hi = 0;
+	size_t ndirs = 0, n = 0;
+	bool ok = false;
+
+	for (d = batch; d != NULL; d = d->next) {
+		tail = &d->next;
+		n++;
+	}
+	if (store_txn_begin(a, &t, &err) == -1)
+		goto grab;
+	ok = true;
+grab:
+	/* Deliveries that queued while the lock was awaited join in. */
+	lock_take(&a->qlock);
+	grab(a, &tail, n);
 	lock_release(&a->qlock);
 	if (!ok) {
+		buf_init(&p, STORE_PATH_MAX);
 		for (d = batch; d != NULL; d = d->next) {
+			if (d->pre_id > 0) {
+				store_msg_path(a, d->pre_mbid, d->pre_id, &p);
+				(void)unlink(p.data);
+			}
 			d->rc = -1;
 			d->err = err;
 		}
+		buf_release(&p);
 		goto done;
 	}
 	for (d = batch; d != NULL; d = d->next)
 		deliv_run(&t, d, &dirs, &ndirs);
+	reserve_ids(a, &t, &lo, &hi);
 	for (size_t i = 0; i < ndirs && ok; i++)
 		if (fsync_cur(a, dirs[i], &err) == -1)
 			ok = false;
@@ -817,6 +1021,12 @@ grab:
 		store_txn_abort(&t);
 	else if (store_txn_commit(&t, &err) == -1)
 		ok = false;
+	if (ok && hi > 0) {
+		lock_take(&a->qlock);
+		a->rsv_next = lo;
+		a->rsv_end = hi + 1;
+		lock_release(&a->qlock);
+	}
 	if (!ok)
 		for (d = batch; d != NULL; d = d->next)
 			if (d->rc == 0) {
@@ -837,8 +1047,9 @@ store_deliver(struct store_account *a, const struct store_add *in,
     const char *const *mailboxes, size_t n, struct store_added *out,
     struct store_err *err)
 {
-	struct store_deliv d;
+	struct store_deliv d, *batch, **tail;
 	struct buf tmp, proc;
+	uint64_t ticket;
 	int rc = -1;
 
 	buf_init(&tmp, STORE_PATH_MAX);
@@ -862,13 +1073,27 @@ store_deliver(struct store_account *a, const struct store_add *in,
 	else
 		a->qhead = &d;
 	a->qtail = &d;
+	/* One thread at a time takes the queued deliveries as a group and
+	 * links them ahead (stage()); then, while it waits for the groups
+	 * before it to commit, the next thread can stage the next group. */
 	while (!d.done) {
-		if (!a->leader) {
-			a->leader = true;
+		if (!a->staging && a->qhead != NULL) {
+			a->staging = true;
+			ticket = ++a->tickets;
+			batch = NULL;
+			tail = &batch;
+			grab(a, &tail, 0);
 			lock_release(&a->qlock);
-			group_commit(a);
+			stage(a, batch);
 			lock_take(&a->qlock);
-			a->leader = false;
+			a->staging = false;
+			pthread_cond_broadcast(&a->qcond);
+			while (a->committed + 1 != ticket)
+				lock_wait(&a->qlock, &a->qcond);
+			lock_release(&a->qlock);
+			group_commit(a, batch);
+			lock_take(&a->qlock);
+			a->committed = ticket;
 			pthread_cond_broadcast(&a->qcond);
 			continue;
 		}
@@ -948,7 +1173,7 @@ store_import_add(struct store_import *im, const struct store_add *in,
 	if (input_prepare(im->a, in, false, &im->tmp, &proc, &src, &size,
 		err) == 0 &&
 	    add_one(&im->t, in, NULL, im->mbid, src, size, im->kw.data, NULL,
-		out, err) == 0)
+		0, 0, NULL, out, err) == 0)
 		rc = 0;
 	if (im->tmp.len > 0)
 		(void)unlink(im->tmp.data);
@@ -2264,7 +2489,7 @@ scan_one(struct store_txn *t, int64_t mbid, const char *dir,
 		goto out;
 	}
 	if (add_one(t, &in, NULL, mbid, tmp.data, (int64_t)sb.st_size, "",
-		name, NULL, err) == -1)
+		name, 0, 0, NULL, NULL, err) == -1)
 		goto out;
 	buf_addf(unlink_list, "%s%c", src.data, '\0');
 	rc = 0;

@@ -183,6 +183,32 @@ struct config_account_mailbox {
 	char *localpart; /* HostTLSRPT only */
 };
 
+/* Limits defaults (spec/smtp.md 13), per IP class: IPv4 /32, /26, /21;
+ * IPv6 /64, /48, /32. */
+#define CONFIG_LIMITS_CLASSES 3
+#define CONFIG_LIMITS_MAX 1000000000 /* our bound, keeps counts in range */
+#define CONFIG_CONNECTIONS_PER_MINUTE { 300, 900, 2700 }
+#define CONFIG_OPEN_CONNECTIONS { 30, 90, 270 }
+#define CONFIG_AUTH_FAILURES_PER_MINUTE { 10, 30, 90 }
+#define CONFIG_AUTH_FAILURES_PER_DAY { 50, 150, 450 }
+
+/* Limits (our addition): per-IP limits of the SMTP and IMAP servers. Each
+ * list holds one number per IP class when set; eff holds the numbers in
+ * use, defaults applied at load. */
+struct config_limits {
+	struct sconf_pos pos;
+	SCONF_LIST_OF(int64_t) connections_per_minute;
+	SCONF_LIST_OF(int64_t) open_connections;
+	SCONF_LIST_OF(int64_t) auth_failures_per_minute;
+	SCONF_LIST_OF(int64_t) auth_failures_per_day;
+	struct {
+		unsigned connections_per_minute[CONFIG_LIMITS_CLASSES];
+		unsigned open_connections[CONFIG_LIMITS_CLASSES];
+		unsigned auth_failures_per_minute[CONFIG_LIMITS_CLASSES];
+		unsigned auth_failures_per_day[CONFIG_LIMITS_CLASSES];
+	} eff;
+};
+
 struct config_static {
 	struct sconf_pos pos;
 	char *data_dir;
@@ -211,6 +237,7 @@ struct config_static {
 	char *public_suffix_list_file; /* PublicSuffixListFile; NULL: the
 					* Debian path (publicsuffix.h) */
 	int64_t worker_pool_size;     /* WorkerPoolSize; default applied */
+	struct config_limits limits;  /* Limits; eff always set */
 };
 
 /* ---- domains.conf ------------------------------------------------------ */
