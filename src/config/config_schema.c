@@ -439,6 +439,36 @@ static const struct sconf_field f_host_tlsrpt[] = {
 static const struct sconf_type t_host_tlsrpt = STRUCT_TYPE(
     config_account_mailbox, f_host_tlsrpt);
 
+static const struct sconf_type t_intlist = LIST_TYPE(sconf_type_int);
+
+#define LIMITS_CLASSES \
+	" Three numbers, for the IP classes IPv4 /32, /26 and /21 (IPv6 " \
+	"/64, /48 and /32); a request is refused when any class is over " \
+	"its number."
+
+static const struct sconf_field f_limits[] = {
+	FLD(config_limits, connections_per_minute, "ConnectionsPerMinute",
+	    t_intlist, OPT,
+	    "New connections per minute." LIMITS_CLASSES
+	    " Default 300, 900, 2700."),
+	FLD(config_limits, open_connections, "OpenConnections", t_intlist,
+	    OPT,
+	    "Connections open at the same time." LIMITS_CLASSES
+	    " Default 30, 90, 270."),
+	FLD(config_limits, auth_failures_per_minute, "AuthFailuresPerMinute",
+	    t_intlist, OPT,
+	    "Failed authentications per minute; over it, new submission and "
+	    "IMAP connections are refused." LIMITS_CLASSES
+	    " Default 10, 30, 90."),
+	FLD(config_limits, auth_failures_per_day, "AuthFailuresPerDay",
+	    t_intlist, OPT,
+	    "Failed authentications per day; over it, new submission and "
+	    "IMAP connections are refused." LIMITS_CLASSES
+	    " Default 50, 150, 450."),
+};
+static const struct sconf_type t_limits = STRUCT_TYPE(config_limits,
+    f_limits);
+
 static const struct sconf_field f_static[] = {
 	FLD(config_static, data_dir, "DataDir", sconf_type_str, REQ,
 	    "Directory for all data: accounts, messages, queue, reports, "
@@ -518,6 +548,10 @@ static const struct sconf_field f_static[] = {
 	    OPT,
 	    "Number of worker threads for connections. Default 4 times the "
 	    "number of CPUs, at least 8."),
+	FLD(config_static, limits, "Limits", t_limits, OPT,
+	    "Per-IP limits of the SMTP, submission and IMAP servers, "
+	    "replacing the defaults. Loopback clients of mox localserve are "
+	    "exempt."),
 };
 const struct sconf_type config_static_type = STRUCT_TYPE(config_static,
     f_static);
