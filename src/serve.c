@@ -40,6 +40,7 @@
 #include "serve_proto.h"
 #include "mailauth/publicsuffix.h"
 #include "maildir/store.h"
+#include "smtp/smtp.h"
 #include "tls/tls.h"
 #include "lib/banned.h"
 
@@ -643,6 +644,7 @@ serve_run(struct config *cfg, const struct serve_opts *o)
 	if (open_dns(&s, &err) == -1)
 		goto out;
 	np.workers = (unsigned)cfg->st->worker_pool_size;
+	smtp_limit_configure(&cfg->st->limits); /* before any connection */
 	s.net = net_start(&np, &err);
 	if (s.net == NULL)
 		goto out;

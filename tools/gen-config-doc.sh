@@ -16,8 +16,8 @@ checks both files and names file, line and field of every problem.
 
 This reference is generated from the schema (`tools/gen-config-doc.sh`);
 `mox config describe-static` and `mox config describe-domains` print the
-same text. Our additions to mox's schema are `DNSResolvers` and
-`WorkerPoolSize` in mox.conf.
+same text. Our additions to mox's schema are `DNSResolvers`,
+`WorkerPoolSize` and `Limits` in mox.conf.
 
 ## mox.conf
 

@@ -685,6 +685,59 @@ check_transport(struct chk *c, const char *name,
 	chk_pop(c, p);
 }
 
+/* One Limits field: absent gives dflt, else exactly one positive number
+ * per IP class. */
+static void
+check_limit(struct chk *c, const struct sconf_pos *pos, const char *field,
+    const int64_t *v, size_t n, const unsigned *lines,
+    const unsigned dflt[CONFIG_LIMITS_CLASSES],
+    unsigned eff[CONFIG_LIMITS_CLASSES])
+{
+	memcpy(eff, dflt, CONFIG_LIMITS_CLASSES * sizeof(eff[0]));
+	if (!sconf_present(pos, field))
+		return;
+	if (n != CONFIG_LIMITS_CLASSES) {
+		chk_err(c, pos, field, "expected 3 numbers (for IPv4 /32, /26, "
+				       "/21; IPv6 /64, /48, /32), found %zu",
+		    n);
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (v[i] < 1 || v[i] > CONFIG_LIMITS_MAX)
+			chk_erri(c, pos, field, lines, i,
+			    "must be between 1 and %d: %lld", CONFIG_LIMITS_MAX,
+			    (long long)v[i]);
+		else
+			eff[i] = (unsigned)v[i];
+}
+
+static void
+check_limits(struct chk *c, struct config_limits *l)
+{
+	static const unsigned rate[] = CONFIG_CONNECTIONS_PER_MINUTE;
+	static const unsigned conns[] = CONFIG_OPEN_CONNECTIONS;
+	static const unsigned authm[] = CONFIG_AUTH_FAILURES_PER_MINUTE;
+	static const unsigned authd[] = CONFIG_AUTH_FAILURES_PER_DAY;
+	size_t p = chk_push(c, "Limits");
+
+	check_limit(c, &l->pos, "ConnectionsPerMinute",
+	    l->connections_per_minute.v, l->connections_per_minute.n,
+	    l->connections_per_minute.lines, rate,
+	    l->eff.connections_per_minute);
+	check_limit(c, &l->pos, "OpenConnections", l->open_connections.v,
+	    l->open_connections.n, l->open_connections.lines, conns,
+	    l->eff.open_connections);
+	check_limit(c, &l->pos, "AuthFailuresPerMinute",
+	    l->auth_failures_per_minute.v, l->auth_failures_per_minute.n,
+	    l->auth_failures_per_minute.lines, authm,
+	    l->eff.auth_failures_per_minute);
+	check_limit(c, &l->pos, "AuthFailuresPerDay",
+	    l->auth_failures_per_day.v, l->auth_failures_per_day.n,
+	    l->auth_failures_per_day.lines, authd,
+	    l->eff.auth_failures_per_day);
+	chk_pop(c, p);
+}
+
 static void
 check_initial_mailboxes(struct chk *c, struct config_static *st)
 {
@@ -864,6 +917,7 @@ config_check_static(struct config_static *st, const char *file,
 	    (st->worker_pool_size < 1 || st->worker_pool_size > 4096))
 		chk_err(&c, &st->pos, "WorkerPoolSize",
 		    "must be between 1 and 4096");
+	check_limits(&c, &st->limits);
 	if (st->worker_pool_size == 0) {
 		ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 		st->worker_pool_size = ncpu > 0 ? 4 * (int64_t)ncpu : 8;

@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 struct buf;
+struct config_limits;
 struct dns_resolver;
 struct net_proto;
 struct publicsuffix_list;
@@ -63,5 +64,11 @@ struct smtp_server *smtp_server_new(const struct smtp_server_params *p,
 void smtp_server_free(struct smtp_server *srv);
 /* The protocol for net_listen(); its proto_arg is the smtp_server. */
 const struct net_proto *smtp_server_proto(void);
+
+/* Use the numbers of l->eff (mox.conf Limits, defaults applied) for the
+ * per-IP limits of SMTP, submission and IMAP (smtp_limit.c); until
+ * called, the defaults of spec/smtp.md 13 apply. Copies l. Thread-safe;
+ * counts already made are kept. */
+void smtp_limit_configure(const struct config_limits *l);
 
 #endif

@@ -3,7 +3,8 @@
  * 13): connection rate per fixed minute, open connections, and failed
  * authentications per minute and per day, each counted for three IP
  * classes at once (IPv4 /32, /26, /21; IPv6 /64, /48, /32). A request is
- * refused when any class would exceed its limit.
+ * refused when any class would exceed its limit. The numbers come from
+ * mox.conf Limits (smtp_limit_configure()), else the spec's defaults.
  *
  * Threads: a registry (DESIGN.md: per-IP counters) guarded by its own
  * lock, LOCK_ORDER_NET; any thread; nothing blocks under the lock.
@@ -13,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config/config.h"
 #include "lib/lock.h"
 #include "lib/timeutil.h"
 #include "lib/xmalloc.h"
@@ -40,25 +42,45 @@ struct limit_ent {
 	unsigned authd;
 };
 
-/* spec/smtp.md 13, per class ip1 / ip2 / ip3. */
-static const unsigned limit_rate[3] = { 300, 900, 2700 };
-static const unsigned limit_conns[3] = { 30, 90, 270 };
-static const unsigned limit_authm[3] = { 10, 30, 90 };
-static const unsigned limit_authd[3] = { 50, 150, 450 };
+_Static_assert(CONFIG_LIMITS_CLASSES == 3, "three IP classes");
+
 static const uint8_t bits4[3] = { 32, 26, 21 };
 static const uint8_t bits6[3] = { 64, 48, 32 };
 
+/* Limits per class ip1 / ip2 / ip3: spec/smtp.md 13 until
+ * smtp_limit_configure() (mox.conf Limits). Under reg.lock. */
 static struct {
 	struct lock lock;
 	struct limit_ent *v;
 	size_t n;
-} reg;
+	unsigned rate[3];
+	unsigned conns[3];
+	unsigned authm[3];
+	unsigned authd[3];
+} reg = {
+	.rate = CONFIG_CONNECTIONS_PER_MINUTE,
+	.conns = CONFIG_OPEN_CONNECTIONS,
+	.authm = CONFIG_AUTH_FAILURES_PER_MINUTE,
+	.authd = CONFIG_AUTH_FAILURES_PER_DAY,
+};
 static pthread_once_t reg_once = PTHREAD_ONCE_INIT;
 
 static void
 reg_init(void)
 {
 	lock_init(&reg.lock, LOCK_ORDER_NET, "smtp limits");
+}
+
+void
+smtp_limit_configure(const struct config_limits *l)
+{
+	pthread_once(&reg_once, reg_init);
+	lock_take(&reg.lock);
+	memcpy(reg.rate, l->eff.connections_per_minute, sizeof(reg.rate));
+	memcpy(reg.conns, l->eff.open_connections, sizeof(reg.conns));
+	memcpy(reg.authm, l->eff.auth_failures_per_minute, sizeof(reg.authm));
+	memcpy(reg.authd, l->eff.auth_failures_per_day, sizeof(reg.authd));
+	lock_release(&reg.lock);
 }
 
 static int
@@ -147,17 +169,17 @@ smtp_limit_conn_start(const char *ip, bool submission, int64_t now)
 	for (int i = 0; i < 3; i++)
 		e[i] = ent_get(&keys[i], now);
 	for (int i = 0; i < 3 && v == SMTP_LIMIT_OK; i++)
-		if (e[i]->rate + 1 > limit_rate[i])
+		if (e[i]->rate + 1 > reg.rate[i])
 			v = SMTP_LIMIT_RATE;
 	if (v == SMTP_LIMIT_OK)
 		for (int i = 0; i < 3; i++)
 			e[i]->rate++;
 	for (int i = 0; i < 3 && v == SMTP_LIMIT_OK && submission; i++)
-		if (e[i]->authm + 1 > limit_authm[i] ||
-		    e[i]->authd + 1 > limit_authd[i])
+		if (e[i]->authm + 1 > reg.authm[i] ||
+		    e[i]->authd + 1 > reg.authd[i])
 			v = SMTP_LIMIT_AUTH;
 	for (int i = 0; i < 3 && v == SMTP_LIMIT_OK; i++)
-		if (e[i]->conns + 1 > limit_conns[i])
+		if (e[i]->conns + 1 > reg.conns[i])
 			v = SMTP_LIMIT_CONNS;
 	if (v == SMTP_LIMIT_OK)
 		for (int i = 0; i < 3; i++)

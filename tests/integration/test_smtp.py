@@ -746,6 +746,9 @@ def serve_config(tmp):
     text = re.sub(r"User: \d+", "User: 65534", text)
     text = text.replace("Port: 2587\n\t\t\tNoRequireSTARTTLS: true\n",
                         "Port: 2587\n")
+    # mox.conf Limits (our addition) in place of spec/smtp.md 13's numbers
+    text += ("Limits:\n\tOpenConnections:\n\t\t- 5\n\t\t- 15\n\t\t- 45\n"
+             "\tAuthFailuresPerMinute:\n\t\t- 3\n\t\t- 9\n\t\t- 27\n")
     with open(conf, "w") as f:
         f.write(text)
     return d
@@ -850,22 +853,24 @@ def serve_checks(d):
         check(r.cmd(b"MAIL FROM:<mox@localhost>").startswith(
             b"530 5.7.0 authentication required"), "MAIL without AUTH: 530")
         r.close()
-        # open connections per IP: 30 allowed, the 31st refused
+        # open connections per IP: Limits.OpenConnections 5 allowed, the
+        # 6th refused
         conns = []
-        for _ in range(30):
+        for _ in range(5):
             c = Raw(SIP, SPORT["smtp"])
             c.reply()
             conns.append(c)
         c = Raw(SIP, SPORT["smtp"])
         check(c.reply().startswith(
             b"421 4.7.0 too many open connections from your ip or network"),
-            "31st concurrent connection: 421 4.7.0")
+            "6th concurrent connection (Limits): 421 4.7.0")
         c.close()
         for c in conns:
             c.close()
         time.sleep(0.5)
-        # failed authentications: 10 per minute, then 421 at connect
-        for i in range(10):
+        # failed authentications: Limits.AuthFailuresPerMinute 3, then 421
+        # at connect
+        for i in range(3):
             s = smtplib.SMTP_SSL(SIP, SPORT["submissions"], context=unverified())
             s.ehlo("x")
             s.user, s.password = "mox@localhost", "wrong%d" % i

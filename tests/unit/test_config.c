@@ -305,6 +305,40 @@ static const struct {
 	    { "mox.conf:18: WorkerPoolSize: must be between 1 and 4096" } },
 	{ "worker pool type", NULL, "WorkerPoolSize: many\n", NULL, NULL, 1,
 	    { "mox.conf:18: WorkerPoolSize: expected integer" } },
+	{ "limits count and range", NULL,
+	    "Limits:\n"
+	    "\tConnectionsPerMinute:\n\t\t- 3\n\t\t- 9\n"
+	    "\tOpenConnections:\n\t\t- 1\n\t\t- 0\n\t\t- 5\n"
+	    "\tAuthFailuresPerMinute:\n\t\t- -2\n\t\t- 1\n\t\t- 1\n"
+	    "\tAuthFailuresPerDay:\n\t\t- 1\n\t\t- 2\n\t\t- 3\n"
+	    "\t\t- 4\n",
+	    NULL, NULL, 4,
+	    { "mox.conf:19: Limits.ConnectionsPerMinute: expected 3 numbers "
+	      "(for IPv4 /32, /26, /21; IPv6 /64, /48, /32), found 2",
+		"mox.conf:24: Limits.OpenConnections: must be between 1 and "
+		"1000000000: 0",
+		"mox.conf:27: Limits.AuthFailuresPerMinute: must be between 1 "
+		"and 1000000000: -2",
+		"mox.conf:30: Limits.AuthFailuresPerDay: expected 3 numbers "
+		"(for IPv4 /32, /26, /21; IPv6 /64, /48, /32), found 4" } },
+	{ "limits range high", NULL,
+	    "Limits:\n\tAuthFailuresPerMinute:\n\t\t- 1\n\t\t- 1\n"
+	    "\t\t- 1000000001\n",
+	    NULL, NULL, 1,
+	    { "mox.conf:22: Limits.AuthFailuresPerMinute: must be between 1 "
+	      "and 1000000000: 1000000001" } },
+	{ "limits type", NULL,
+	    "Limits:\n\tAuthFailuresPerDay:\n\t\t- 1\n\t\t- many\n"
+	    "\t\t- 3\n",
+	    NULL, NULL, 1,
+	    { "mox.conf:21: Limits.AuthFailuresPerDay[1]: expected integer" } },
+	{ "limits on one line", NULL,
+	    "Limits:\n\tOpenConnections: 3 9 27\n", NULL, NULL, 1,
+	    { "mox.conf:19: Limits.OpenConnections: expected list items on "
+	      "the following lines, indented one more tab" } },
+	{ "limits unknown field", NULL,
+	    "Limits:\n\tConnectionsPerHour:\n\t\t- 1\n", NULL, NULL, 1,
+	    { "mox.conf:19: Limits.ConnectionsPerHour: unknown field" } },
 	{ "transport two methods", NULL,
 	    "\t\tDirect:\n\t\t\tDisableIPv4: true\n", NULL, NULL, 1,
 	    { "mox.conf:15: Transports.relay: exactly one of Submissions, "
@@ -624,6 +658,57 @@ test_missing_files(void **state)
 	(void)state;
 }
 
+/* Limits: absent gives the defaults of spec/smtp.md 13; a field that is
+ * set replaces its three numbers only. */
+static void
+test_limits(void **state)
+{
+	static const unsigned rate_dflt[3] = { 300, 900, 2700 };
+	static const unsigned conns_dflt[3] = { 30, 90, 270 };
+	static const unsigned authm_dflt[3] = { 10, 30, 90 };
+	static const unsigned authd_dflt[3] = { 50, 150, 450 };
+	static const unsigned rate[3] = { 3, 9, 27 };
+	static const unsigned authd[3] = { 5, 1, 2 }; /* any order */
+	const struct config_limits *l;
+	struct config *c;
+	struct buf mox;
+
+	buf_init(&mox, 1 << 20);
+	write_file("mox.conf", mox_base);
+	write_file("domains.conf", dom_base);
+	c = load_ok("mox.conf");
+	l = &c->st->limits;
+	assert_memory_equal(l->eff.connections_per_minute, rate_dflt,
+	    sizeof(rate_dflt));
+	assert_memory_equal(l->eff.open_connections, conns_dflt,
+	    sizeof(conns_dflt));
+	assert_memory_equal(l->eff.auth_failures_per_minute, authm_dflt,
+	    sizeof(authm_dflt));
+	assert_memory_equal(l->eff.auth_failures_per_day, authd_dflt,
+	    sizeof(authd_dflt));
+	config_put(c);
+
+	buf_addf(&mox, "%sLimits:\n"
+		       "\tConnectionsPerMinute:\n\t\t- 3\n\t\t- 9\n\t\t- 27\n"
+		       "\tAuthFailuresPerDay:\n\t\t- 5\n\t\t- 1\n\t\t- 2\n",
+	    mox_base);
+	write_file("mox.conf", mox.data);
+	c = load_ok("mox.conf");
+	l = &c->st->limits;
+	assert_int_equal(l->connections_per_minute.n, 3);
+	assert_int_equal(l->open_connections.n, 0);
+	assert_memory_equal(l->eff.connections_per_minute, rate, sizeof(rate));
+	assert_memory_equal(l->eff.open_connections, conns_dflt,
+	    sizeof(conns_dflt));
+	assert_memory_equal(l->eff.auth_failures_per_minute, authm_dflt,
+	    sizeof(authm_dflt));
+	assert_memory_equal(l->eff.auth_failures_per_day, authd,
+	    sizeof(authd));
+	config_put(c);
+	buf_release(&mox);
+	(void)state;
+}
+
 /* config test also wants the files the configuration names. */
 static void
 test_config_test(void **state)
@@ -658,6 +743,9 @@ test_describe(void **state)
 	assert_non_null(strstr(out.data, "\nDataDir:\n"));
 	assert_non_null(strstr(out.data,
 	    "# (optional)\nDNSResolvers:\n\t- \n"));
+	assert_non_null(strstr(out.data, "\nLimits:\n"));
+	assert_non_null(strstr(out.data,
+	    "(optional)\n\tConnectionsPerMinute:\n\t\t- 0\n"));
 	assert_non_null(strstr(out.data, "Listeners:\n\tx:\n"));
 	buf_reset(&out);
 	config_describe_domains(&out);
@@ -735,6 +823,7 @@ main(void)
 		cmocka_unit_test(test_write_domains),
 		cmocka_unit_test(test_validation),
 		cmocka_unit_test(test_missing_files),
+		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_config_test),
 		cmocka_unit_test(test_describe),
 		cmocka_unit_test(test_reload),
