@@ -132,9 +132,8 @@ struct store_account {
 	pthread_cond_t qcond;
 	struct store_deliv *qhead, *qtail;
 	bool staging;           /* a thread links a group ahead (qlock) */
-	uint64_t tickets;       /* groups taken from the queue (qlock) */
-	uint64_t committed;     /* groups done; they commit in ticket
-				 * order (qlock) */
+	struct store_deliv *ready, *ready_tail; /* staged, to commit (qlock) */
+	bool committing;        /* a thread commits a group (qlock) */
 	int64_t rsv_next, rsv_end; /* message ids [next, end) reserved by a
 				 * committed raise of the message sequence
 				 * and not used yet (qlock) */

@@ -54,6 +54,7 @@ struct store_deliv {
 	int64_t pre_id;      /* > 0: linked ahead as pre_mbid's <pre_id>:2,
 			      * (stage()), its directory fsynced */
 	int64_t pre_mbid;
+	pthread_cond_t cv;   /* with qlock: done, or a turn to stage */
 };
 
 void
@@ -390,11 +391,11 @@ row_insert(struct store_txn *t, const struct row_in *r, int64_t *id_out,
 		" subject_base, message_hash, is_mailing_list, dsn,"
 		" received_tls_version, received_tls_ciphersuite,"
 		" received_requiretls, flags, keywords, size, parsed,"
-		" maildir_name)"
+		" maildir_name, thread_id)"
 		" VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6, ?2, ?7, ?8, ?9, ?10, ?11,"
 		" ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23,"
 		" ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34, ?35,"
-		" ?36, ?37, ?38, ?39, ?40, ?41, ?42)",
+		" ?36, ?37, ?38, ?39, ?40, ?41, ?42, coalesce(?1, 0))",
 		&st, err) == -1)
 		return -1;
 	if (r->id > 0)
@@ -452,17 +453,20 @@ row_insert(struct store_txn *t, const struct row_in *r, int64_t *id_out,
 		goto out;
 	}
 	*id_out = sqlite3_last_insert_rowid(t->db);
-	/* Single statement thread id: rule 4 of spec/store.md 8 (a root). */
+	/* Single statement thread id: rule 4 of spec/store.md 8 (a root).
+	 * With the id given it was inserted with the row. */
 	store_stmt_put(t, st);
 	st = NULL;
-	if (store_stmt_get(t,
-		"UPDATE message SET thread_id = id WHERE id = ?1", &st,
-		err) == -1)
-		goto out;
-	sqlite3_bind_int64(st, 1, *id_out);
-	if (sqlite3_step(st) != SQLITE_DONE) {
-		store_err_db(err, t->db, "set thread");
-		goto out;
+	if (r->id <= 0) {
+		if (store_stmt_get(t,
+			"UPDATE message SET thread_id = id WHERE id = ?1", &st,
+			err) == -1)
+			goto out;
+		sqlite3_bind_int64(st, 1, *id_out);
+		if (sqlite3_step(st) != SQLITE_DONE) {
+			store_err_db(err, t->db, "set thread");
+			goto out;
+		}
 	}
 	if (f->n_dkim_domains > 0) {
 		store_stmt_put(t, st);
@@ -619,12 +623,15 @@ change_add_uid(struct store_txn *t, int64_t mbid, uint32_t uid,
 	c->keywords = h->s1;
 }
 
-/* Add one message (already durable at src) to one mailbox inside t. With
- * sync false the directory fsync is left to the caller. */
+/* Add one message (already durable at src) to one mailbox inside t: as
+ * message id_in when > 0 (reserved, see stage()), else the sequence's
+ * next. With pre_mbid > 0 the file was linked already as that mailbox's
+ * <id_in>. *linked_out (may be NULL) is set when a link was made here:
+ * its directory is then for the caller to fsync before the commit. */
 static int
 add_one(struct store_txn *t, const struct store_add *in, const char *mbname,
     int64_t mbid_in, const char *src, int64_t size, const char *kw,
-    const char *maildir_name, int64_t pre_id, int64_t pre_mbid,
+    const char *maildir_name, int64_t id_in, int64_t pre_mbid,
     bool *linked_out, struct store_added *out, struct store_err *err)
 {
 	struct buf canon, dst;
@@ -649,12 +656,12 @@ add_one(struct store_txn *t, const struct store_add *in, const char *mbname,
 		} else if (store_mb_lookup(t->db, canon.data, &mbid, err) == -1)
 			goto out;
 	}
-	if (pre_id > 0 && mbid != pre_mbid) {
+	if (pre_mbid > 0 && mbid != pre_mbid) {
 		/* The name found another mailbox since stage(): that link
 		 * goes, the message is linked here as any other. */
-		store_msg_path(t->a, pre_mbid, pre_id, &dst);
+		store_msg_path(t->a, pre_mbid, id_in, &dst);
 		(void)unlink(dst.data);
-		pre_id = 0;
+		pre_mbid = 0;
 	}
 	if (quota_check(t, in->quota, size, err) == -1 ||
 	    uid_take(t, mbid, 1, &uid, &uv, &special, err) == -1 ||
@@ -662,7 +669,7 @@ add_one(struct store_txn *t, const struct store_add *in, const char *mbname,
 		goto out;
 	flags = junk_flags(in->flags & STORE_F_ALL, special);
 	memset(&r, 0, sizeof(r));
-	r.id = pre_id;
+	r.id = id_in; /* 0: the sequence's next */
 	r.mbid = mbid;
 	r.uid = uid;
 	r.modseq = modseq;
@@ -681,7 +688,7 @@ add_one(struct store_txn *t, const struct store_add *in, const char *mbname,
 	    store_disk_add(t, size, err) == -1 ||
 	    store_mb_kw_merge(t, mbid, kw, err) == -1)
 		goto out;
-	if (pre_id == 0) {
+	if (pre_mbid == 0) {
 		store_msg_path(t->a, mbid, id, &dst);
 		if (link_or_copy(src, dst.data, true) == -1) {
 			store_errf(err, STORE_EINTERNAL,
@@ -732,6 +739,21 @@ id_in(const int64_t *v, size_t n, int64_t x)
 		if (v[i] == x)
 			return true;
 	return false;
+}
+
+/* A reserved message id, or 0 (none left): deliveries not linked ahead
+ * take them too, so the reservation stays above every message
+ * (reserve_valid()). */
+static int64_t
+reserved_id(struct store_account *a)
+{
+	int64_t id = 0;
+
+	lock_take(&a->qlock);
+	if (a->rsv_next < a->rsv_end)
+		id = a->rsv_next++;
+	lock_release(&a->qlock);
+	return id;
 }
 
 /* Whether message id has a row that a failed delivery did not insert:
@@ -788,10 +810,12 @@ deliv_run(struct store_txn *t, struct store_deliv *d, int64_t **dirs,
 	if (store_stmt_exec(t, "SAVEPOINT deliv", &d->err) == -1)
 		goto out;
 	for (size_t i = 0; i < d->n; i++) {
+		bool pre = i == 0 && d->pre_id > 0;
+
 		linked = false;
 		if (add_one(t, d->in, d->mailboxes[i], 0, d->src, d->size,
-			kw.data, NULL, i == 0 ? d->pre_id : 0,
-			i == 0 ? d->pre_mbid : 0, &linked, &d->out[i],
+			kw.data, NULL, pre ? d->pre_id : reserved_id(t->a),
+			pre ? d->pre_mbid : 0, &linked, &d->out[i],
 			&d->err) == -1) {
 			(void)store_exec(t->db,
 			    "ROLLBACK TO deliv; RELEASE deliv", &ignored);
@@ -874,6 +898,31 @@ stage_mailbox(struct store_account *a, sqlite3 *db, const char *name)
 	return id;
 }
 
+/* Whether the reserved ids are still above every message: a row another
+ * writer inserted with a higher id (a new one of another process, or a
+ * file re-indexed by a repair) ends the reservation, so ids keep growing
+ * with time. */
+static bool
+reserve_valid(struct store_account *a, sqlite3 *db)
+{
+	sqlite3_stmt *st = NULL;
+	struct store_err e;
+	int64_t max = INT64_MAX;
+	bool valid;
+
+	if (store_db_stmt(a, db, "SELECT max(id) FROM message", &st, &e) == 0) {
+		if (sqlite3_step(st) == SQLITE_ROW)
+			max = sqlite3_column_int64(st, 0);
+		store_db_stmt_put(a, db, st);
+	}
+	lock_take(&a->qlock);
+	if (max >= a->rsv_next)
+		a->rsv_next = a->rsv_end;
+	valid = a->rsv_next < a->rsv_end;
+	lock_release(&a->qlock);
+	return valid;
+}
+
 /*
  * Link a group's messages into their mailboxes before the group's
  * transaction, under ids the message sequence reserved (a->rsv_*, raised
@@ -906,15 +955,15 @@ stage(struct store_account *a, struct store_deliv *batch)
 		d->pre_id = 0;
 		if (d->n != 1 || d->in->quota > 0)
 			continue;
-		if (db == NULL && (db = store_db_get(a, &e)) == NULL)
-			break;
+		if (db == NULL) {
+			db = store_db_get(a, &e);
+			if (db == NULL || !reserve_valid(a, db))
+				break;
+		}
 		mbid = stage_mailbox(a, db, d->mailboxes[0]);
 		if (mbid == 0)
 			continue;
-		lock_take(&a->qlock);
-		if (a->rsv_next < a->rsv_end)
-			id = a->rsv_next++;
-		lock_release(&a->qlock);
+		id = reserved_id(a);
 		if (id == 0)
 			break;
 		store_msg_path(a, mbid, id, &p);
@@ -972,31 +1021,27 @@ reserve_ids(struct store_account *a, struct store_txn *t, int64_t *lo_out,
 	store_stmt_put(t, st);
 }
 
-/* Commit a group: batch (staged by stage()) and whatever else is queued
- * once the write lock is held. Called in ticket order without locks
- * held. */
+/* Commit a group: every staged delivery (a->ready) once the write lock
+ * is held. Called by the one committing thread, without locks held. */
 static void
-group_commit(struct store_account *a, struct store_deliv *batch)
+group_commit(struct store_account *a)
 {
-	struct store_deliv **tail = &batch, *d;
+	struct store_deliv *batch, *d;
 	struct store_txn t;
 	struct store_err err;
 	struct buf p;
 	int64_t *dirs = NULL, lo = 0, hi = 0;
-	size_t ndirs = 0, n = 0;
+	size_t ndirs = 0;
 	bool ok = false;
 
-	for (d = batch; d != NULL; d = d->next) {
-		tail = &d->next;
-		n++;
-	}
 	if (store_txn_begin(a, &t, &err) == -1)
 		goto grab;
 	ok = true;
 grab:
-	/* Deliveries that queued while the lock was awaited join in. */
+	/* Groups staged while the lock was awaited join in. */
 	lock_take(&a->qlock);
-	grab(a, &tail, n);
+	batch = a->ready;
+	a->ready = a->ready_tail = NULL;
 	lock_release(&a->qlock);
 	if (!ok) {
 		buf_init(&p, STORE_PATH_MAX);
@@ -1036,9 +1081,10 @@ grab:
 done:
 	free(dirs);
 	lock_take(&a->qlock);
-	for (d = batch; d != NULL; d = d->next)
+	for (d = batch; d != NULL; d = d->next) {
 		d->done = true;
-	pthread_cond_broadcast(&a->qcond);
+		pthread_cond_signal(&d->cv);
+	}
 	lock_release(&a->qlock);
 }
 
@@ -1049,7 +1095,6 @@ store_deliver(struct store_account *a, const struct store_add *in,
 {
 	struct store_deliv d, *batch, **tail;
 	struct buf tmp, proc;
-	uint64_t ticket;
 	int rc = -1;
 
 	buf_init(&tmp, STORE_PATH_MAX);
@@ -1067,6 +1112,7 @@ store_deliver(struct store_account *a, const struct store_add *in,
 	d.n = n;
 	d.out = out;
 	d.origin = store_origin_current();
+	lock_cond_init(&d.cv);
 	lock_take(&a->qlock);
 	if (a->qtail != NULL)
 		a->qtail->next = &d;
@@ -1074,12 +1120,27 @@ store_deliver(struct store_account *a, const struct store_add *in,
 		a->qhead = &d;
 	a->qtail = &d;
 	/* One thread at a time takes the queued deliveries as a group and
-	 * links them ahead (stage()); then, while it waits for the groups
-	 * before it to commit, the next thread can stage the next group. */
+	 * links them ahead (stage()) and puts it on the ready list; one
+	 * thread at a time commits all ready groups together, while the
+	 * next group is staged. Each thread waits on its own condition and
+	 * is woken when its delivery is done, or when a turn to stage (its
+	 * delivery is first in the queue) or to commit (first ready) is
+	 * free, so a commit wakes only its own deliveries. */
 	while (!d.done) {
+		if (!a->committing && a->ready != NULL) {
+			a->committing = true;
+			lock_release(&a->qlock);
+			group_commit(a);
+			lock_take(&a->qlock);
+			a->committing = false;
+			if (a->ready != NULL)
+				pthread_cond_signal(&a->ready->cv);
+			if (!a->staging && a->qhead != NULL)
+				pthread_cond_signal(&a->qhead->cv);
+			continue;
+		}
 		if (!a->staging && a->qhead != NULL) {
 			a->staging = true;
-			ticket = ++a->tickets;
 			batch = NULL;
 			tail = &batch;
 			grab(a, &tail, 0);
@@ -1087,19 +1148,22 @@ store_deliver(struct store_account *a, const struct store_add *in,
 			stage(a, batch);
 			lock_take(&a->qlock);
 			a->staging = false;
-			pthread_cond_broadcast(&a->qcond);
-			while (a->committed + 1 != ticket)
-				lock_wait(&a->qlock, &a->qcond);
-			lock_release(&a->qlock);
-			group_commit(a, batch);
-			lock_take(&a->qlock);
-			a->committed = ticket;
-			pthread_cond_broadcast(&a->qcond);
+			if (a->ready_tail != NULL)
+				a->ready_tail->next = batch;
+			else
+				a->ready = batch;
+			while (batch != NULL) {
+				a->ready_tail = batch;
+				batch = batch->next;
+			}
+			if (a->qhead != NULL)
+				pthread_cond_signal(&a->qhead->cv);
 			continue;
 		}
-		lock_wait(&a->qlock, &a->qcond);
+		lock_wait(&a->qlock, &d.cv);
 	}
 	lock_release(&a->qlock);
+	pthread_cond_destroy(&d.cv);
 	rc = d.rc;
 	if (rc == -1 && err != NULL)
 		*err = d.err;

@@ -4,11 +4,12 @@
  * protocols drive as state machines (DESIGN.md "Processes and threads").
  *
  * Thread rule (STYLE.md 8): a connection and its session belong to one
- * thread at a time. While a connection waits it belongs to the reactor and
- * holds no thread; when an event arrives one worker runs the protocol's
- * event() callback. All net_conn_* functions below, unless marked
- * otherwise, may only be called from inside the protocol callbacks of
- * that connection. Other threads use net_conn_get/put/notify only.
+ * thread at a time. While a connection waits it belongs to the runtime
+ * (armed in the workers' epoll set) and holds no thread; when an event
+ * arrives one worker runs the protocol's event() callback. All net_conn_*
+ * functions below, unless marked otherwise, may only be called from
+ * inside the protocol callbacks of that connection. Other threads use
+ * net_conn_get/put/notify only.
  */
 #ifndef NET_NET_H
 #define NET_NET_H

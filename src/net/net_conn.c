@@ -77,7 +77,8 @@ net_conn_put(struct net_conn *c)
 
 	if (c == NULL || atomic_fetch_sub(&c->refs, 1) != 1)
 		return;
-	/* The reactor frees it between epoll batches (net.c). */
+	/* The reactor frees it (net.c); an epoll event still in flight finds
+	 * its handle gone (net_conn_slot_free()). */
 	r = c->r;
 	lock_take(&r->lock);
 	c->next = r->freelist;
@@ -1073,7 +1074,7 @@ net_conn_run(struct net_conn *c)
 			}
 			if (atomic_compare_exchange_weak(&c->state, &old,
 			    NET_CS_WAITING))
-				return; /* c now belongs to the reactor */
+				return; /* c now waits for an event */
 		}
 	}
 }
