@@ -563,6 +563,43 @@ out:
 	return rc;
 }
 
+/* Whether accounts/<name> is a directory without any entry. */
+static bool
+account_dir_empty(const char *datadir, const char *name)
+{
+	struct buf p;
+	struct dirent *de;
+	DIR *d;
+	bool empty = true;
+
+	buf_init(&p, STORE_PATH_MAX);
+	buf_addf(&p, "%s/accounts/%s", datadir, name);
+	d = buf_failed(&p) ? NULL : opendir(p.data);
+	if (d == NULL) {
+		buf_release(&p);
+		return false;
+	}
+	while (empty && (de = readdir(d)) != NULL)
+		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+			empty = false;
+	closedir(d);
+	buf_release(&p);
+	return empty;
+}
+
+static int
+remove_empty_account_dir(const char *datadir, const char *name)
+{
+	struct buf p;
+	int rc;
+
+	buf_init(&p, STORE_PATH_MAX);
+	buf_addf(&p, "%s/accounts/%s", datadir, name);
+	rc = buf_failed(&p) ? -1 : rmdir(p.data);
+	buf_release(&p);
+	return rc;
+}
+
 int
 store_verify_datadir(const char *datadir, bool fix, struct buf *report)
 {
@@ -601,6 +638,19 @@ store_verify_datadir(const char *datadir, bool fix, struct buf *report)
 			continue;
 		}
 		if (store_account_get(s, de->d_name, false, &a, &err) == -1) {
+			/* An empty directory is what an account creation
+			 * that did not finish leaves (the index is built
+			 * elsewhere and linked in last): no account, no
+			 * data, nothing lost. */
+			if (account_dir_empty(datadir, de->d_name)) {
+				if (fix && remove_empty_account_dir(datadir,
+					       de->d_name) == 0)
+					buf_addf(report, "accounts/%s: removed "
+					    "empty directory of an unfinished "
+					    "account creation\n",
+					    de->d_name);
+				continue;
+			}
 			buf_addf(report, "%s: %s\n", de->d_name, err.text);
 			rc = -1;
 			continue;
