@@ -269,8 +269,8 @@ struct store_added {
 };
 
 /* A new empty file for a message, for store_add.fd: an unnamed file
- * (O_TMPFILE) in <datadir>/tmp/msg (made by store_open(); its own block
- * groups on ext4), so creating it takes no directory lock and a crash
+ * (O_TMPFILE) in <datadir>/tmp/msg-XXXXXX (made by store_open(); its own
+ * block group on ext4), so creating it takes no directory lock and a crash
  * leaves nothing behind; path is then empty. Where the file system (or
  * /proc) does not allow that, a named file in <datadir>/tmp whose name is
  * put in path, for the caller to unlink. Returns the descriptor (read and

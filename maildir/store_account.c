@@ -395,37 +395,62 @@ store_new(const char *datadir, struct store_err *err)
 
 /*
  * The directory for the files of messages being received
- * (store_tmpfile()): <datadir>/tmp/msg, made with FS_TOPDIR_FL set on
- * tmp/ so that ext4's Orlov allocator places it in a block group of its
- * own instead of next to its parent, and the inodes of message files come
- * from there. Without a journal, ext4 passes over every inode freed in
- * the last minute (or longer, while its table block is unwritten) when it
- * allocates one, checking them one by one, so in a group where others
- * create and delete many files each create cost milliseconds of CPU
- * (tests/bench/README.md). Best effort: <datadir>/tmp when msg cannot be
- * made, and on other file systems the flag is refused and nothing else
- * changes. Returns the path (owned).
+ * (store_tmpfile()): <datadir>/tmp/msg-XXXXXX, made once with
+ * FS_TOPDIR_FL set on tmp/ so that ext4's Orlov allocator places it in a
+ * block group of its own (an empty one, picked from a start the name
+ * hashes to: a name of its own keeps data directories on one file system
+ * out of each other's groups) instead of next to its parent, and the
+ * inodes of message files come from there. Without a journal, ext4
+ * passes over every inode freed in the last minute (or longer, while its
+ * table block is unwritten) when it allocates one, checking them one by
+ * one, so in a group where others create and delete many files each
+ * create cost milliseconds of CPU (tests/bench/README.md). Best effort:
+ * <datadir>/tmp when no such directory can be made, and on other file
+ * systems the flag is refused and nothing else changes. Returns the path
+ * (owned).
  */
 static char *
 msgtmp_dir(const char *datadir)
 {
 	struct buf p;
+	struct dirent *de;
+	DIR *d;
 	int fd, fl;
 
 	buf_init(&p, STORE_PATH_MAX);
 	buf_addf(&p, "%s/tmp", datadir);
 	fd = open(p.data, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd != -1) {
-		if (ioctl(fd, FS_IOC_GETFLAGS, &fl) == 0 &&
-		    (fl & FS_TOPDIR_FL) == 0) {
-			fl |= FS_TOPDIR_FL;
-			(void)ioctl(fd, FS_IOC_SETFLAGS, &fl); /* a hint */
-		}
-		(void)close(fd);
+	if (fd == -1)
+		return buf_take(&p);
+	if (ioctl(fd, FS_IOC_GETFLAGS, &fl) == 0 && (fl & FS_TOPDIR_FL) == 0) {
+		fl |= FS_TOPDIR_FL;
+		(void)ioctl(fd, FS_IOC_SETFLAGS, &fl); /* a hint */
 	}
-	buf_adds(&p, "/msg");
-	if (buf_failed(&p) || (mkdir(p.data, 0750) == -1 && errno != EEXIST))
-		buf_truncate(&p, p.len - 4);
+	d = fdopendir(fd);
+	if (d == NULL) {
+		(void)close(fd);
+		return buf_take(&p);
+	}
+	while ((de = readdir(d)) != NULL) {
+		struct stat sb;
+
+		if (strncmp(de->d_name, "msg-", 4) != 0)
+			continue;
+		if (de->d_type == DT_DIR ||
+		    (de->d_type == DT_UNKNOWN &&
+			fstatat(dirfd(d), de->d_name, &sb,
+			    AT_SYMLINK_NOFOLLOW) == 0 &&
+			S_ISDIR(sb.st_mode)))
+			break;
+	}
+	if (de != NULL)
+		buf_addf(&p, "/%s", de->d_name);
+	closedir(d);
+	if (de == NULL) {
+		buf_adds(&p, "/msg-XXXXXX");
+		if (buf_failed(&p) || mkdtemp(p.data) == NULL)
+			buf_truncate(&p, strlen(datadir) + 4);
+	}
 	return buf_take(&p);
 }
 

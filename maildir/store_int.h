@@ -33,7 +33,7 @@
 struct store {
 	char *datadir;          /* absolute or as given; immutable */
 	char *msgtmp;           /* where store_tmpfile() makes files:
-				 * <datadir>/tmp/msg or <datadir>/tmp;
+				 * <datadir>/tmp/msg-XXXXXX or <datadir>/tmp;
 				 * immutable */
 	bool proc_fd;           /* /proc/self/fd works: unnamed temp
 				 * files can be linked; immutable */

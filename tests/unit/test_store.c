@@ -1349,6 +1349,30 @@ test_group_commit_counts(void **state)
 	store_mailbox_release(&mb);
 }
 
+/* Deliveries are linked ahead under ids an earlier commit reserved
+ * (doc/DESIGN.md "Group commit"): ids stay unique, and a message another
+ * writer adds with a higher id (an import takes the sequence's next) ends
+ * the reservation, so later deliveries get higher ids again. */
+static void
+test_reserved_ids(void **state)
+{
+	struct fx *fx = *state;
+	struct store_added first, second, imp, later;
+	struct store_add in = { .data = "S: i\r\n\r\nx\r\n", .len = 11 };
+	struct store_err err;
+
+	first = deliver(fx->a, "Inbox", 0, NULL); /* commits a reservation */
+	second = deliver(fx->a, "Inbox", 0, NULL); /* linked ahead */
+	assert_true(second.id != first.id);
+	assert_int_equal(store_import(fx->a, "Inbox", &in, 1, &imp, &err), 0);
+	assert_true(imp.id > second.id);
+	later = deliver(fx->a, "Inbox", 0, NULL);
+	if (later.id <= imp.id)
+		fail_msg("id %lld after imported %lld", (long long)later.id,
+		    (long long)imp.id);
+	assert_true(later.uid > imp.uid);
+}
+
 /* RFC 7162 3.1.3: UNCHANGEDSINCE is tested before the no-op shortcut. */
 static void
 test_unchangedsince_noop(void **state)
@@ -1723,6 +1747,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_delete_nonascii_parent,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_group_commit_counts, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_reserved_ids, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_unchangedsince_noop, setup,
 		    teardown),
